@@ -1,0 +1,109 @@
+"""Start-up validation of the composed config: one readable line per problem, before any work is done."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, ListConfig
+
+from .errors import ConfigError
+from .model import ACTIVATIONS
+from .optim import OPTIMIZERS, SCHEDULERS
+
+TASKS = ("train", "evaluate", "inspect", "baselines", "lr_find")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _fail(key: str, value, allowed: str):
+    raise ConfigError(f"{key}={value!r}: allowed {allowed}")
+
+
+def _check(cond: bool, key: str, value, allowed: str) -> None:
+    if not cond:
+        _fail(key, value, allowed)
+
+
+def _plain(v):
+    return list(v) if isinstance(v, ListConfig) else v
+
+
+def check_model(m: DictConfig) -> None:
+    blocks, widths = _plain(m.blocks), _plain(m.widths)
+    _check(isinstance(blocks, list) and len(blocks) == 3 and all(_is_int(b) and b > 0 for b in blocks),
+           "model.blocks", blocks, "three positive integers, e.g. [2,2,2] (or model/blocks=b222|b333)")
+    _check(isinstance(widths, list) and len(widths) == 3 and all(_is_int(w) and w > 0 for w in widths),
+           "model.widths", widths, "three positive integers, e.g. [64,128,256]")
+    _check(_is_num(m.dropout) and 0 <= m.dropout < 1, "model.dropout", m.dropout,
+           "a number in [0, 1) (or model/dropout=p00|p01|p03)")
+    _check(m.activation in ACTIVATIONS, "model.activation", m.activation, "|".join(ACTIVATIONS))
+    _check(isinstance(m.batch_norm, bool), "model.batch_norm", m.batch_norm, "true|false")
+
+
+def check_optim(o: DictConfig) -> None:
+    _check(o.name in OPTIMIZERS, "optim.name", o.name, "|".join(OPTIMIZERS) + " (optim=adamw|adam|sgd)")
+    _check(_is_num(o.lr) and o.lr > 0, "optim.lr", o.lr, "a number > 0")
+    _check(_is_num(o.weight_decay) and o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, "a number >= 0")
+    if o.name == "sgd":
+        _check(_is_num(o.momentum) and 0 <= o.momentum < 1, "optim.momentum", o.momentum, "a number in [0, 1)")
+        _check(isinstance(o.nesterov, bool), "optim.nesterov", o.nesterov, "true|false")
+        _check(not o.nesterov or o.momentum > 0, "optim.nesterov", o.nesterov, "false when optim.momentum=0")
+
+
+def check_data(d: DictConfig) -> None:
+    _check(_is_int(d.batch_size) and d.batch_size >= 1, "data.batch_size", d.batch_size, "an integer >= 1")
+    _check(_is_int(d.num_workers) and d.num_workers >= 0, "data.num_workers", d.num_workers, "an integer >= 0")
+    _check(_is_int(d.num_classes) and d.num_classes >= 2, "data.num_classes", d.num_classes, "an integer >= 2")
+    _check(d.path is None or isinstance(d.path, str), "data.path", d.path, "null (the hub) or a folder path")
+    for key in ("train_subset", "val_subset", "test_subset"):
+        v = d.get(key)
+        _check(v is None or (_is_int(v) and v >= 1), f"data.{key}", v, "null (all) or an integer >= 1")
+    _check(_is_num(d.test_fraction) and 0 < d.test_fraction < 1, "data.test_fraction", d.test_fraction,
+           "a number in (0, 1)")
+    aug = d.augment
+    _check(_is_num(aug.hflip) and 0 <= aug.hflip <= 1, "data.augment.hflip", aug.hflip, "a probability in [0, 1]")
+    scale = _plain(aug.random_resized_crop.scale)
+    _check(isinstance(scale, list) and len(scale) == 2 and all(_is_num(s) for s in scale)
+           and 0 < scale[0] <= scale[1] <= 1, "data.augment.random_resized_crop.scale", scale,
+           "[min, max] with 0 < min <= max <= 1")
+    for k in ("brightness", "contrast", "saturation"):
+        v = aug.color_jitter[k]
+        _check(_is_num(v) and v >= 0, f"data.augment.color_jitter.{k}", v, "a number >= 0")
+    hue = aug.color_jitter.hue
+    _check(_is_num(hue) and 0 <= hue <= 0.5, "data.augment.color_jitter.hue", hue, "a number in [0, 0.5]")
+
+
+def check_trainer(t: DictConfig) -> None:
+    _check(_is_int(t.epochs) and t.epochs >= 1, "trainer.epochs", t.epochs, "an integer >= 1")
+    dev = t.device
+    _check(isinstance(dev, str) and (dev in ("auto", "cpu", "mps", "cuda") or dev.startswith("cuda:")),
+           "trainer.device", dev, "auto|cpu|cuda|cuda:N|mps")
+    _check(t.precision in PRECISIONS, "trainer.precision", t.precision, "|".join(PRECISIONS))
+    _check(t.progress_bar in ("auto", True, False), "trainer.progress_bar", t.progress_bar, "auto|true|false")
+    for key in ("limit_train_batches",):
+        v = t.get(key)
+        _check(v is None or (_is_int(v) and v >= 1), f"trainer.{key}", v, "null or an integer >= 1")
+    _check(_is_int(t.log_every_n_steps) and t.log_every_n_steps >= 1, "trainer.log_every_n_steps",
+           t.log_every_n_steps, "an integer >= 1")
+    ls = t.get("label_smoothing", 0.0)
+    _check(_is_num(ls) and 0 <= ls < 1, "trainer.label_smoothing", ls, "a number in [0, 1)")
+
+
+def validate_config(cfg: DictConfig) -> None:
+    _check(cfg.task in TASKS, "task", cfg.task, "|".join(TASKS))
+    _check(_is_int(cfg.seed) and cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0")
+    _check(cfg.scheduler.name in SCHEDULERS, "scheduler.name", cfg.scheduler.name,
+           "|".join(SCHEDULERS) + " (scheduler=none|cosine|onecycle)")
+    check_model(cfg.model)
+    check_optim(cfg.optim)
+    check_data(cfg.data)
+    check_trainer(cfg.trainer)
+    _check(cfg.ckpt_path is None or isinstance(cfg.ckpt_path, str), "ckpt_path", cfg.ckpt_path,
+           "null or a path to a .ckpt file")
+    _check(cfg.task != "evaluate" or cfg.ckpt_path is not None, "ckpt_path", cfg.ckpt_path,
+           "a checkpoint path with task=evaluate, e.g. ckpt_path=outputs/<date>/<time>/checkpoints/best.ckpt")

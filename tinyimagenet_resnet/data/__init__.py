@@ -1,0 +1,1 @@
+"""Data: loading the raw dataset, carving splits, transforms and loaders."""

@@ -1,0 +1,84 @@
+"""Assemble the three splits and their DataLoaders from the `data` config."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .dataset import ImageSplitDataset
+from .sampler import EpochSampler
+from .source import load_raw
+from .splits import Split, make_splits, split_summary
+from .transforms import eval_transform, train_transform
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DataModule:
+    cfg: object
+    seed: int
+    raw: object
+    source: str
+    splits: dict[str, Split]
+
+    @classmethod
+    def setup(cls, data_cfg, seed: int) -> "DataModule":
+        raw, source = load_raw(data_cfg)
+        splits = make_splits(np.asarray(raw["train"]["label"]), np.asarray(raw["valid"]["label"]), data_cfg, seed)
+        dm = cls(data_cfg, seed, raw, source, splits)
+        log.info("Splits: %s (fingerprint %s)", dm.summary()["sizes"], dm.summary()["fingerprint"])
+        return dm
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.cfg.num_classes)
+
+    def summary(self) -> dict:
+        return split_summary(self.splits, self.source, self.seed, float(self.cfg.test_fraction))
+
+    def write_summary(self, run_dir: Path) -> None:
+        (Path(run_dir) / "split.json").write_text(json.dumps(self.summary(), indent=2))
+
+    def dataset(self, name: str, train_augment: bool | None = None) -> ImageSplitDataset:
+        augment = (name == "train") if train_augment is None else train_augment
+        transform = train_transform(self.cfg) if augment else eval_transform(self.cfg)
+        split = self.splits[name]
+        return ImageSplitDataset(self.raw[split.source_split], split, transform)
+
+    def _loader(self, ds, batch_size: int, sampler, device: torch.device, shuffle_seed: int | None = None):
+        workers = int(self.cfg.num_workers)
+        generator = torch.Generator().manual_seed(shuffle_seed) if shuffle_seed is not None else None
+        return torch.utils.data.DataLoader(
+            ds,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            generator=generator,
+            persistent_workers=False,
+            prefetch_factor=4 if workers > 0 else None,
+        )
+
+    def train_loader(self, device: torch.device):
+        """Shuffled by an EpochSampler (call `loader.sampler.set_epoch`) with a seeded generator for worker seeds."""
+        ds = self.dataset("train")
+        sampler = EpochSampler(len(ds), self.seed)
+        return self._loader(ds, int(self.cfg.batch_size), sampler, device, shuffle_seed=self.seed)
+
+    def eval_loader(self, name: str, device: torch.device):
+        ds = self.dataset(name)
+        sampler = EpochSampler(len(ds), self.seed, shuffle=False)
+        return self._loader(ds, int(self.cfg.get("eval_batch_size") or self.cfg.batch_size), sampler, device)
+
+
+def set_train_epoch(loader, seed: int, epoch: int, start: int = 0) -> None:
+    """Make epoch `epoch` of a train loader depend only on (seed, epoch): sample order and worker RNG seeds."""
+    loader.sampler.set_epoch(epoch, start)
+    if loader.generator is not None:
+        loader.generator.manual_seed(seed * 1_000_003 + epoch + 7)

@@ -1,0 +1,98 @@
+"""Stratified, seeded train/test carving and subsets, with a machine-independent fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+
+
+@dataclass
+class Split:
+    """One split: indices into a raw split (`train` or `valid`) and their labels."""
+
+    name: str
+    source_split: str
+    indices: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        h.update(self.source_split.encode())
+        h.update(np.ascontiguousarray(self.indices, dtype=np.int64).tobytes())
+        h.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
+        return h.hexdigest()[:16]
+
+
+def stratified_take(labels: np.ndarray, n_take: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (keep, take) with `take` a stratified sample of `n_take`, using `datasets`' own stratified splitter."""
+    import datasets
+
+    if n_take >= len(labels):
+        return np.array([], dtype=np.int64), np.arange(len(labels))
+    classes = np.unique(labels)
+    table = datasets.Dataset.from_dict(
+        {"pos": np.arange(len(labels)), "label": labels.astype(np.int64)},
+        features=datasets.Features(
+            {"pos": datasets.Value("int64"), "label": datasets.ClassLabel(num_classes=int(classes.max()) + 1)}
+        ),
+    )
+    parts = table.train_test_split(test_size=n_take, stratify_by_column="label", seed=seed, shuffle=True)
+    keep = np.sort(np.asarray(parts["train"]["pos"], dtype=np.int64))
+    take = np.sort(np.asarray(parts["test"]["pos"], dtype=np.int64))
+    return keep, take
+
+
+def _subset(split: Split, size, key: str, seed: int) -> Split:
+    if size is None:
+        return split
+    size = int(size)
+    n_classes = len(np.unique(split.labels))
+    if size > len(split) or size < n_classes:
+        raise ConfigError(
+            f"{key}={size}: allowed null or an int in [{n_classes}, {len(split)}] "
+            f"(at least one image per class of the {split.name} split, at most its size)"
+        )
+    if size == len(split):
+        return split
+    _, take = stratified_take(split.labels, size, seed)
+    return Split(split.name, split.source_split, split.indices[take], split.labels[take])
+
+
+def make_splits(train_labels: np.ndarray, valid_labels: np.ndarray, data_cfg, seed: int) -> dict[str, Split]:
+    """val = hub `valid`; test = stratified `test_fraction` of hub `train`; train = the rest. Then optional subsets."""
+    frac = float(data_cfg.test_fraction)
+    n_test = int(round(len(train_labels) * frac))
+    n_classes = len(np.unique(train_labels))
+    if not 0 < frac < 1 or n_test < n_classes:
+        raise ConfigError(
+            f"data.test_fraction={frac}: allowed a fraction in (0, 1) giving at least one test image per class "
+            f"({n_classes} classes, {len(train_labels)} train images)"
+        )
+    keep, take = stratified_take(train_labels, n_test, seed)
+    splits = {
+        "train": Split("train", "train", keep, train_labels[keep]),
+        "val": Split("val", "valid", np.arange(len(valid_labels)), np.asarray(valid_labels)),
+        "test": Split("test", "train", take, train_labels[take]),
+    }
+    for name, key in (("train", "train_subset"), ("val", "val_subset"), ("test", "test_subset")):
+        splits[name] = _subset(splits[name], data_cfg.get(key), f"data.{key}", seed)
+    return splits
+
+
+def split_summary(splits: dict[str, Split], source: str, seed: int, test_fraction: float) -> dict:
+    return {
+        "source": source,
+        "seed": seed,
+        "test_fraction": test_fraction,
+        "stratified": True,
+        "sizes": {k: len(v) for k, v in splits.items()},
+        "fingerprints": {k: v.fingerprint() for k, v in splits.items()},
+        "fingerprint": hashlib.sha256("".join(v.fingerprint() for v in splits.values()).encode()).hexdigest()[:16],
+    }

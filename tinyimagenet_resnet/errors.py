@@ -1,0 +1,40 @@
+"""User-facing errors: each carries ONE line naming the key, the value and what is allowed."""
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad config, missing data, bad checkpoint). Printed as one line, exit 2."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError):
+    pass
+
+
+class DataError(UserError):
+    pass
+
+
+class CheckpointError(UserError):
+    pass
+
+
+class DivergedError(Exception):
+    """The loss became NaN/Inf. Not a user error: the run records status 'diverged' and fails."""
+
+    exit_code = 3
+
+    def __init__(self, epoch: int, step: int, loss: float):
+        self.epoch, self.step, self.loss = epoch, step, loss
+        super().__init__(
+            f"training diverged: non-finite loss ({loss}) at global step {step} (epoch {epoch}); "
+            "lower optim.lr or check the data"
+        )
+
+
+def one_line(exc: BaseException) -> str:
+    """The last non-empty line of an exception message (DataLoader workers wrap messages in a traceback)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = lines[-1] if lines else type(exc).__name__
+    prefix = f"{type(exc).__name__}: "
+    return text[len(prefix):] if text.startswith(prefix) else text

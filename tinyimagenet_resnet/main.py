@@ -1,0 +1,90 @@
+"""The single entry point: `python -m tinyimagenet_resnet.main [task=...] [group=option ...] [key=value ...]`.
+
+Run `python -m tinyimagenet_resnet.main --help` for the config groups and keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from . import resolvers
+from .config_check import validate_config
+from .engine import Interrupted
+from .errors import DivergedError, UserError, one_line
+
+log = logging.getLogger("tinyimagenet_resnet")
+
+
+def config_dir() -> str:
+    """`conf/` of a clone (editable install, or running from the source tree), else the copy shipped in the wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "conf", here / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return str(candidate)
+    raise RuntimeError(f"tinyimagenet_resnet: config folder not found next to {here}")
+
+
+resolvers.register()
+
+
+def _task(name: str):
+    """The task's `run(cfg)`; imported lazily so `--help` and config errors stay fast."""
+    import importlib
+
+    return importlib.import_module(f"tinyimagenet_resnet.tasks.{name}").run
+
+
+def _remove_if_untouched(run_dir: Path) -> None:
+    """A run that failed before doing any work leaves nothing behind (only Hydra's .hydra/ and the log exist)."""
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra", "main.log", "run_name.txt"}:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _resume_command(ckpt: Path) -> str:
+    return f"python -m tinyimagenet_resnet.main ckpt_path={ckpt}"
+
+
+def run(cfg: DictConfig):
+    """Validate, dispatch to the task, and turn user errors into one line + non-zero exit (single runs).
+
+    In a multirun the exception propagates instead, so the launcher/sweeper records the job as failed."""
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode == RunMode.MULTIRUN
+    try:
+        validate_config(cfg)
+        return _task(cfg.task)(cfg)
+    except UserError as exc:
+        if multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        _remove_if_untouched(run_dir)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except DivergedError as exc:
+        log.error("%s", exc)
+        if multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except Interrupted as exc:
+        log.warning("Interrupted by %s; resume with: %s", exc.signame, _resume_command(exc.ckpt))
+        print(f"interrupted by {exc.signame}; resume with:\n  {_resume_command(exc.ckpt)}", file=sys.stderr)
+        sys.exit(130 if exc.signame == "SIGINT" else 143)
+
+
+@hydra.main(config_path=config_dir(), config_name="config")
+def main(cfg: DictConfig):
+    return run(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Readable run names built from the overrides that shaped a run, e.g. `lr=1e-4_wd=1e-5_blocks=222_dropout=0.1`."""
+
+from __future__ import annotations
+
+# (name in the run name, override keys that select it, how to render the resolved value)
+_PARTS = [
+    ("optim", ("optim", "optim.name"), lambda c: c.optim.name),
+    ("lr", ("optim.lr",), lambda c: f"{c.optim.lr:g}"),
+    ("wd", ("optim.weight_decay",), lambda c: f"{c.optim.weight_decay:g}"),
+    ("blocks", ("model/blocks", "model.blocks"), lambda c: "".join(str(b) for b in c.model.blocks)),
+    ("dropout", ("model/dropout", "model.dropout"), lambda c: f"{c.model.dropout:g}"),
+    ("act", ("model.activation",), lambda c: c.model.activation),
+    ("bn", ("model.batch_norm",), lambda c: str(c.model.batch_norm).lower()),
+    ("bs", ("data.batch_size",), lambda c: str(c.data.batch_size)),
+    ("epochs", ("trainer.epochs",), lambda c: str(c.trainer.epochs)),
+]
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def run_name(cfg, overrides) -> str:
+    """`cfg.run_name` if set, else the swept/overridden hyper-parameters in a fixed order, else 'default'."""
+    if cfg.get("run_name"):
+        return str(cfg.run_name)
+    keys = {_key(o) for o in overrides}
+    parts = [f"{name}={render(cfg)}" for name, sources, render in _PARTS if keys & set(sources)]
+    return "_".join(parts) if parts else "default"

@@ -1,0 +1,56 @@
+"""OmegaConf resolvers used by the Hydra config: the run directory of a resumed run."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+from omegaconf import OmegaConf
+
+_STARTED = datetime.now()
+
+
+def _resume_target(task, ckpt_path, resume, overrides, default_dir: str) -> Path | None:
+    """The existing run directory a `task=train` invocation continues, or None for a fresh run."""
+    if task != "train":
+        return None
+    if ckpt_path:
+        p = Path(str(ckpt_path)).expanduser()
+        if p.parent.name == "checkpoints" and (p.parent.parent / ".hydra").is_dir():
+            return p.parent.parent
+        return None
+    if resume in (None, False, "false"):
+        return None
+    if resume is not True:  # a run directory given explicitly
+        return Path(str(resume)).expanduser()
+    wanted = sorted(o for o in (overrides or []) if not o.startswith("resume="))
+    root = Path(default_dir).parent.parent  # outputs/<date>/<time> -> outputs
+    runs = sorted(root.glob("*/*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for ckpt in runs:
+        run = ckpt.parent.parent
+        try:
+            previous = yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text()) or []
+        except OSError:
+            continue
+        if sorted(o for o in previous if not o.startswith("resume=")) == wanted:
+            return run
+    return None
+
+
+def run_dir(task, ckpt_path, resume, overrides, default_dir):
+    target = _resume_target(task, ckpt_path, resume, overrides, default_dir)
+    return str(target) if target is not None else default_dir
+
+
+def hydra_subdir(task, ckpt_path, resume, overrides, default_dir):
+    """Keep the original `.hydra/` of a resumed run; the resuming invocation's files go beside it."""
+    if _resume_target(task, ckpt_path, resume, overrides, default_dir) is None:
+        return ".hydra"
+    return f".hydra/resume-{_STARTED:%Y-%m-%d_%H-%M-%S-%f}"
+
+
+def register() -> None:
+    reg = getattr(OmegaConf, "register_resolver", None) or OmegaConf.register_new_resolver  # omegaconf 2.4 / 2.3
+    reg("tir.run_dir", run_dir, replace=True)
+    reg("tir.hydra_subdir", hydra_subdir, replace=True)

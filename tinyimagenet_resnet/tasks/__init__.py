@@ -1,0 +1,1 @@
+"""Tasks of the single entry point, selected by `task=<name>`."""

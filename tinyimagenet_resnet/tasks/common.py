@@ -1,0 +1,102 @@
+"""Pieces every task shares: run context (device, precision, seeding), data, model and checkpoint restore."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from ..checkpoint import arch_string, load_checkpoint, load_model_state
+from ..data.datamodule import DataModule
+from ..errors import CheckpointError
+from ..model import build_model, count_parameters
+from ..naming import run_name
+from ..runtime import resolve_precision, seed_everything, select_device, set_deterministic
+from ..tb_logger import TBLogger
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunContext:
+    cfg: DictConfig
+    run_dir: Path
+    name: str
+    overrides: list
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+
+
+def run_context(cfg: DictConfig) -> RunContext:
+    hc = HydraConfig.get()
+    overrides = list(hc.overrides.task)
+    run_dir = Path(hc.runtime.output_dir)
+    device = select_device(cfg.trainer.device)
+    seed_everything(int(cfg.seed))
+    set_deterministic(bool(cfg.trainer.deterministic))
+    name = run_name(cfg, overrides)
+    (run_dir / "run_name.txt").write_text(name + "\n")
+    log.info("Run %s in %s on %s", name, run_dir, device)
+    return RunContext(cfg, run_dir, name, overrides, device, resolve_precision(cfg.trainer.precision, device),
+                      use_channels_last(cfg, device))
+
+
+def use_channels_last(cfg: DictConfig, device: torch.device) -> bool:
+    """`trainer.channels_last`, except on CPU with a stage of <= 8 channels: oneDNN (torch 2.14.1) crashes in the
+    backward of a 1x1 stride-2 channels_last convolution with so few input channels."""
+    wanted = bool(cfg.trainer.channels_last)
+    if wanted and device.type == "cpu" and min(cfg.model.widths) <= 8:
+        log.warning("trainer.channels_last disabled: model.widths=%s has a stage of <= 8 channels (oneDNN bug on CPU)",
+                    list(cfg.model.widths))
+        return False
+    return wanted
+
+
+def make_model(cfg: DictConfig, num_classes: int, device: torch.device, channels_last: bool) -> torch.nn.Module:
+    model = build_model(cfg.model, num_classes)
+    log.info("Model ResNet blocks=%s widths=%s dropout=%s act=%s bn=%s: %s parameters",
+             list(cfg.model.blocks), list(cfg.model.widths), cfg.model.dropout, cfg.model.activation,
+             cfg.model.batch_norm, f"{count_parameters(model):,}")
+    model = model.to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def setup_data(cfg: DictConfig, run_dir: Path) -> DataModule:
+    dm = DataModule.setup(cfg.data, int(cfg.seed))
+    dm.write_summary(run_dir)
+    return dm
+
+
+def open_tb(run_dir: Path, name: str, purge_step: int | None = None) -> TBLogger:
+    return TBLogger(run_dir / "tensorboard" / name, purge_step=purge_step)
+
+
+def config_from_checkpoint(cfg: DictConfig, ckpt: dict, overrides: list, keep: tuple = ()) -> DictConfig:
+    """The checkpoint's own config, so the user repeats no override. Keys in `keep` come from the command line.
+    An explicit model override that contradicts the checkpoint is refused (different architecture)."""
+    saved = OmegaConf.create(ckpt["config"])
+    requested_model = any(o.split("=", 1)[0].lstrip("+~").startswith("model") for o in overrides)
+    if requested_model and OmegaConf.to_container(cfg.model, resolve=True) != ckpt["config"]["model"]:
+        raise CheckpointError(
+            f"ckpt_path={cfg.ckpt_path!r}: checkpoint holds a different architecture "
+            f"({arch_string(ckpt['config'])}) than requested ({arch_string(OmegaConf.to_container(cfg))}); "
+            "drop the model overrides or pick a matching checkpoint"
+        )
+    for key in ("task", "ckpt_path", "resume", "data.path", "data.num_workers", "trainer.device",
+                "trainer.progress_bar") + tuple(keep):
+        OmegaConf.update(saved, key, OmegaConf.select(cfg, key), force_add=True)
+    return saved
+
+
+def load_for_model(cfg: DictConfig, path) -> dict:
+    ckpt = load_checkpoint(path)
+    probe = build_model(OmegaConf.create(ckpt["config"]).model, int(ckpt["config"]["data"]["num_classes"]))
+    load_model_state(probe, ckpt, path)
+    return ckpt
