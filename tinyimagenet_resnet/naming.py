@@ -11,8 +11,6 @@ _PARTS = [
     ("dropout", ("model/dropout", "model.dropout"), lambda c: f"{c.model.dropout:g}"),
     ("act", ("model.activation",), lambda c: c.model.activation),
     ("bn", ("model.batch_norm",), lambda c: str(c.model.batch_norm).lower()),
-    ("bs", ("data.batch_size",), lambda c: str(c.data.batch_size)),
-    ("epochs", ("trainer.epochs",), lambda c: str(c.trainer.epochs)),
 ]
 
 
@@ -21,7 +19,9 @@ def _key(override: str) -> str:
 
 
 def run_name(cfg, overrides) -> str:
-    """`cfg.run_name` if set, else the swept/overridden hyper-parameters in a fixed order, else 'default'."""
+    """`cfg.run_name` if set, else the overridden model/optimiser hyper-parameters in a fixed order, else 'default'.
+
+    Run lengths and batch sizes are left out: they are usually the same across the runs being compared."""
     if cfg.get("run_name"):
         return str(cfg.run_name)
     keys = {_key(o) for o in overrides}

@@ -12,7 +12,7 @@ import torch
 
 from .dataset import ImageSplitDataset
 from .sampler import EpochSampler
-from .source import load_raw
+from .source import labels_of, load_raw
 from .splits import Split, make_splits, split_summary
 from .transforms import eval_transform, train_transform
 
@@ -30,7 +30,7 @@ class DataModule:
     @classmethod
     def setup(cls, data_cfg, seed: int) -> "DataModule":
         raw, source = load_raw(data_cfg)
-        splits = make_splits(np.asarray(raw["train"]["label"]), np.asarray(raw["valid"]["label"]), data_cfg, seed)
+        splits = make_splits(labels_of(raw["train"]), labels_of(raw["valid"]), data_cfg, seed)
         dm = cls(data_cfg, seed, raw, source, splits)
         log.info("Splits: %s (fingerprint %s)", dm.summary()["sizes"], dm.summary()["fingerprint"])
         return dm

@@ -48,6 +48,8 @@ def load_raw(data_cfg):
         root = Path(str(data_cfg.path)).expanduser().resolve()
         if not root.is_dir():
             raise DataError(f"data.path={str(data_cfg.path)!r}: no such folder ({root}); {LOCAL_HINT}")
+        if not any(root.glob("data/*.parquet")) and not any(root.glob("*.parquet")):
+            raise DataError(f"data.path={str(data_cfg.path)!r}: not a dataset folder (no parquet files); {LOCAL_HINT}")
         data_files = _data_files(root, data_cfg.get("train_files"), data_cfg.get("val_files"))
         try:
             if data_files is None:
@@ -66,6 +68,14 @@ def load_raw(data_cfg):
     return raw, source
 
 
+def labels_of(raw_split) -> np.ndarray:
+    """The label column as a numpy array, straight from Arrow (datasets' row formatters take ~10 s on 100k rows)."""
+    column = raw_split.data.column("label")
+    if raw_split._indices is not None:  # a selected/shuffled view: map through its indices
+        column = column.take(raw_split._indices.column(0))
+    return column.to_numpy()
+
+
 def check_raw(raw, source: str, num_classes: int) -> None:
     """Refuse a dataset without the expected splits/columns or with labels outside 0..num_classes-1."""
     for split in ("train", "valid"):
@@ -74,7 +84,7 @@ def check_raw(raw, source: str, num_classes: int) -> None:
         missing = {"image", "label"} - set(raw[split].column_names)
         if missing:
             raise DataError(f"data.path={source!r}: split {split!r} lacks column(s) {sorted(missing)}")
-        labels = np.asarray(raw[split]["label"])
+        labels = labels_of(raw[split])
         if len(labels) == 0:
             raise DataError(f"data.path={source!r}: split {split!r} is empty")
         bad = np.flatnonzero((labels < 0) | (labels >= num_classes))

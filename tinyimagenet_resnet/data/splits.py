@@ -31,22 +31,20 @@ class Split:
 
 
 def stratified_take(labels: np.ndarray, n_take: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (keep, take) with `take` a stratified sample of `n_take`, using `datasets`' own stratified splitter."""
-    import datasets
+    """Positions (keep, take) with `take` a stratified sample of `n_take`.
+
+    Uses the splitter behind `datasets.Dataset.train_test_split(stratify_by_column=...)` with the same
+    `np.random.default_rng(seed)`, called on the label array directly (building a Dataset for it costs ~4 s on 100k)."""
+    from datasets.utils.stratify import stratified_shuffle_split_generate_indices
 
     if n_take >= len(labels):
         return np.array([], dtype=np.int64), np.arange(len(labels))
-    classes = np.unique(labels)
-    table = datasets.Dataset.from_dict(
-        {"pos": np.arange(len(labels)), "label": labels.astype(np.int64)},
-        features=datasets.Features(
-            {"pos": datasets.Value("int64"), "label": datasets.ClassLabel(num_classes=int(classes.max()) + 1)}
-        ),
+    keep, take = next(
+        stratified_shuffle_split_generate_indices(
+            np.asarray(labels), len(labels) - n_take, n_take, rng=np.random.default_rng(seed)
+        )
     )
-    parts = table.train_test_split(test_size=n_take, stratify_by_column="label", seed=seed, shuffle=True)
-    keep = np.sort(np.asarray(parts["train"]["pos"], dtype=np.int64))
-    take = np.sort(np.asarray(parts["test"]["pos"], dtype=np.int64))
-    return keep, take
+    return np.sort(np.asarray(keep, dtype=np.int64)), np.sort(np.asarray(take, dtype=np.int64))
 
 
 def _subset(split: Split, size, key: str, seed: int) -> Split:

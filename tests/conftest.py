@@ -1,0 +1,62 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tiny_dataset import write_tiny_imagenet
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_DATA = Path(os.environ.get("TINYIMAGENET_PATH", REPO.parent / "shared" / "tiny-imagenet"))
+# Small, fast model settings for subprocess runs on the tiny fixture.
+TINY_ARGS = ["model.widths=[16,16,16]", "data.batch_size=16", "data.num_workers=0", "trainer.epochs=2"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hermetic_hf_cache(tmp_path_factory):
+    """datasets' cache and the hub client stay inside the test session (inherited by subprocesses)."""
+    cache = tmp_path_factory.mktemp("hf_cache")
+    os.environ["HF_DATASETS_CACHE"] = str(cache / "datasets")
+    os.environ["HF_HOME"] = str(cache / "home")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ.pop("HYDRA_FULL_ERROR", None)
+    yield
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    return write_tiny_imagenet(tmp_path_factory.mktemp("tiny") / "tiny-imagenet")
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    if not (REAL_DATA / "data").is_dir():
+        pytest.skip(f"real Tiny ImageNet not found at {REAL_DATA} (set TINYIMAGENET_PATH to a copy)")
+    return REAL_DATA
+
+
+def run_main(args, cwd, check=True, timeout=600, env=None):
+    """Run the real entry point in a subprocess, as a user would."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "tinyimagenet_resnet.main", *map(str, args)],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def only_run_dir(root: Path) -> Path:
+    runs = [p for p in (root / "outputs").glob("*/*") if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def read_scalars(event_dir: Path) -> dict:
+    """Read TensorBoard scalars back from the event files: {tag: [(step, value), ...]}."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(event_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}

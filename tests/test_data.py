@@ -1,0 +1,121 @@
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from tinyimagenet_resnet.data.datamodule import DataModule, set_train_epoch
+from tinyimagenet_resnet.data.source import load_raw
+from tinyimagenet_resnet.errors import ConfigError, DataError
+from tiny_dataset import write_tiny_imagenet
+from conftest import REPO
+
+
+def data_cfg(path, **over):
+    cfg = OmegaConf.load(REPO / "conf" / "data" / "tiny_imagenet.yaml")
+    cfg.path = str(path)
+    cfg.num_workers = 0
+    cfg.batch_size = 8
+    for k, v in over.items():
+        OmegaConf.update(cfg, k, v)
+    return cfg
+
+
+def test_loads_through_datasets_and_carves_stratified_splits(tiny_data):
+    dm = DataModule.setup(data_cfg(tiny_data), seed=42)
+    sizes = {k: len(v) for k, v in dm.splits.items()}
+    assert sizes == {"train": 72, "val": 20, "test": 8}
+    # test = 10% of train, stratified: 2 per class; train keeps the other 18 per class
+    assert np.bincount(dm.splits["test"].labels).tolist() == [2, 2, 2, 2]
+    assert np.bincount(dm.splits["train"].labels).tolist() == [18, 18, 18, 18]
+    assert not set(dm.splits["train"].indices) & set(dm.splits["test"].indices)
+    assert dm.splits["val"].source_split == "valid"
+
+
+def test_split_is_a_function_of_the_seed(tiny_data):
+    a = DataModule.setup(data_cfg(tiny_data), seed=1).summary()
+    b = DataModule.setup(data_cfg(tiny_data), seed=1).summary()
+    c = DataModule.setup(data_cfg(tiny_data), seed=2).summary()
+    assert a["fingerprint"] == b["fingerprint"]
+    assert a["fingerprints"]["test"] != c["fingerprints"]["test"]
+
+
+def test_subsets_are_stratified_and_checked(tiny_data):
+    dm = DataModule.setup(data_cfg(tiny_data, train_subset=8, val_subset=4), seed=0)
+    assert np.bincount(dm.splits["train"].labels).tolist() == [2, 2, 2, 2]
+    assert np.bincount(dm.splits["val"].labels).tolist() == [1, 1, 1, 1]
+    with pytest.raises(ConfigError, match=r"data.train_subset=3: allowed null or an int in \[4, 72\]"):
+        DataModule.setup(data_cfg(tiny_data, train_subset=3), seed=0)
+    with pytest.raises(ConfigError, match="data.val_subset=21"):
+        DataModule.setup(data_cfg(tiny_data, val_subset=21), seed=0)
+
+
+def test_batches_are_rgb_normalised_and_only_train_is_random(tiny_data):
+    dm = DataModule.setup(data_cfg(tiny_data), seed=0)
+    x, y = next(iter(dm.train_loader(torch.device("cpu"))))
+    assert x.shape == (8, 3, 64, 64) and x.dtype == torch.float32 and y.shape == (8,)
+    # grayscale (mode L) images in the fixture come out as 3 channels
+    gray = [i for i in range(len(dm.splits["val"])) if dm.dataset("val").raw_image(i).mode == "RGB"]
+    assert len(gray) == len(dm.splits["val"])
+    val = dm.dataset("val")
+    assert torch.equal(val[3][0], val[3][0])  # deterministic
+    train = dm.dataset("train")
+    assert not torch.equal(train[3][0], train[3][0])  # augmented
+    no_aug = dm.dataset("train", train_augment=False)
+    assert torch.equal(no_aug[3][0], val.transform(train.raw_image(3)))
+
+
+def test_data_order_depends_only_on_seed_and_epoch(tiny_data):
+    dm = DataModule.setup(data_cfg(tiny_data), seed=0)
+    loader = dm.train_loader(torch.device("cpu"))
+    set_train_epoch(loader, 0, 3)
+    first = list(loader.sampler)
+    set_train_epoch(loader, 0, 4)
+    assert list(loader.sampler) != first
+    set_train_epoch(loader, 0, 3, start=10)
+    assert list(loader.sampler) == first[10:]
+
+
+def test_missing_path_gives_one_clear_line(tmp_path):
+    with pytest.raises(DataError) as err:
+        load_raw(data_cfg(tmp_path / "nope"))
+    msg = str(err.value)
+    assert "data.path=" in msg and "no such folder" in msg and "\n" not in msg
+
+
+def test_folder_that_is_not_a_dataset(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(DataError, match=r"data.path='.*': not a dataset folder \(no parquet files\)"):
+        load_raw(data_cfg(tmp_path))
+
+
+def test_hub_unreachable_offline_names_data_path():
+    cfg = data_cfg("x")
+    cfg.path = None
+    with pytest.raises(DataError) as err:
+        load_raw(cfg)
+    assert "zh-plus/tiny-imagenet" in str(err.value) and "data.path=" in str(err.value)
+
+
+def test_out_of_range_label_is_refused_at_load(tmp_path):
+    root = write_tiny_imagenet(tmp_path / "bad", n_train=2, n_val=1, bad_label=250)
+    with pytest.raises(DataError, match=r"label out of range in split 'train' at index 0: 250.*0..199"):
+        load_raw(data_cfg(root))
+
+
+def test_corrupt_image_names_split_and_index(tmp_path):
+    root = write_tiny_imagenet(tmp_path / "corrupt", n_train=3, n_val=1, corrupt_train_index=5)
+    dm = DataModule.setup(data_cfg(root, test_fraction=0.34), seed=0)
+    ds = dm.dataset("train")
+    pos = int(np.flatnonzero(dm.splits["train"].indices == 5)[0]) if 5 in dm.splits["train"].indices else None
+    target = ds if pos is not None else dm.dataset("test")
+    pos = pos if pos is not None else int(np.flatnonzero(dm.splits["test"].indices == 5)[0])
+    with pytest.raises(DataError, match=r"corrupt image in split 'train' at index 5"):
+        target[pos]
+
+
+def test_shard_globs_restrict_the_files(real_data):
+    cfg = data_cfg(real_data, train_files="data/train-00000-*", val_files="data/valid-00000-*")
+    raw, _ = load_raw(cfg)
+    assert 6200 <= len(raw["train"]) <= 6400 and len(raw["valid"]) == 5000
+    with pytest.raises(DataError, match="data.train_files='data/nothing-\\*'"):
+        load_raw(data_cfg(real_data, train_files="data/nothing-*"))
