@@ -70,10 +70,9 @@ def run(cfg: DictConfig):
         print(f"error: {one_line(exc)}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except DivergedError as exc:
-        log.error("%s", exc)
+        log.error("%s", exc)  # to the console and main.log; metrics.json already says status: diverged
         if multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except Interrupted as exc:
         log.warning("Interrupted by %s; resume with: %s", exc.signame, _resume_command(exc.ckpt))
@@ -81,10 +80,36 @@ def run(cfg: DictConfig):
         sys.exit(130 if exc.signame == "SIGINT" else 143)
 
 
+def check_group_choices(argv: list[str], conf: Path) -> str | None:
+    """One readable line for `group=option` overrides naming an option that does not exist (Hydra's own message
+    spans a dozen lines). Sweep expressions (`a,b`) are checked item by item; function syntax is left to Hydra."""
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, value = arg.split("=", 1)
+        key = key.lstrip("+~")
+        group = conf / key
+        if key.startswith("hydra") or not group.is_dir() or "(" in value or value in ("null", ""):
+            continue
+        allowed = sorted(p.stem for p in group.glob("*.yaml"))
+        for option in value.split(","):
+            if option not in allowed:
+                return f"{key}={option!r}: allowed {'|'.join(allowed)}"
+    return None
+
+
 @hydra.main(config_path=config_dir(), config_name="config")
 def main(cfg: DictConfig):
     return run(cfg)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    problem = check_group_choices(sys.argv[1:], Path(config_dir()))
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
     main()
+
+
+if __name__ == "__main__":
+    cli()

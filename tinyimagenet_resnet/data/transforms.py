@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torchvision.transforms import v2
 
+IMAGE_SIZE = 64  # Tiny ImageNet images are 64x64; crops are resized back to it
+
 
 def eval_transform(data_cfg) -> v2.Compose:
     return v2.Compose(
@@ -21,7 +23,7 @@ def train_transform(data_cfg) -> v2.Compose:
         if crop.enabled:
             ops.append(
                 v2.RandomResizedCrop(
-                    int(data_cfg.image_size), scale=tuple(crop.scale), ratio=tuple(crop.ratio), antialias=True
+                    IMAGE_SIZE, scale=tuple(crop.scale), ratio=tuple(crop.ratio), antialias=True
                 )
             )
         if aug.hflip > 0:
