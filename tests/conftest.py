@@ -60,3 +60,20 @@ def read_scalars(event_dir: Path) -> dict:
     acc = EventAccumulator(str(event_dir), size_guidance={"scalars": 0})
     acc.Reload()
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def read_hparams(event_dir: Path) -> tuple[dict, dict]:
+    """Read the TensorBoard HParams back from the event files: (hparams, metric values)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    acc = EventAccumulator(str(event_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    hparams = {k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind"))
+               for k, v in start.session_start_info.hparams.items()}
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
+    metric_tags = [m.name.tag for m in experiment.experiment.metric_infos]
+    scalars = {tag: acc.Scalars(tag)[-1].value for tag in metric_tags}
+    return hparams, scalars

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from conftest import TINY_ARGS, only_run_dir, read_scalars, run_main
+from conftest import TINY_ARGS, only_run_dir, read_hparams, read_scalars, run_main
 from tinyimagenet_resnet.model import ResNet, build_model
 
 TAGS = {"train/loss", "train/accuracy", "val/loss", "val/accuracy", "val/top5", "val/f1_macro", "lr",
@@ -49,6 +49,15 @@ def test_train_run_leaves_a_complete_run_directory(tiny_data, tmp_path):
     assert torch.load(run / "checkpoints/last.ckpt", weights_only=False)["epoch"] == 2
     best_ckpt = torch.load(run / "checkpoints/best.ckpt", weights_only=False)
     assert best_ckpt["metrics"]["val/accuracy"] == metrics["best"]["val/accuracy"]
+
+    # HParams in the run's own event directory (no stray timestamped sub-folder)
+    event_dirs = {p.parent for p in (run / "tensorboard").rglob("events.out.tfevents.*")}
+    assert event_dirs == {run / "tensorboard" / name}
+    hparams, hmetrics = read_hparams(run / "tensorboard" / name)
+    assert hparams["lr"] == 0.05 and hparams["optim"] == "sgd" and hparams["blocks"] == "333"
+    assert hparams["dropout"] == 0.3 and hparams["epochs"] == 2
+    assert abs(hmetrics["hparam/best_val_accuracy"] - metrics["best"]["val/accuracy"]) < 1e-6  # float32 in TB
+    assert hmetrics["hparam/epochs_run"] == 2
 
     split = json.loads((run / "split.json").read_text())
     assert split["sizes"] == {"train": 72, "val": 20, "test": 8} and len(split["fingerprint"]) == 16

@@ -5,10 +5,10 @@ from __future__ import annotations
 # (name in the run name, override keys that select it, how to render the resolved value)
 _PARTS = [
     ("optim", ("optim", "optim.name"), lambda c: c.optim.name),
-    ("lr", ("optim.lr",), lambda c: f"{c.optim.lr:g}"),
-    ("wd", ("optim.weight_decay",), lambda c: f"{c.optim.weight_decay:g}"),
+    ("lr", ("optim.lr",), lambda c: f"{c.optim.lr:.3g}"),
+    ("wd", ("optim.weight_decay",), lambda c: f"{c.optim.weight_decay:.3g}"),
     ("blocks", ("model/blocks", "model.blocks"), lambda c: "".join(str(b) for b in c.model.blocks)),
-    ("dropout", ("model/dropout", "model.dropout"), lambda c: f"{c.model.dropout:g}"),
+    ("dropout", ("model/dropout", "model.dropout"), lambda c: f"{c.model.dropout:.3g}"),
     ("act", ("model.activation",), lambda c: c.model.activation),
     ("bn", ("model.batch_norm",), lambda c: str(c.model.batch_norm).lower()),
 ]

@@ -10,6 +10,7 @@ from ..engine import Trainer
 from ..errors import ConfigError
 from ..model import count_parameters
 from ..optim import build_optimizer, build_scheduler
+from ..sweeps.pruning import pruning_callback
 from .common import config_from_checkpoint, load_for_model, make_model, open_tb, run_context, setup_data
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def resume_checkpoint(cfg: DictConfig, run_dir):
     return None
 
 
-def run(cfg: DictConfig, epoch_callbacks=()) -> float:
+def run(cfg: DictConfig) -> float:
     ctx = run_context(cfg)
     ckpt_file = resume_checkpoint(cfg, ctx.run_dir)
     ckpt = None
@@ -59,6 +60,7 @@ def run(cfg: DictConfig, epoch_callbacks=()) -> float:
     scheduler, interval = build_scheduler(cfg.scheduler, optimizer, int(cfg.trainer.epochs), steps)
     purge = ckpt["state"]["global_step"] if ckpt else None
     tb = open_tb(ctx.run_dir, ctx.name, purge_step=purge)
+    epoch_callbacks = [cb for cb in (pruning_callback(cfg),) if cb is not None]
     trainer = Trainer(cfg, model, optimizer, scheduler, interval, train_loader, dm.eval_loader("val", ctx.device),
                       ctx.device, ctx.run_dir, tb, dm.num_classes, ctx.amp_dtype, ctx.channels_last, epoch_callbacks)
     if ckpt is not None:
@@ -67,6 +69,10 @@ def run(cfg: DictConfig, epoch_callbacks=()) -> float:
              "hparams": hparams_of(cfg)}
     try:
         state = trainer.fit()
+    except Exception:
+        if trainer.state.status == "running":
+            trainer.state.status = "failed"
+        raise
     finally:
         trainer.write_metrics(extra)
         best = trainer.state.best

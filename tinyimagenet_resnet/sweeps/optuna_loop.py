@@ -1,0 +1,161 @@
+"""The trial loop of `ResumableOptunaSweeper` (imports optuna; loaded only when a sweep starts)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobStatus
+from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
+from omegaconf import OmegaConf
+
+from .study import counted_trials, failed_trials, make_storage
+
+log = logging.getLogger(__name__)
+
+
+class _Heartbeat:
+    """Records a heartbeat for every in-flight trial from the sweeper process (any launcher)."""
+
+    def __init__(self, storage, interval_s: float):
+        self.storage, self.interval = storage, interval_s
+        self.trial_ids: set[int] = set()
+        self.lock = threading.Lock()
+        self.enabled = storage is not None and storage.get_heartbeat_interval() is not None
+        if self.enabled:
+            threading.Thread(target=self._beat, daemon=True, name="optuna-heartbeat").start()
+
+    def _record(self):
+        with self.lock:
+            for trial_id in self.trial_ids:
+                self.storage.record_heartbeat(trial_id)
+
+    def _beat(self):
+        while True:
+            time.sleep(self.interval)
+            self._record()
+
+    def track(self, trials):
+        with self.lock:
+            self.trial_ids |= {t._trial_id for t in trials}
+        if self.enabled:
+            self._record()
+
+    def untrack(self, trials):
+        with self.lock:
+            self.trial_ids -= {t._trial_id for t in trials}
+
+
+def _tell(study, trial, *args, **kwargs) -> None:
+    """study.tell; GridSampler calls study.stop() once its grid is exhausted, which raises outside optimize()
+    after the trial's state is stored (optuna stores it in a `finally`), so that error is ignored."""
+    try:
+        study.tell(trial, *args, **kwargs)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
+
+
+class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
+    def _settings(self):
+        opt = self.config.get("optuna") or OmegaConf.create({})
+        return (int(opt.get("heartbeat_s", 30)), int(opt.get("grace_s", 90)), float(opt.get("poll_s", 5)))
+
+    def _record_result(self, study, trial, ret) -> str:
+        import optuna
+        from optuna.trial import TrialState
+
+        if ret.status == JobStatus.COMPLETED:
+            try:
+                value = float(ret.return_value)
+            except (TypeError, ValueError):
+                value = float("nan")
+            if math.isfinite(value):
+                _tell(study, trial, value)
+                return "COMPLETE"
+            trial.set_user_attr("error", f"non-finite or non-float return value {ret.return_value!r}")
+        else:
+            exc = ret._return_value
+            if isinstance(exc, optuna.TrialPruned):
+                _tell(study, trial, state=TrialState.PRUNED)
+                return "PRUNED"
+            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
+            log.warning("Trial %d failed: %s: %s", trial.number, type(exc).__name__, str(exc).splitlines()[0][:300]
+                        if str(exc) else "")
+        _tell(study, trial, state=TrialState.FAIL)
+        return "FAIL"
+
+    def _check_failures(self, study) -> None:
+        failed = failed_trials(study)
+        if failed > self.max_failure_rate * self.n_trials:
+            raise RuntimeError(
+                f"optuna sweep stopped: {failed} failed trials > max_failure_rate={self.max_failure_rate} x "
+                f"n_trials={self.n_trials}; see the failed jobs' logs"
+            )
+
+    def sweep(self, arguments: list[str]) -> None:
+        import optuna
+
+        heartbeat_s, grace_s, poll_s = self._settings()
+        self._process_searchspace_config()
+        params_conf = self._parse_sweeper_params_config() + list(arguments)
+        distributions, fixed_params, fixed_overrides = create_params_from_overrides(params_conf)
+        for name in fixed_params:
+            distributions.pop(name, None)
+        if getattr(self.sampler, "func", None) is optuna.samplers.GridSampler:
+            self.sampler = self.sampler({k: self._to_grid_sampler_choices(d) for k, d in distributions.items()})
+        storage = make_storage(self.storage, heartbeat_s, grace_s)
+        study = optuna.create_study(study_name=self.study_name, storage=storage, sampler=self.sampler,
+                                    direction=self._get_directions()[0], load_if_exists=True)
+        done = counted_trials(study)
+        if study.trials:
+            # A sampler seeded again with `seed` would re-propose the first trials' parameters (TPE starts with
+            # seeded random draws), so a resumed study draws fresh random numbers.
+            self.sampler.reseed_rng()
+        log.info("Study %r in %s: %d of %d trials already counted", study.study_name, self.storage, done,
+                 self.n_trials)
+        heartbeat = _Heartbeat(storage, heartbeat_s)
+        # Heartbeats are recorded by this loop (ask/tell), which optuna warns about; fail_stale_trials is "experimental".
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        while True:
+            if heartbeat.enabled:
+                optuna.storages.fail_stale_trials(study)
+            free = self.n_trials - counted_trials(study)
+            if free <= 0:
+                if any(t.state.name == "RUNNING" for t in study.get_trials(deepcopy=False)):
+                    time.sleep(poll_s)  # another worker's trial, or a dead one about to be re-queued
+                    continue
+                break
+            trials = [study.ask() for _ in range(min(free, self.n_jobs))]
+            heartbeat.track(trials)
+            overrides = [tuple(o) + (f"optuna.trial_number={t.number}",) for o, t in zip(
+                self._configure_trials(trials, distributions, fixed_params, fixed_overrides), trials)]
+            returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
+            self.job_idx += len(returns)
+            for trial, ret in zip(trials, returns):
+                self._record_result(study, trial, ret)
+            heartbeat.untrack(trials)
+            self._check_failures(study)
+        self._write_results(study)
+
+    def _write_results(self, study) -> None:
+        states: dict[str, int] = {}
+        for t in study.get_trials(deepcopy=False):
+            states[t.state.name] = states.get(t.state.name, 0) + 1
+        results: dict[str, Any] = {"name": "optuna", "study_name": study.study_name, "storage": self.storage,
+                                   "n_trials": self.n_trials, "trial_states": states}
+        try:
+            best = study.best_trial
+            results.update(best_params=best.params, best_value=best.value, best_trial=best.number)
+            log.info("Best trial %d: value %.4f, params %s", best.number, best.value, best.params)
+        except ValueError:
+            log.warning("No completed trial in study %r", study.study_name)
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")

@@ -1,0 +1,70 @@
+"""Optuna storage, pruner and study bookkeeping shared by the sweeper (parent) and the trials (jobs)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# Trials in these states count toward `n_trials`, except FAIL trials of a killed sweep that were queued again.
+COUNTED = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+
+
+def make_storage(url: str | None, heartbeat_s: int | None = None, grace_s: int | None = None):
+    """RDB storage (sqlite/postgresql/...) with heartbeats, so trials of a killed sweep can be detected."""
+    import optuna
+
+    if url is None:
+        return None
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    kwargs = {}
+    if heartbeat_s:
+        kwargs = {"heartbeat_interval": int(heartbeat_s), "grace_period": int(grace_s or 3 * heartbeat_s),
+                  "heartbeat_stale_trial_callback": mark_interrupted}
+    return optuna.storages.RDBStorage(url, **kwargs)
+
+
+def mark_interrupted(study, trial) -> None:
+    """A trial whose sweep died (already FAIL when this is called): queue its parameters again as `retry_of`."""
+    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+    log.warning("Trial %d was interrupted (its sweep stopped); its parameters are queued again", trial.number)
+
+
+def make_pruner(opt_cfg):
+    import optuna
+
+    name = opt_cfg.pruner
+    if name in (None, "none", False):
+        pruner = optuna.pruners.NopPruner()
+    elif name == "median":
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=int(opt_cfg.n_startup_trials),
+                                             n_warmup_steps=int(opt_cfg.n_warmup_steps))
+    elif name == "threshold":
+        pruner = optuna.pruners.ThresholdPruner(lower=float(opt_cfg.threshold),
+                                                n_warmup_steps=int(opt_cfg.n_warmup_steps))
+    else:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"optuna.pruner={name!r}: allowed median|threshold|none")
+    if int(opt_cfg.get("patience") or 0) > 0:
+        pruner = optuna.pruners.PatientPruner(pruner, patience=int(opt_cfg.patience))
+    return pruner
+
+
+def interrupted_numbers(trials) -> set[int]:
+    """Numbers of trials killed with their sweep: those another trial retries."""
+    return {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
+
+
+def counted_trials(study) -> int:
+    trials = study.get_trials(deepcopy=False)
+    interrupted = interrupted_numbers(trials)
+    return sum(1 for t in trials if t.state.name in COUNTED and t.number not in interrupted)
+
+
+def failed_trials(study) -> int:
+    trials = study.get_trials(deepcopy=False)
+    interrupted = interrupted_numbers(trials)
+    return sum(1 for t in trials if t.state.name == "FAIL" and t.number not in interrupted)
