@@ -47,6 +47,10 @@ def test_subsets_are_stratified_and_checked(tiny_data):
         DataModule.setup(data_cfg(tiny_data, train_subset=3), seed=0)
     with pytest.raises(ConfigError, match="data.val_subset=21"):
         DataModule.setup(data_cfg(tiny_data, val_subset=21), seed=0)
+    # fewer images than classes: a seeded random sample when stratification is off
+    a = DataModule.setup(data_cfg(tiny_data, train_subset=3, stratify_subsets=False), seed=0).splits["train"]
+    b = DataModule.setup(data_cfg(tiny_data, train_subset=3, stratify_subsets=False), seed=0).splits["train"]
+    assert len(a) == 3 and a.fingerprint() == b.fingerprint()
 
 
 def test_batches_are_rgb_normalised_and_only_train_is_random(tiny_data):

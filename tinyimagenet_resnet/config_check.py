@@ -79,6 +79,7 @@ def check_data(d: DictConfig) -> None:
         _check(v is None or (_is_int(v) and v >= 1), f"data.{key}", v, "null (all) or an integer >= 1")
     _check(_is_num(d.test_fraction) and 0 < d.test_fraction < 1, "data.test_fraction", d.test_fraction,
            "a number in (0, 1)")
+    _check(isinstance(d.stratify_subsets, bool), "data.stratify_subsets", d.stratify_subsets, "true|false")
     aug = d.augment
     for key in ("enabled", "random_resized_crop.enabled", "color_jitter.enabled"):
         v = OmegaConf.select(aug, key)
@@ -110,8 +111,8 @@ def check_trainer(t: DictConfig) -> None:
     for key in ("limit_train_batches",):
         v = t.get(key)
         _check(v is None or (_is_int(v) and v >= 1), f"trainer.{key}", v, "null or an integer >= 1")
-    _check(_is_int(t.log_every_n_steps) and t.log_every_n_steps >= 1, "trainer.log_every_n_steps",
-           t.log_every_n_steps, "an integer >= 1")
+    for key in ("log_every_n_steps", "val_every_n_epochs"):
+        _check(_is_int(t[key]) and t[key] >= 1, f"trainer.{key}", t[key], "an integer >= 1")
     ls = t.get("label_smoothing", 0.0)
     _check(_is_num(ls) and 0 <= ls < 1, "trainer.label_smoothing", ls, "a number in [0, 1)")
 

@@ -98,6 +98,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
         self.forward = torch.compile(model) if cfg.trainer.get("compile") else model
         self.state = TrainState()
+        self.ckpt_extra: dict = {}  # e.g. the split fingerprints, stored in every checkpoint
         self.ckpt_dir = self.run_dir / "checkpoints"
         self._stop_signal: str | None = None
 
@@ -116,6 +117,7 @@ class Trainer:
             "metrics": self.state.history[-1] if self.state.history else {},
             "config": OmegaConf.to_container(self.cfg, resolve=True),
             "rng": get_rng_state(),
+            **self.ckpt_extra,
         }
 
     def save(self, name: str) -> Path:
@@ -251,7 +253,9 @@ class Trainer:
                 epoch = self.state.epoch
                 t0 = time.perf_counter()
                 train_m = self.train_epoch(epoch)
-                val_m = self.validate()
+                every = int(self.cfg.trainer.get("val_every_n_epochs") or 1)
+                validated = (epoch + 1) % every == 0 or epoch + 1 == epochs
+                val_m = self.validate() if validated else {}
                 lr = self.optimizer.param_groups[0]["lr"]
                 row = {"epoch": epoch + 1, **train_m, **val_m, "lr": lr, "epoch_time_s": time.perf_counter() - t0}
                 self.state.epoch += 1
@@ -259,19 +263,18 @@ class Trainer:
                 self.state.wall_time_s = time.perf_counter() - t_start
                 self.tb.scalars({k: v for k, v in row.items() if "/" in k or k == "lr"}, epoch + 1)
                 self.tb.flush()
-                improved = val_m["val/accuracy"] > self.state.best["val/accuracy"]
+                improved = validated and val_m["val/accuracy"] > self.state.best["val/accuracy"]
                 if improved:
                     self.state.best = {"epoch": epoch + 1, **val_m}
-                log.info(
-                    "epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f top1 %.4f top5 %.4f f1 %.4f | lr %.3g | %.1fs%s",
-                    epoch + 1, epochs, train_m["train/loss"], train_m["train/accuracy"], val_m["val/loss"],
-                    val_m["val/accuracy"], val_m["val/top5"], val_m["val/f1_macro"], lr, row["epoch_time_s"],
-                    "  *best*" if improved else "",
-                )
-                if not all(math.isfinite(v) for v in val_m.values()):
+                val_text = (f"val loss {val_m['val/loss']:.4f} top1 {val_m['val/accuracy']:.4f} "
+                            f"top5 {val_m['val/top5']:.4f} f1 {val_m['val/f1_macro']:.4f}" if validated else "val -")
+                log.info("epoch %d/%d  train loss %.4f acc %.4f | %s | lr %.3g | %.1fs%s", epoch + 1, epochs,
+                         train_m["train/loss"], train_m["train/accuracy"], val_text, lr, row["epoch_time_s"],
+                         "  *best*" if improved else "")
+                if not math.isfinite(train_m["train/loss"]) or not all(math.isfinite(v) for v in val_m.values()):
                     self.state.status = "diverged"
                     self.write_metrics()
-                    raise DivergedError(epoch + 1, self.state.global_step, val_m["val/loss"])
+                    raise DivergedError(epoch + 1, self.state.global_step, val_m.get("val/loss", float("nan")))
                 if improved:
                     self.save("best.ckpt")
                 self.save("last.ckpt")

@@ -47,15 +47,21 @@ def stratified_take(labels: np.ndarray, n_take: int, seed: int) -> tuple[np.ndar
     return np.sort(np.asarray(keep, dtype=np.int64)), np.sort(np.asarray(take, dtype=np.int64))
 
 
-def _subset(split: Split, size, key: str, seed: int) -> Split:
+def _subset(split: Split, size, key: str, seed: int, stratify: bool = True) -> Split:
     if size is None:
         return split
     size = int(size)
+    if not stratify:
+        if size > len(split):
+            raise ConfigError(f"{key}={size}: allowed null or an int in [1, {len(split)}] (the {split.name} split size)")
+        take = np.sort(np.random.default_rng(seed).choice(len(split), size, replace=False))
+        return Split(split.name, split.source_split, split.indices[take], split.labels[take])
     n_classes = len(np.unique(split.labels))
     if size > len(split) or size < n_classes:
         raise ConfigError(
             f"{key}={size}: allowed null or an int in [{n_classes}, {len(split)}] "
-            f"(at least one image per class of the {split.name} split, at most its size)"
+            f"(at least one image per class of the {split.name} split, at most its size; "
+            "data.stratify_subsets=false allows fewer)"
         )
     if size == len(split):
         return split
@@ -80,7 +86,8 @@ def make_splits(train_labels: np.ndarray, valid_labels: np.ndarray, data_cfg, se
         "test": Split("test", "train", take, train_labels[take]),
     }
     for name, key in (("train", "train_subset"), ("val", "val_subset"), ("test", "test_subset")):
-        splits[name] = _subset(splits[name], data_cfg.get(key), f"data.{key}", seed)
+        splits[name] = _subset(splits[name], data_cfg.get(key), f"data.{key}", seed,
+                               bool(data_cfg.get("stratify_subsets", True)))
     return splits
 
 

@@ -28,6 +28,8 @@ def pruning_callback(cfg):
     trial = optuna.trial.Trial(study, trial_id)
 
     def report(trainer, row):
+        if "val/accuracy" not in row:  # an epoch without validation (trainer.val_every_n_epochs)
+            return
         trial.report(row["val/accuracy"], step=row["epoch"])
         if trial.should_prune():
             trainer.state.status = "pruned"

@@ -90,7 +90,7 @@ def config_from_checkpoint(cfg: DictConfig, ckpt: dict, overrides: list, keep: t
             "drop the model overrides or pick a matching checkpoint"
         )
     for key in ("task", "ckpt_path", "resume", "data.path", "data.num_workers", "trainer.device",
-                "trainer.progress_bar") + tuple(keep):
+                "trainer.progress_bar", "evaluate", "lr_find", "inspect") + tuple(keep):
         OmegaConf.update(saved, key, OmegaConf.select(cfg, key), force_add=True)
     return saved
 

@@ -63,6 +63,7 @@ def run(cfg: DictConfig) -> float:
     epoch_callbacks = [cb for cb in (pruning_callback(cfg),) if cb is not None]
     trainer = Trainer(cfg, model, optimizer, scheduler, interval, train_loader, dm.eval_loader("val", ctx.device),
                       ctx.device, ctx.run_dir, tb, dm.num_classes, ctx.amp_dtype, ctx.channels_last, epoch_callbacks)
+    trainer.ckpt_extra = {"split": dm.summary()}
     if ckpt is not None:
         trainer.restore(ckpt)
     extra = {"run_name": ctx.name, "params": count_parameters(model), "split": dm.summary()["fingerprint"],

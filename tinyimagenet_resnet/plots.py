@@ -1,0 +1,102 @@
+"""Matplotlib figures (Agg backend, PNG files) for the tasks and reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def save(fig, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def class_distribution(counts: dict[str, np.ndarray], title: str):
+    fig, axes = plt.subplots(len(counts), 1, figsize=(14, 2.6 * len(counts)), squeeze=False)
+    for ax, (split, c) in zip(axes[:, 0], counts.items()):
+        ax.bar(np.arange(len(c)), c, width=1.0, color="tab:blue")
+        ax.set_title(f"{split}: {int(c.sum())} images, {int((c > 0).sum())} classes, "
+                     f"min {int(c.min())} / max {int(c.max())} per class", fontsize=10)
+        ax.set_xlim(-0.5, len(c) - 0.5)
+        ax.set_ylabel("images")
+    axes[-1, 0].set_xlabel("class label")
+    fig.suptitle(title)
+    return fig
+
+
+def image_grid(images: np.ndarray, titles: list[str], ncols: int = 8, title: str = ""):
+    """images: (N, H, W, 3) floats in [0, 1]."""
+    n = len(images)
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.9 * ncols, 2.1 * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(np.clip(images[i], 0, 1))
+            ax.set_title(titles[i][:22], fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def lr_curve(lrs, losses, smoothed, suggestion: float | None, window: tuple | None):
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot(lrs, losses, color="0.75", lw=0.8, label="loss")
+    ax.plot(lrs, smoothed, color="tab:blue", lw=1.8, label="smoothed loss (EMA)")
+    if window:
+        ax.axvspan(window[0], window[1], color="tab:green", alpha=0.12, label="stable window (loss falls)")
+    if suggestion:
+        ax.axvline(suggestion, color="tab:red", ls="--", label=f"suggested lr {suggestion:.2e}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("training loss")
+    lo, hi = np.nanmin(smoothed), np.nanpercentile(losses, 95)
+    ax.set_ylim(lo - 0.05 * (hi - lo + 1e-9), hi + 0.1 * (hi - lo + 1e-9))
+    ax.legend()
+    ax.set_title("LR range test")
+    return fig
+
+
+def confusion_matrix(cm: np.ndarray, names: list[str], title: str):
+    """A readable heatmap for many classes: row-normalised, log colour scale, every 10th class labelled."""
+    from matplotlib.colors import LogNorm
+
+    rows = cm.sum(1, keepdims=True)
+    norm = np.where(rows > 0, cm / np.maximum(rows, 1), 0.0)
+    n = len(cm)
+    fig, ax = plt.subplots(figsize=(13, 11.5))
+    im = ax.imshow(np.where(norm > 0, norm, np.nan), cmap="viridis", norm=LogNorm(vmin=max(norm[norm > 0].min(), 1e-3)
+                                                                                  if (norm > 0).any() else 1e-3,
+                                                                                  vmax=1.0), interpolation="nearest")
+    step = max(1, n // 20)
+    ticks = np.arange(0, n, step)
+    ax.set_xticks(ticks, [f"{i} {names[i][:14]}" for i in ticks], rotation=90, fontsize=7)
+    ax.set_yticks(ticks, [f"{i} {names[i][:14]}" for i in ticks], fontsize=7)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.04, label="share of the true class (log scale)")
+    return fig
+
+
+def curves(series: dict[str, tuple[list, list]], ylabel: str, title: str, xlabel: str = "epoch", logy=False):
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, (x, y) in series.items():
+        ax.plot(x, y, marker="o" if len(x) < 30 else None, ms=3, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if len(series) > 1 or any(series):
+        ax.legend(fontsize=8)
+    return fig

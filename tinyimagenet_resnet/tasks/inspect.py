@@ -1,0 +1,145 @@
+"""`task=inspect`: data and model sanity checks written as JSON/CSV/PNG into the run dir (images also to TensorBoard).
+
+Split sizes, class distribution per split, image modes and sizes, train mean/std, a grid of augmented samples
+named by class, one batch's shape against the model input, the parameter count, the first-batch loss against
+ln(num_classes) and a check that one backward gives every parameter a finite, non-zero gradient."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+from collections import Counter
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .. import plots
+from ..classes import class_name
+from ..data.dataset import decode_image
+from ..model import count_parameters
+from .common import make_model, open_tb, run_context, setup_data
+
+log = logging.getLogger(__name__)
+
+
+def image_headers(raw_split, indices: np.ndarray) -> tuple[Counter, Counter]:
+    """Modes and sizes from the JPEG headers (no full decode)."""
+    import datasets
+
+    table = raw_split.cast_column("image", datasets.Image(decode=False)).select_columns(["image"])
+    wanted = np.zeros(len(table), dtype=bool)
+    wanted[indices] = True
+    modes, sizes = Counter(), Counter()
+    start = 0
+    for batch in table.iter(batch_size=2000):
+        cells = batch["image"]
+        for offset, cell in enumerate(cells):
+            if wanted[start + offset]:
+                with Image.open(io.BytesIO(cell["bytes"])) as img:
+                    modes[img.mode] += 1
+                    sizes[f"{img.size[0]}x{img.size[1]}"] += 1
+        start += len(cells)
+    return modes, sizes
+
+
+def channel_stats(dataset, n: int | None, seed: int) -> dict:
+    """Per-channel mean/std of RGB pixels in [0, 1] over n train images (all when n is None)."""
+    order = np.random.default_rng(seed).permutation(len(dataset))[: n or len(dataset)]
+    total = np.zeros(3)
+    total_sq = np.zeros(3)
+    pixels = 0
+    for i in order:
+        arr = np.asarray(dataset.raw_image(int(i)), dtype=np.float64) / 255.0
+        total += arr.sum((0, 1))
+        total_sq += (arr**2).sum((0, 1))
+        pixels += arr.shape[0] * arr.shape[1]
+    mean = total / pixels
+    std = np.sqrt(total_sq / pixels - mean**2)
+    return {"images": int(len(order)), "mean": mean.round(4).tolist(), "std": std.round(4).tolist()}
+
+
+def gradient_check(model, x, y) -> dict:
+    model.zero_grad(set_to_none=True)
+    loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+    loss.backward()
+    bad = [name for name, p in model.named_parameters()
+           if p.grad is None or not torch.isfinite(p.grad).all() or not bool(p.grad.abs().sum() > 0)]
+    return {"loss": float(loss.detach()), "parameters": sum(1 for _ in model.parameters()),
+            "all_finite_and_nonzero": not bad, "bad_parameters": bad}
+
+
+def run(cfg) -> float:
+    ctx = run_context(cfg)
+    dm = setup_data(cfg, ctx.run_dir)
+    tb = open_tb(ctx.run_dir, ctx.name)
+    out: dict = {"sizes": {k: len(v) for k, v in dm.splits.items()}, "split": dm.summary()}
+
+    counts = {k: np.bincount(v.labels, minlength=dm.num_classes) for k, v in dm.splits.items()}
+    with open(ctx.run_dir / "class_distribution.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["label", "name", *counts])
+        for c in range(dm.num_classes):
+            w.writerow([c, class_name(c), *(int(counts[k][c]) for k in counts)])
+    out["class_counts"] = {k: {"min": int(c.min()), "max": int(c.max()), "classes_present": int((c > 0).sum())}
+                           for k, c in counts.items()}
+    fig = plots.class_distribution(counts, "Images per class")
+    tb.figure("inspect/class_distribution", fig)
+    plots.save(fig, ctx.run_dir / "class_distribution.png")
+
+    out["image_modes"], out["image_sizes"] = {}, {}
+    for name, split in dm.splits.items():
+        modes, sizes = image_headers(dm.raw[split.source_split], split.indices)
+        out["image_modes"][name] = dict(modes)
+        out["image_sizes"][name] = dict(sizes)
+    n_all = sum(sum(m.values()) for m in out["image_modes"].values())
+    n_gray = sum(m.get("L", 0) for m in out["image_modes"].values())
+    out["grayscale_share"] = n_gray / max(n_all, 1)
+
+    train_plain = dm.dataset("train", train_augment=False)
+    out["train_stats"] = channel_stats(train_plain, cfg.inspect.stats_images, int(cfg.seed))
+    out["train_stats"]["configured_mean"] = list(cfg.data.mean)
+    out["train_stats"]["configured_std"] = list(cfg.data.std)
+
+    augmented = dm.dataset("train")
+    pick = np.random.default_rng(int(cfg.seed)).permutation(len(augmented))[: int(cfg.inspect.grid_images)]
+    mean, std = torch.tensor(list(cfg.data.mean))[:, None, None], torch.tensor(list(cfg.data.std))[:, None, None]
+    imgs, titles = [], []
+    for i in pick:
+        x, y = augmented[int(i)]
+        imgs.append((x * std + mean).permute(1, 2, 0).numpy())
+        titles.append(f"{y}: {class_name(y)}")
+    fig = plots.image_grid(np.stack(imgs), titles, title="Augmented train samples")
+    tb.figure("inspect/augmented_samples", fig)
+    plots.save(fig, ctx.run_dir / "augmented_samples.png")
+
+    model = make_model(cfg, dm.num_classes, ctx.device, ctx.channels_last)
+    x, y = next(iter(dm.train_loader(ctx.device)))
+    out["batch"] = {"x_shape": list(x.shape), "x_dtype": str(x.dtype), "y_shape": list(y.shape),
+                    "x_mean": float(x.mean()), "x_std": float(x.std()),
+                    "model_input_shape": ["B", 3, 64, 64], "matches_model_input": list(x.shape[1:]) == [3, 64, 64]}
+    out["parameters"] = count_parameters(model)
+    x, y = x.to(ctx.device), y.to(ctx.device)
+    model.train()
+    grads = gradient_check(model, x, y)
+    out["initial_loss"] = {"loss": grads.pop("loss"), "ln_num_classes": math.log(dm.num_classes)}
+    out["initial_loss"]["abs_diff"] = abs(out["initial_loss"]["loss"] - out["initial_loss"]["ln_num_classes"])
+    out["gradients"] = grads
+    tb.scalars({"sanity/initial_loss": out["initial_loss"]["loss"]}, 0)
+    (ctx.run_dir / "inspect.json").write_text(json.dumps(out, indent=2))
+    tb.close()
+
+    log.info("Splits %s; grayscale %.2f%% of images; sizes %s", out["sizes"], 100 * out["grayscale_share"],
+             sorted({s for v in out["image_sizes"].values() for s in v}))
+    log.info("Train mean %s std %s over %d images (configured %s / %s)", out["train_stats"]["mean"],
+             out["train_stats"]["std"], out["train_stats"]["images"], list(cfg.data.mean), list(cfg.data.std))
+    log.info("Batch %s %s -> model input (B, 3, 64, 64): %s; %s parameters", out["batch"]["x_shape"],
+             out["batch"]["x_dtype"], "ok" if out["batch"]["matches_model_input"] else "MISMATCH",
+             f"{out['parameters']:,}")
+    log.info("Initial loss %.4f vs ln(%d) = %.4f; gradients finite and non-zero for all %d parameters: %s",
+             out["initial_loss"]["loss"], dm.num_classes, out["initial_loss"]["ln_num_classes"],
+             grads["parameters"], grads["all_finite_and_nonzero"])
+    return out["initial_loss"]["loss"]

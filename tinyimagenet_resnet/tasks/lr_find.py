@@ -1,0 +1,77 @@
+"""`task=lr_find`: LR range test on the configured model/optimizer; curve to TensorBoard, PNG, CSV, JSON."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+
+import torch
+
+from .. import plots
+from ..data.datamodule import set_train_epoch
+from ..engine import progress, to_device, use_progress_bar
+from ..optim import build_optimizer
+from ..runtime import autocast
+from ..lr_finder import range_test
+from .common import make_model, open_tb, run_context, setup_data
+
+log = logging.getLogger(__name__)
+
+
+def endless(loader, seed: int):
+    """Train batches across as many epochs as the range test needs."""
+    epoch = 0
+    while True:
+        set_train_epoch(loader, seed, epoch)
+        yield from loader
+        epoch += 1
+
+
+def run(cfg) -> float | None:
+    ctx = run_context(cfg)
+    dm = setup_data(cfg, ctx.run_dir)
+    model = make_model(cfg, dm.num_classes, ctx.device, ctx.channels_last)
+    lf = cfg.lr_find
+    loader = dm.train_loader(ctx.device)
+    tb = open_tb(ctx.run_dir, ctx.name)
+    batches = (to_device(b, ctx.device, ctx.channels_last) for b in endless(loader, int(cfg.seed)))
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def make_optimizer(params, lr):
+        opt_cfg = cfg.optim.copy()
+        opt_cfg.lr = lr
+        return build_optimizer(opt_cfg, params)
+
+    def step(m, x, y):
+        with autocast(ctx.device, ctx.amp_dtype):
+            return loss_fn(m(x).float(), y)
+
+    bar = progress(range(int(lf.num_iters)), use_progress_bar(cfg.trainer.progress_bar), desc="lr_find")
+    bar_iter = iter(bar)
+
+    def on_step(i, lr, loss, smooth):
+        tb.scalars({"lr_find/loss": loss, "lr_find/smoothed_loss": smooth, "lr_find/lr": lr}, i)
+        next(bar_iter, None)
+
+    result = range_test(model, make_optimizer, batches, loss_fn, float(lf.min_lr), float(lf.max_lr),
+                        int(lf.num_iters), float(lf.beta), float(lf.diverge_factor), step_fn=step, on_step=on_step)
+    with open(ctx.run_dir / "lr_find.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step", "lr", "loss", "smoothed_loss"])
+        w.writerows(zip(range(len(result.lrs)), result.lrs, result.losses, result.smoothed))
+    summary = {**result.to_json(), "min_lr": float(lf.min_lr), "max_lr": float(lf.max_lr),
+               "num_iters": int(lf.num_iters), "optimizer": cfg.optim.name, "weight_decay": float(cfg.optim.weight_decay),
+               "batch_size": int(cfg.data.batch_size)}
+    (ctx.run_dir / "lr_find.json").write_text(json.dumps(summary, indent=2))
+    fig = plots.lr_curve(result.lrs, result.losses, result.smoothed, result.suggestion, result.window)
+    tb.figure("lr_find/curve", fig)
+    plots.save(fig, ctx.run_dir / "lr_find.png")
+    tb.close()
+    if result.suggestion:
+        log.info("Suggested lr %.3g; stable window %.3g .. %.3g (%d iterations%s)", result.suggestion,
+                 result.window[0], result.window[1], len(result.lrs),
+                 ", stopped on divergence" if result.stopped_early else "")
+    else:
+        log.warning("No LR with a falling loss was found; widen lr_find.min_lr/max_lr or add iterations")
+    return result.suggestion
