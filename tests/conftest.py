@@ -20,6 +20,7 @@ def hermetic_hf_cache(tmp_path_factory):
     os.environ["HF_DATASETS_CACHE"] = str(cache / "datasets")
     os.environ["HF_HOME"] = str(cache / "home")
     os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["XDG_CACHE_HOME"] = str(cache / "xdg")  # the decoded-image cache of the fast pipeline
     os.environ.pop("HYDRA_FULL_ERROR", None)
     yield
 

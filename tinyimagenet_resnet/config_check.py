@@ -80,6 +80,9 @@ def check_data(d: DictConfig) -> None:
     _check(_is_num(d.test_fraction) and 0 < d.test_fraction < 1, "data.test_fraction", d.test_fraction,
            "a number in (0, 1)")
     _check(isinstance(d.stratify_subsets, bool), "data.stratify_subsets", d.stratify_subsets, "true|false")
+    _check(d.pipeline in ("fast", "reference"), "data.pipeline", d.pipeline, "fast|reference")
+    _check(d.device_resident in ("auto", True, False), "data.device_resident", d.device_resident, "auto|true|false")
+    _check(d.cache_dir is None or isinstance(d.cache_dir, str), "data.cache_dir", d.cache_dir, "null or a folder")
     aug = d.augment
     for key in ("enabled", "random_resized_crop.enabled", "color_jitter.enabled"):
         v = OmegaConf.select(aug, key)

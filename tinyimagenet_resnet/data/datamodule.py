@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .cache import decoded
 from .dataset import ImageSplitDataset
+from .device_loader import DeviceLoader
 from .sampler import EpochSampler
 from .source import labels_of, load_raw
 from .splits import Split, make_splits, split_summary
@@ -65,16 +67,41 @@ class DataModule:
             prefetch_factor=4 if workers > 0 else None,
         )
 
+    @property
+    def fast(self) -> bool:
+        return self.cfg.get("pipeline", "reference") == "fast"
+
+    def decoded(self, name: str):
+        """The split decoded once into a cached uint8 (N, 64, 64, 3) memmap (see data/cache.py)."""
+        split = self.splits[name]
+        arr, _ = decoded(self.raw[split.source_split], split, self.cfg.get("cache_dir"),
+                         threads=max(1, int(self.cfg.num_workers)))
+        return arr
+
+    def _device_loader(self, name: str, device: torch.device, batch_size: int, train: bool) -> DeviceLoader:
+        images = self.decoded(name)
+        resident = self.cfg.get("device_resident", "auto")
+        if resident == "auto":
+            resident = device.type != "cuda" or images.nbytes < 0.5 * torch.cuda.mem_get_info(device)[0]
+        return DeviceLoader(images, self.splits[name].labels, batch_size, device, self.seed, self.cfg.mean,
+                            self.cfg.std, self.cfg.augment if train else None, shuffle=train, resident=bool(resident))
+
     def train_loader(self, device: torch.device):
-        """Shuffled by an EpochSampler (call `loader.sampler.set_epoch`) with a seeded generator for worker seeds."""
+        """Shuffled by an EpochSampler (`loader.sampler.set_epoch`); `loader.generator` seeds the augmentation
+        (fast pipeline) or the worker RNGs (reference pipeline)."""
+        if self.fast:
+            return self._device_loader("train", device, int(self.cfg.batch_size), train=True)
         ds = self.dataset("train")
         sampler = EpochSampler(len(ds), self.seed)
         return self._loader(ds, int(self.cfg.batch_size), sampler, device, shuffle_seed=self.seed)
 
     def eval_loader(self, name: str, device: torch.device):
+        batch_size = int(self.cfg.get("eval_batch_size") or self.cfg.batch_size)
+        if self.fast:
+            return self._device_loader(name, device, batch_size, train=False)
         ds = self.dataset(name)
         sampler = EpochSampler(len(ds), self.seed, shuffle=False)
-        return self._loader(ds, int(self.cfg.get("eval_batch_size") or self.cfg.batch_size), sampler, device)
+        return self._loader(ds, batch_size, sampler, device)
 
 
 def set_train_epoch(loader, seed: int, epoch: int, start: int = 0) -> None:

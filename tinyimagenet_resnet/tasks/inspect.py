@@ -104,20 +104,17 @@ def run(cfg) -> float:
     out["train_stats"]["configured_mean"] = list(cfg.data.mean)
     out["train_stats"]["configured_std"] = list(cfg.data.std)
 
-    augmented = dm.dataset("train")
-    pick = np.random.default_rng(int(cfg.seed)).permutation(len(augmented))[: int(cfg.inspect.grid_images)]
+    model = make_model(cfg, dm.num_classes, ctx.device, ctx.channels_last)
+    x, y = next(iter(dm.train_loader(ctx.device)))  # exactly what training sees (the configured pipeline)
+
     mean, std = torch.tensor(list(cfg.data.mean))[:, None, None], torch.tensor(list(cfg.data.std))[:, None, None]
-    imgs, titles = [], []
-    for i in pick:
-        x, y = augmented[int(i)]
-        imgs.append((x * std + mean).permute(1, 2, 0).numpy())
-        titles.append(f"{y}: {class_name(y)}")
-    fig = plots.image_grid(np.stack(imgs), titles, title="Augmented train samples")
+    shown = x[: int(cfg.inspect.grid_images)].cpu()
+    imgs = (shown * std + mean).permute(0, 2, 3, 1).numpy()
+    titles = [f"{int(label)}: {class_name(int(label))}" for label in y[: len(shown)]]
+    fig = plots.image_grid(imgs, titles, title=f"Augmented train samples ({cfg.data.pipeline} pipeline)")
     tb.figure("inspect/augmented_samples", fig)
     plots.save(fig, ctx.run_dir / "augmented_samples.png")
 
-    model = make_model(cfg, dm.num_classes, ctx.device, ctx.channels_last)
-    x, y = next(iter(dm.train_loader(ctx.device)))
     out["batch"] = {"x_shape": list(x.shape), "x_dtype": str(x.dtype), "y_shape": list(y.shape),
                     "x_mean": float(x.mean()), "x_std": float(x.std()),
                     "model_input_shape": ["B", 3, 64, 64], "matches_model_input": list(x.shape[1:]) == [3, 64, 64]}

@@ -1,0 +1,28 @@
+"""The benchmark harness runs end to end (tiny settings) and writes its JSON; no timing is asserted."""
+
+import json
+import subprocess
+import sys
+
+
+def test_bench_runs_and_reports_both_comparisons(tiny_data, tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.bench", "--data-path", str(tiny_data),
+                           "--train-files", "data/train-*", "--blocks", "1,1,1", "--batch-size", "4", "--steps", "1",
+                           "--warmup", "0", "--pipeline-images", "64", "--workers", "1", "--cache-dir",
+                           str(tmp_path / "cache"), "--out", str(out)], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert "input pipeline, fast" in proc.stdout and "train step, fp32 NCHW eager" in proc.stdout
+    for key in ("reference_pil", "fast"):
+        assert result["pipeline"][key]["images_per_s"] > 0 and result["pipeline"][key]["images"] >= 64
+    assert result["pipeline"]["speedup"] == result["pipeline"]["fast"]["images_per_s"] / \
+        result["pipeline"]["reference_pil"]["images_per_s"]
+    assert result["train_step"]["fp32_nchw_eager"]["images_per_s"] > 0
+    assert result["settings"]["optimized"] == "channels_last"  # CPU: no bf16 autocast
+    assert 1.0 < result["gflop_per_image_fwd_bwd"] < 20 and result["host_peak_rss_mb"] > 0
+    assert result["machine"]["command"].startswith("python -m tinyimagenet_resnet.bench")
+    assert list((tmp_path / "cache").glob("*.npy"))  # the fast pipeline decoded the cache once
+    bad = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.bench", "--data-path", str(tmp_path / "x")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --data-path=")
