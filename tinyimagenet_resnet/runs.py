@@ -1,0 +1,72 @@
+"""Reading finished runs back: run/sweep directories, their configs, JSON outputs and TensorBoard scalars."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+
+@dataclass
+class Run:
+    path: Path
+
+    @property
+    def name(self) -> str:
+        f = self.path / "run_name.txt"
+        return f.read_text().strip() if f.is_file() else self.path.name
+
+    @property
+    def config(self) -> dict:
+        return yaml.safe_load((self.path / ".hydra" / "config.yaml").read_text())
+
+    @property
+    def overrides(self) -> list[str]:
+        f = self.path / ".hydra" / "overrides.yaml"
+        return (yaml.safe_load(f.read_text()) or []) if f.is_file() else []
+
+    @property
+    def choices(self) -> dict:
+        f = self.path / ".hydra" / "hydra.yaml"
+        return (yaml.safe_load(f.read_text()) or {}).get("hydra", {}).get("runtime", {}).get("choices", {}) \
+            if f.is_file() else {}
+
+    def json(self, name: str) -> dict | None:
+        f = self.path / name
+        return json.loads(f.read_text()) if f.is_file() else None
+
+    @property
+    def event_dir(self) -> Path | None:
+        dirs = sorted({p.parent for p in (self.path / "tensorboard").rglob("events.out.tfevents.*")})
+        return dirs[0] if dirs else None
+
+    def scalars(self, tag: str) -> tuple[list, list]:
+        """(steps, values) of one TensorBoard tag of this run, read from its event files."""
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        if self.event_dir is None:
+            return [], []
+        acc = EventAccumulator(str(self.event_dir), size_guidance={"scalars": 0})
+        acc.Reload()
+        if tag not in acc.Tags()["scalars"]:
+            return [], []
+        events = acc.Scalars(tag)
+        return [e.step for e in events], [e.value for e in events]
+
+
+def is_run(path: Path) -> bool:
+    return (path / ".hydra" / "config.yaml").is_file()
+
+
+def expand(paths) -> list[Run]:
+    """Run directories, or sweep directories (their numbered job directories), in order."""
+    runs = []
+    for p in map(Path, paths):
+        if is_run(p):
+            runs.append(Run(p))
+        elif p.is_dir():
+            jobs = sorted((j for j in p.iterdir() if j.is_dir() and is_run(j)), key=lambda j: (len(j.name), j.name))
+            runs.extend(Run(j) for j in jobs)
+    return runs
