@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 from .data.datamodule import DataModule
 from .main import config_dir
 from .model import ResNet, count_parameters
-from .runtime import autocast, select_device
+from .runtime import autocast, cpu_has_native_bf16, select_device
 
 PEAK_BF16_TFLOPS = {"H100": 790.0, "H200": 790.0, "A100": 312.0}  # dense bf16, as used in the project's goals
 
@@ -33,13 +33,13 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def data_config(args):
+def data_config(args, batch_size: int):
     cfg = OmegaConf.load(Path(config_dir()) / "data" / "tiny_imagenet.yaml")
     cfg.path = args.data_path
     cfg.train_files = args.train_files
     cfg.val_files = "data/valid-00000-*"
     cfg.num_workers = args.workers
-    cfg.batch_size = args.batch_size
+    cfg.batch_size = batch_size
     cfg.cache_dir = args.cache_dir
     return cfg
 
@@ -123,6 +123,8 @@ def main(argv=None) -> int:
     p.add_argument("--epoch-images", type=int, default=90_000, help="images per epoch for the epoch-time estimate")
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--compile", action="store_true", help="torch.compile the optimized train step")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="optimized step: auto = bf16 autocast on CUDA and on CPUs with native bf16, else fp32")
     p.add_argument("--peak-tflops", type=float, default=None, help="device bf16 peak (default: known GPUs)")
     p.add_argument("--out", default="bench.json")
     args = p.parse_args(argv)
@@ -142,11 +144,12 @@ def main(argv=None) -> int:
                "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
                "date": date.today().isoformat(), "command": " ".join(["python -m tinyimagenet_resnet.bench", *sys.argv[1:]])}
 
-    dm = DataModule.setup(data_config(args), seed=0)
+    dm = DataModule.setup(data_config(args, bs), seed=0)
     ref = pipeline_throughput(dm, device, min(n_images, len(dm.splits["train"])), fast=False)
     fast = pipeline_throughput(dm, device, n_images, fast=True)
 
-    amp = torch.bfloat16 if cuda else None
+    use_bf16 = args.precision == "bf16" or (args.precision == "auto" and (cuda or cpu_has_native_bf16()))
+    amp = torch.bfloat16 if use_bf16 else None
     base = train_step_throughput(blocks, device, bs, steps, warmup, False, None, False)
     opt = train_step_throughput(blocks, device, bs, steps, warmup, True, amp, args.compile)
     gflop = flops_per_image(blocks, device) / 1e9

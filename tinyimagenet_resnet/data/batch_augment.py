@@ -3,7 +3,7 @@
 Same distributions as the reference torchvision pipeline (RandomResizedCrop -> horizontal flip -> ColorJitter),
 but every image draws its own parameters; torchvision v2 transforms on a batched tensor draw ONE set for the
 batch. Crop and flip are one affine `grid_sample` per image; the jitter factors are (B,1,1,1) tensors applied in
-a random order per image, as ColorJitter does; hue goes through RGB -> HSV -> RGB (torchvision's algorithm).
+a random order per image, as ColorJitter does; the hue shift is torchvision's HSV round trip in fused form.
 Differences: crop sides are rounded like torchvision's, but a crop that would not fit is clamped instead of
 re-drawn (never happens with ratio (1, 1)).
 """
@@ -27,37 +27,6 @@ def grayscale(x: torch.Tensor) -> torch.Tensor:
     return (GRAY[0] * r + GRAY[1] * g + GRAY[2] * b).unsqueeze(1)
 
 
-def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
-    r, g, b = x.unbind(1)
-    maxc, minc = x.amax(1), x.amin(1)
-    eqc = maxc == minc
-    cr = maxc - minc
-    ones = torch.ones_like(maxc)
-    s = cr / torch.where(eqc, ones, maxc)
-    div = torch.where(eqc, ones, cr)
-    rc, gc, bc = (maxc - r) / div, (maxc - g) / div, (maxc - b) / div
-    hr = (maxc == r) * (bc - gc)
-    hg = ((maxc == g) & (maxc != r)) * (2.0 + rc - bc)
-    hb = ((maxc != g) & (maxc != r)) * (4.0 + gc - rc)
-    h = torch.fmod((hr + hg + hb) / 6.0 + 1.0, 1.0)
-    return torch.stack((h, s, maxc), dim=1)
-
-
-def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    h, s, v = x.unbind(1)
-    i = torch.floor(h * 6.0)
-    f = h * 6.0 - i
-    i = i.to(torch.int32) % 6
-    p = (v * (1.0 - s)).clamp(0.0, 1.0)
-    q = (v * (1.0 - s * f)).clamp(0.0, 1.0)
-    t = (v * (1.0 - s * (1.0 - f))).clamp(0.0, 1.0)
-    mask = (i.unsqueeze(1) == torch.arange(6, device=i.device).view(-1, 1, 1)).to(x.dtype)
-    a1 = torch.stack((v, q, p, p, t, v), dim=1)
-    a2 = torch.stack((t, v, v, q, p, p), dim=1)
-    a3 = torch.stack((p, p, t, v, v, q), dim=1)
-    return torch.einsum("bijk,bcijk->bcjk", mask, torch.stack((a1, a2, a3), dim=1))
-
-
 def _brightness(x, f):
     return (x * f).clamp(0.0, 1.0)
 
@@ -72,9 +41,21 @@ def _saturation(x, f):
 
 
 def _hue(x, f):
-    hsv = rgb_to_hsv(x)
-    h = torch.remainder(hsv[:, 0] + f.view(-1, 1, 1), 1.0)
-    return hsv_to_rgb(torch.stack((h, hsv[:, 1], hsv[:, 2]), dim=1))
+    """torchvision's adjust_hue (RGB -> HSV, shift H, HSV -> RGB) fused: V = max and chroma C = max - min are
+    unchanged by a hue shift, and each output channel is V - C * clamp(min(k, 4 - k), 0, 1) with
+    k = (n + 6H') mod 6 for n = 5, 3, 1 (the branchless form of the piecewise HSV -> RGB)."""
+    r, g, b = x.unbind(1)
+    maxc, minc = x.amax(1), x.amin(1)
+    c = maxc - minc
+    div = torch.where(c > 0, c, torch.ones_like(c))
+    rc, gc, bc = (maxc - r) / div, (maxc - g) / div, (maxc - b) / div
+    h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
+    h6 = torch.remainder(torch.fmod(h / 6.0 + 1.0, 1.0) + f.view(-1, 1, 1), 1.0) * 6.0
+    out = []
+    for n in (5.0, 3.0, 1.0):
+        k = torch.remainder(h6 + n, 6.0)
+        out.append(maxc - c * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0))
+    return torch.stack(out, dim=1)
 
 
 _JITTER_OPS = (_brightness, _contrast, _saturation, _hue)

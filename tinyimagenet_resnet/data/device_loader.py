@@ -22,7 +22,7 @@ class DeviceLoader:
                  mean, std, augment_cfg=None, shuffle: bool = True, resident: bool = True):
         self.device = device
         storage = device if resident else torch.device("cpu")
-        self.x = torch.from_numpy(np.ascontiguousarray(images)).to(storage)
+        self.x = torch.from_numpy(np.array(images)).to(storage)  # read the memmap into memory once
         if not resident and device.type == "cuda":
             self.x = self.x.pin_memory()
         self.y = torch.as_tensor(np.asarray(labels), dtype=torch.long).to(storage)
