@@ -2,13 +2,12 @@
 
 import json
 import math
-from pathlib import Path
 
 import torch
 import yaml
 
 from conftest import TINY_ARGS, only_run_dir, read_hparams, read_scalars, run_main
-from tinyimagenet_resnet.model import ResNet, build_model
+from tinyimagenet_resnet.model import build_model
 
 TAGS = {"train/loss", "train/accuracy", "val/loss", "val/accuracy", "val/top5", "val/f1_macro", "lr",
         "sanity/initial_loss"}

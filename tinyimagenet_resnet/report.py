@@ -9,7 +9,6 @@ with the command to run. Judgement questions are left as marked prompts carrying
 
 from __future__ import annotations
 
-import math
 import platform
 import shutil
 import sys
@@ -19,7 +18,6 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from .classes import class_name
 from .model import build_model
 from .plot import overlay
 from .plots import curves, save

@@ -5,6 +5,7 @@ lock and renamed into place, so concurrent jobs never see a torn file nor build 
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -52,9 +53,9 @@ def build(path: Path, raw_split, split: Split, threads: int) -> None:
     try:
         chunk = 2048
         bounds = [(s, min(s + chunk, len(split))) for s in range(0, len(split), chunk)]
+        decode_chunk = functools.partial(_decode_into, arr, table, split)
         with ThreadPoolExecutor(max(1, threads)) as pool:  # PIL's JPEG decoder releases the GIL
-            for _ in pool.map(lambda b: _decode_into(arr, table, split, *b), bounds):
-                pass
+            list(pool.map(lambda b: decode_chunk(*b), bounds))
         arr.flush()
         del arr
         with open(tmp, "rb+") as f:

@@ -19,7 +19,6 @@ from PIL import Image
 
 from .. import plots
 from ..classes import class_name
-from ..data.dataset import decode_image
 from ..model import count_parameters
 from .common import make_model, open_tb, run_context, setup_data
 
