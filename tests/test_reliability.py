@@ -60,6 +60,17 @@ def test_data_problems_give_one_line(tmp_path, tiny_data):
     assert not list(tmp_path.glob("outputs/*/*"))
 
 
+@pytest.mark.parametrize("args", [["data.pipeline=fast"], ["data.pipeline=reference", "data.num_workers=1"],
+                                  ["task=inspect"]], ids=["fast", "reference-worker", "inspect"])
+def test_a_corrupt_image_stops_the_run_naming_split_and_index(args, tmp_path):
+    from tiny_dataset import write_tiny_imagenet
+
+    data = write_tiny_imagenet(tmp_path / "corrupt", n_train=10, n_val=2, corrupt_train_index=5)
+    proc = run_main([f"data.path={data}", "seed=1", *TINY_ARGS, *args], cwd=tmp_path, check=False)
+    line = assert_one_line_error(proc, "corrupt image in split 'train' at index 5")
+    assert line.startswith("error: corrupt image")
+
+
 def test_full_error_env_still_shows_the_trace(tmp_path):
     proc = run_main(["model.dropout=2"], cwd=tmp_path, check=False, env={"HYDRA_FULL_ERROR": "1"})
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "ConfigError" in proc.stderr

@@ -36,5 +36,7 @@ def one_line(exc: BaseException) -> str:
     """The last non-empty line of an exception message (DataLoader workers wrap messages in a traceback)."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     text = lines[-1] if lines else type(exc).__name__
-    prefix = f"{type(exc).__name__}: "
-    return text[len(prefix):] if text.startswith(prefix) else text
+    for prefix in (f"{type(exc).__module__}.{type(exc).__name__}: ", f"{type(exc).__name__}: "):
+        if text.startswith(prefix):  # a DataLoader worker re-raises with the (qualified) class name in front
+            return text[len(prefix):]
+    return text

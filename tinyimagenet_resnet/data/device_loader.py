@@ -25,7 +25,7 @@ class DeviceLoader:
         self.x = torch.from_numpy(np.array(images)).to(storage)  # read the memmap into memory once
         if not resident and device.type == "cuda":
             self.x = self.x.pin_memory()
-        self.y = torch.as_tensor(np.asarray(labels), dtype=torch.long).to(storage)
+        self.y = torch.tensor(np.asarray(labels), dtype=torch.long).to(storage)  # a copy: arrow arrays are read-only
         self.batch_size = batch_size
         self.sampler = EpochSampler(len(self.y), seed, shuffle)
         self.generator = torch.Generator(device=device).manual_seed(seed)

@@ -19,13 +19,14 @@ from PIL import Image
 
 from .. import plots
 from ..classes import class_name
+from ..errors import DataError
 from ..model import count_parameters
 from .common import make_model, open_tb, run_context, setup_data
 
 log = logging.getLogger(__name__)
 
 
-def image_headers(raw_split, indices: np.ndarray) -> tuple[Counter, Counter]:
+def image_headers(raw_split, indices: np.ndarray, split_name: str) -> tuple[Counter, Counter]:
     """Modes and sizes from the JPEG headers (no full decode)."""
     import datasets
 
@@ -38,9 +39,13 @@ def image_headers(raw_split, indices: np.ndarray) -> tuple[Counter, Counter]:
         cells = batch["image"]
         for offset, cell in enumerate(cells):
             if wanted[start + offset]:
-                with Image.open(io.BytesIO(cell["bytes"])) as img:
-                    modes[img.mode] += 1
-                    sizes[f"{img.size[0]}x{img.size[1]}"] += 1
+                try:
+                    with Image.open(io.BytesIO(cell["bytes"])) as img:
+                        modes[img.mode] += 1
+                        sizes[f"{img.size[0]}x{img.size[1]}"] += 1
+                except Exception as exc:  # noqa: BLE001 - any decoder failure is a corrupt image
+                    raise DataError(f"corrupt image in split {split_name!r} at index {start + offset}: "
+                                    f"{type(exc).__name__}: {exc}") from None
         start += len(cells)
     return modes, sizes
 
@@ -91,7 +96,7 @@ def run(cfg) -> float:
 
     out["image_modes"], out["image_sizes"] = {}, {}
     for name, split in dm.splits.items():
-        modes, sizes = image_headers(dm.raw[split.source_split], split.indices)
+        modes, sizes = image_headers(dm.raw[split.source_split], split.indices, split.source_split)
         out["image_modes"][name] = dict(modes)
         out["image_sizes"][name] = dict(sizes)
     n_all = sum(sum(m.values()) for m in out["image_modes"].values())
