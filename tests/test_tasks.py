@@ -114,6 +114,18 @@ def test_analyse_finds_steepest_descent_in_log_space():
     assert window[0] < suggestion < window[1]
 
 
+def test_analyse_refuses_to_suggest_from_noise():
+    rng = np.random.default_rng(0)
+    lrs = np.logspace(-7, 0, 100)
+    flat = 5.3 + np.cumsum(rng.normal(0, 0.002, 100))  # a loss that never really falls
+    assert analyse(lrs, flat) == (None, None)
+    falling = flat.copy()
+    falling[40:60] -= np.linspace(0, 0.5, 20)  # one real descent among the noise
+    falling[60:] -= 0.5
+    suggestion, window = analyse(lrs, falling)
+    assert lrs[38] <= window[0] < suggestion < window[1] <= lrs[61]
+
+
 def test_lr_find_task(tiny_data, tmp_path):
     run_main([f"data.path={tiny_data}", "task=lr_find", *TINY_ARGS, "lr_find.num_iters=40", "lr_find.min_lr=1e-6"],
              cwd=tmp_path)

@@ -26,30 +26,37 @@ class RangeTestResult:
                 "lr_at_min_loss": float(self.lrs[int(np.argmin(self.smoothed))]) if self.smoothed else None}
 
 
-def analyse(lrs, smoothed, skip_start: int = 5, skip_end: int = 2) -> tuple[float | None, tuple | None]:
-    """Suggestion: the LR of steepest descent of the smoothed loss against log LR.
-    Window: the contiguous LR range around it where the smoothed loss keeps falling."""
+def analyse(lrs, smoothed, skip_start: int = 5, skip_end: int = 2,
+            min_drop: float = 0.01) -> tuple[float | None, tuple | None]:
+    """Window: the contiguous LR range where the smoothed loss falls, taking the stretch with the largest total drop.
+    Suggestion: the LR of steepest descent of the smoothed loss against log LR inside that window.
+    (None, None) when no stretch drops by at least `min_drop` x the starting loss: noise, not a descent."""
     lrs, smoothed = np.asarray(lrs, dtype=float), np.asarray(smoothed, dtype=float)
     n = len(lrs)
     if n < skip_start + skip_end + 3:
         return None, None
     grad = np.gradient(smoothed, np.log10(lrs))
-    inner = np.arange(skip_start, n - skip_end)
-    i = int(inner[np.argmin(grad[inner])])
-    if grad[i] >= 0:
+    stretches, begin = [], None
+    for i in range(skip_start, n - skip_end):
+        if grad[i] < 0 and begin is None:
+            begin = i
+        elif grad[i] >= 0 and begin is not None:
+            stretches.append((begin, i - 1))
+            begin = None
+    if begin is not None:
+        stretches.append((begin, n - skip_end - 1))
+    if not stretches:
         return None, None
-    lo = i
-    while lo > 0 and grad[lo - 1] < 0:
-        lo -= 1
-    hi = i
-    while hi < n - 1 and grad[hi + 1] < 0:
-        hi += 1
+    lo, hi = max(stretches, key=lambda r: smoothed[r[0]] - smoothed[r[1]])
+    if smoothed[lo] - smoothed[hi] < min_drop * smoothed[skip_start]:
+        return None, None
+    i = lo + int(np.argmin(grad[lo:hi + 1]))
     return float(lrs[i]), (float(lrs[lo]), float(lrs[hi]))
 
 
 def range_test(model: torch.nn.Module, make_optimizer, batches, loss_fn, min_lr: float = 1e-7, max_lr: float = 1.0,
                num_iters: int = 100, beta: float = 0.98, diverge_factor: float = 4.0, step_fn=None,
-               on_step=None) -> RangeTestResult:
+               on_step=None, min_drop: float = 0.01) -> RangeTestResult:
     """Run on a deep copy of `model` (the caller's model and optimizer are untouched).
 
     `make_optimizer(params, lr)` builds a fresh optimizer; `batches` yields (x, y) forever or at least num_iters;
@@ -82,5 +89,5 @@ def range_test(model: torch.nn.Module, make_optimizer, batches, loss_fn, min_lr:
             result.stopped_early = True
             break
         best = min(best, smooth)
-    result.suggestion, result.window = analyse(result.lrs, result.smoothed)
+    result.suggestion, result.window = analyse(result.lrs, result.smoothed, min_drop=min_drop)
     return result

@@ -55,7 +55,8 @@ def run(cfg) -> float | None:
         next(bar_iter, None)
 
     result = range_test(model, make_optimizer, batches, loss_fn, float(lf.min_lr), float(lf.max_lr),
-                        int(lf.num_iters), float(lf.beta), float(lf.diverge_factor), step_fn=step, on_step=on_step)
+                        int(lf.num_iters), float(lf.beta), float(lf.diverge_factor), step_fn=step, on_step=on_step,
+                        min_drop=float(lf.get("min_drop", 0.01)))
     with open(ctx.run_dir / "lr_find.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["step", "lr", "loss", "smoothed_loss"])
@@ -73,5 +74,7 @@ def run(cfg) -> float | None:
                  result.window[0], result.window[1], len(result.lrs),
                  ", stopped on divergence" if result.stopped_early else "")
     else:
-        log.warning("No LR with a falling loss was found; widen lr_find.min_lr/max_lr or add iterations")
+        log.warning("No clear descent: the smoothed loss never fell by lr_find.min_drop=%g of its start; raise "
+                    "lr_find.num_iters or data.batch_size (200 classes need a few hundred steps), or widen "
+                    "lr_find.min_lr/max_lr", float(lf.get("min_drop", 0.01)))
     return result.suggestion
