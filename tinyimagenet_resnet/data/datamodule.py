@@ -33,7 +33,8 @@ class DataModule:
         raw, source = load_raw(data_cfg)
         splits = make_splits(labels_of(raw["train"]), labels_of(raw["valid"]), data_cfg, seed)
         dm = cls(data_cfg, seed, raw, source, splits)
-        log.info("Splits: %s (fingerprint %s)", dm.summary()["sizes"], dm.summary()["fingerprint"])
+        summary = dm.summary()
+        log.info("Splits: %s (fingerprint %s)", summary["sizes"], summary["fingerprint"])
         return dm
 
     @property

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from pathlib import Path
 
 import yaml
+
+from ..runs import Run, is_run
 
 log = logging.getLogger(__name__)
 
@@ -25,17 +26,14 @@ def _status(metrics: dict | None) -> str:
 
 def job_row(job: Path) -> dict | None:
     """One row per job directory (needs Hydra's .hydra/config.yaml; metrics.json may be missing)."""
-    cfg_file = job / ".hydra" / "config.yaml"
-    if not cfg_file.is_file():
+    if not is_run(job):
         return None
-    cfg = yaml.safe_load(cfg_file.read_text())
-    metrics_file = job / "metrics.json"
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
+    run = Run(job)
+    cfg, metrics = run.config, run.json("metrics.json")
     best = (metrics or {}).get("best") or {}
-    name_file = job / "run_name.txt"
     return {
         "job": job.name,
-        "run_name": name_file.read_text().strip() if name_file.is_file() else job.name,
+        "run_name": run.name,
         "lr": cfg["optim"]["lr"],
         "weight_decay": cfg["optim"]["weight_decay"],
         "blocks": "".join(str(b) for b in cfg["model"]["blocks"]),
