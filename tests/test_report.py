@@ -76,6 +76,21 @@ def test_report_covers_the_outline_with_traceable_numbers(workflow, lang):
     assert md.count("✏️") >= 10  # judgement questions are prompts, not invented prose
 
 
+def test_report_states_when_the_lr_finder_found_no_descent(workflow, tmp_path):
+    import shutil
+
+    lrf = runs_by_file(workflow, "lr_find.json")[-1]
+    copy = tmp_path / "lr_find_run"
+    shutil.copytree(lrf, copy)
+    data = json.loads((copy / "lr_find.json").read_text())
+    data.update(suggested_lr=None, stable_window=None)
+    (copy / "lr_find.json").write_text(json.dumps(data))
+    proc = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.report", f"runs.lr_find={copy}",
+                           f"report.out={tmp_path / 'r'}"], cwd=workflow, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "no clear descent" in (tmp_path / "r" / "REPORT.md").read_text()
+
+
 def test_report_with_nothing_run_yet_marks_every_section(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.report"], cwd=tmp_path, capture_output=True,
                           text=True)

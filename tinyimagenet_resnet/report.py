@@ -328,12 +328,15 @@ def build(cfg) -> Path:
         doc.use(lf)
         lj = lf.json("lr_find.json")
         doc.figure(lf.path / "lr_find.png", "lr_find.png", t["M4"])
-        window = lj["stable_window"]
+        window, suggestion = lj["stable_window"], lj["suggested_lr"]
+        found = (f"suggested LR **{suggestion:.3g}**; stable window **{window[0]:.3g} – {window[1]:.3g}**"
+                 if suggestion is not None else
+                 "no clear descent (the smoothed loss never fell by `lr_find.min_drop`): run more iterations")
         doc.add(f"Range {lj['min_lr']:g} → {lj['max_lr']:g} over {lj['iterations']} iterations ({lj['optimizer']}, "
-                f"weight decay {lj['weight_decay']:g}); suggested LR **{lj['suggested_lr']:.3g}**; stable window "
-                + (f"**{window[0]:.3g} – {window[1]:.3g}**" if window else "–") + ".", "")
+                f"weight decay {lj['weight_decay']:g}); {found}.", "")
         chosen = f"chosen lr {train.config['optim']['lr']:g}, wd {train.config['optim']['weight_decay']:g}" if train else ""
-        doc.prompt("M4", f"suggestion {lj['suggested_lr']:.3g}" + (f"; {chosen}" if chosen else ""))
+        facts = f"suggestion {suggestion:.3g}" if suggestion is not None else "no suggestion"
+        doc.prompt("M4", facts + (f"; {chosen}" if chosen else ""))
     else:
         doc.missing("lr_find")
 
