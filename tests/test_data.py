@@ -117,6 +117,19 @@ def test_corrupt_image_names_split_and_index(tmp_path):
         target[pos]
 
 
+def test_a_stale_datasets_cache_of_a_same_named_folder_is_rebuilt(tmp_path):
+    # datasets keys a local folder's cache on its name and file mtimes: make two same-named folders collide
+    import os
+
+    a = write_tiny_imagenet(tmp_path / "a" / "same-name", n_train=3, n_val=1)
+    b = write_tiny_imagenet(tmp_path / "b" / "same-name", n_train=6, n_val=1)
+    for f in (b / "data").iterdir():
+        stamp = (a / "data" / f.name).stat()
+        os.utime(f, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert len(load_raw(data_cfg(a))[0]["train"]) == 12
+    assert len(load_raw(data_cfg(b))[0]["train"]) == 24
+
+
 def test_shard_globs_restrict_the_files(real_data):
     cfg = data_cfg(real_data, train_files="data/train-00000-*", val_files="data/valid-00000-*")
     raw, _ = load_raw(cfg)

@@ -51,11 +51,16 @@ def load_raw(data_cfg):
         if not any(root.glob("data/*.parquet")) and not any(root.glob("*.parquet")):
             raise DataError(f"data.path={str(data_cfg.path)!r}: not a dataset folder (no parquet files); {LOCAL_HINT}")
         data_files = _data_files(root, data_cfg.get("train_files"), data_cfg.get("val_files"))
-        try:
+        def load(**kw):
             if data_files is None:
-                raw = datasets.load_dataset(str(root))
-            else:
-                raw = datasets.load_dataset("parquet", data_files={k: str(root / v) for k, v in data_files.items()})
+                return datasets.load_dataset(str(root), **kw)
+            return datasets.load_dataset("parquet", data_files={k: str(root / v) for k, v in data_files.items()}, **kw)
+
+        try:
+            raw = load()
+            if _stale(raw, root, data_files):
+                log.warning("datasets' cache of %s does not match its parquet files; rebuilding it", root)
+                raw = load(download_mode="force_redownload", verification_mode="no_checks")
         except Exception as exc:  # noqa: BLE001
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise DataError(
@@ -66,6 +71,18 @@ def load_raw(data_cfg):
     check_raw(raw, source, int(data_cfg.num_classes))
     log.info("Loaded %s: train=%d valid=%d", source, len(raw["train"]), len(raw["valid"]))
     return raw, source
+
+
+def _stale(raw, root: Path, data_files: dict | None) -> bool:
+    """datasets keys the cache of a local folder on its name and the files' mtimes, so two folders of the same name
+    (a regenerated copy, say) can share a stale cache. Compare row counts with the parquet footers (cheap)."""
+    import pyarrow.parquet as pq
+
+    for split, pattern in (data_files or {"train": "data/train-*", "valid": "data/valid-*"}).items():
+        files = sorted(root.glob(pattern))
+        if files and split in raw and len(raw[split]) != sum(pq.read_metadata(f).num_rows for f in files):
+            return True
+    return False
 
 
 def labels_of(raw_split) -> np.ndarray:
