@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import yaml
@@ -42,15 +43,21 @@ class Run:
         dirs = sorted({p.parent for p in (self.path / "tensorboard").rglob("events.out.tfevents.*")})
         return dirs[0] if dirs else None
 
-    def scalars(self, tag: str) -> tuple[list, list]:
-        """(steps, values) of one TensorBoard tag of this run, read from its event files."""
+    @cached_property
+    def _events(self):
+        """The run's event files, read once however many tags are asked for."""
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
         if self.event_dir is None:
-            return [], []
+            return None
         acc = EventAccumulator(str(self.event_dir), size_guidance={"scalars": 0})
         acc.Reload()
-        if tag not in acc.Tags()["scalars"]:
+        return acc
+
+    def scalars(self, tag: str) -> tuple[list, list]:
+        """(steps, values) of one TensorBoard tag of this run, read from its event files."""
+        acc = self._events
+        if acc is None or tag not in acc.Tags()["scalars"]:
             return [], []
         events = acc.Scalars(tag)
         return [e.step for e in events], [e.value for e in events]

@@ -95,7 +95,8 @@ def config_from_checkpoint(cfg: DictConfig, ckpt: dict, overrides: list, keep: t
     return saved
 
 
-def load_for_model(cfg: DictConfig, path) -> dict:
+def load_for_model(path) -> dict:
+    """Load a checkpoint and check, before any data is loaded, that its weights fit the architecture it records."""
     ckpt = load_checkpoint(path)
     probe = build_model(OmegaConf.create(ckpt["config"]).model, int(ckpt["config"]["data"]["num_classes"]))
     load_model_state(probe, ckpt, path)

@@ -38,7 +38,7 @@ def top_confusions(cm: np.ndarray, k: int) -> list[dict]:
 
 def run(cfg) -> float:
     ctx = run_context(cfg)
-    ckpt = load_for_model(cfg, cfg.ckpt_path)
+    ckpt = load_for_model(cfg.ckpt_path)
     keep = tuple(k for k in EVAL_KEYS if any(o.lstrip("+~").startswith(k) for o in ctx.overrides))
     cfg = config_from_checkpoint(cfg, ckpt, ctx.overrides, keep=keep)
     dm = setup_data(cfg, ctx.run_dir)

@@ -46,7 +46,7 @@ def run(cfg: DictConfig) -> float:
     ckpt_file = resume_checkpoint(cfg, ctx.run_dir)
     ckpt = None
     if ckpt_file:
-        ckpt = load_for_model(cfg, ckpt_file)
+        ckpt = load_for_model(ckpt_file)
         keep = ("trainer.epochs",) if any(o.startswith("trainer.epochs=") for o in ctx.overrides) else ()
         cfg = config_from_checkpoint(cfg, ckpt, ctx.overrides, keep=keep)
         ctx.cfg = cfg
