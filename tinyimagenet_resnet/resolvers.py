@@ -50,7 +50,14 @@ def hydra_subdir(task, ckpt_path, resume, overrides, default_dir):
     return f".hydra/resume-{_STARTED:%Y-%m-%d_%H-%M-%S-%f}"
 
 
+def now(pattern: str) -> str:
+    """The start time of this command, the same however many times and wherever it is resolved (Hydra's `now`
+    reads the clock at each resolution, which gave submitit's folder and the jobs two different sweep dirs)."""
+    return _STARTED.strftime(pattern)
+
+
 def register() -> None:
     reg = getattr(OmegaConf, "register_resolver", None) or OmegaConf.register_new_resolver  # omegaconf 2.4 / 2.3
     reg("tir.run_dir", run_dir, replace=True)
     reg("tir.hydra_subdir", hydra_subdir, replace=True)
+    reg("tir.now", now, replace=True, use_cache=True)
