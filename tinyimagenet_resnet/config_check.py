@@ -114,7 +114,7 @@ def check_trainer(t: DictConfig) -> None:
     for key in ("limit_train_batches",):
         v = t.get(key)
         _check(v is None or (_is_int(v) and v >= 1), f"trainer.{key}", v, "null or an integer >= 1")
-    for key in ("log_every_n_steps", "val_every_n_epochs"):
+    for key in ("log_every_n_steps", "val_every_n_epochs", "jobs_per_gpu"):
         _check(_is_int(t[key]) and t[key] >= 1, f"trainer.{key}", t[key], "an integer >= 1")
     ls = t.get("label_smoothing", 0.0)
     _check(_is_num(ls) and 0 <= ls < 1, "trainer.label_smoothing", ls, "a number in [0, 1)")

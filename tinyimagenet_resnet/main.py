@@ -17,10 +17,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from . import resolvers
+from . import launchers, resolvers
 from .config_check import validate_config
 from .engine import Interrupted
 from .errors import DivergedError, UserError, one_line
+from .placement import placed
 from .sweeps import optuna_sweeper
 
 log = logging.getLogger("tinyimagenet_resnet")
@@ -36,6 +37,7 @@ def config_dir() -> str:
 
 
 resolvers.register()
+launchers.register()
 optuna_sweeper.register()
 # Hydra 1.4 warns when a config `_target_` is instantiated without a whitelist, which only code can pass; the
 # targets named in our own conf/ (the summary callback) are trusted.
@@ -68,7 +70,8 @@ def run(cfg: DictConfig):
     multirun = hc.mode == RunMode.MULTIRUN
     try:
         validate_config(cfg)
-        return _task(cfg.task)(cfg)
+        with placed(cfg):
+            return _task(cfg.task)(cfg)
     except UserError as exc:
         if multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
@@ -94,6 +97,8 @@ def check_group_choices(argv: list[str], conf: Path) -> str | None:
             continue
         key, value = arg.split("=", 1)
         key = key.lstrip("+~")
+        if key == "hydra/launcher" and (problem := launchers.missing_plugin(value)):
+            return problem
         group = conf / key
         if key.startswith("hydra") or not group.is_dir() or "(" in value or value in ("null", ""):
             continue

@@ -14,7 +14,7 @@ def select_device(name: str = "auto") -> torch.device:
     """`auto` picks cuda > mps > cpu."""
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return torch.device("cuda", torch.cuda.current_device())  # the GPU a sweep job leased (placement.py)
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")

@@ -41,7 +41,7 @@ def run_context(cfg: DictConfig) -> RunContext:
     set_deterministic(bool(cfg.trainer.deterministic))
     name = run_name(cfg, overrides)
     (run_dir / "run_name.txt").write_text(name + "\n")
-    log.info("Run %s in %s on %s", name, run_dir, device)
+    log.info("Run %s in %s on %s (%d CPU threads)", name, run_dir, device, torch.get_num_threads())
     return RunContext(cfg, run_dir, name, overrides, device, resolve_precision(cfg.trainer.precision, device),
                       use_channels_last(cfg, device))
 
