@@ -80,6 +80,11 @@ def test_summarize_an_interrupted_sweep(tiny_data, tmp_path):
     assert bad.returncode == 2 and bad.stderr.startswith("error: sweep_dir=")
 
 
+def study_dir(cwd: Path) -> Path:
+    """An Optuna sweep writes into one folder per study, whichever worker or re-run ran the trial."""
+    return cwd / "multirun" / "optuna" / "tinyimagenet_resnet"
+
+
 def load_study(cwd: Path):
     return optuna.load_study(study_name="tinyimagenet_resnet",
                              storage=f"sqlite:///{cwd}/multirun/optuna/tinyimagenet_resnet.db")
@@ -91,17 +96,17 @@ def test_optuna_sweep_keeps_its_study_and_does_not_rerun_a_finished_one(tiny_dat
     assert (tmp_path / "multirun/optuna/tinyimagenet_resnet.db").is_file()
     study = load_study(tmp_path)
     assert len(study.trials) == 3 and all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
-    (sweep,) = sweep_dirs(tmp_path)
+    sweep = study_dir(tmp_path)
+    assert not sweep_dirs(tmp_path)  # no dated folder beside it
     results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert results["best_value"] == study.best_value and results["best_params"] == study.best_params
     assert set(results["best_params"]) == {"optim.lr", "optim.weight_decay", "model/blocks", "model.dropout"}
     assert len(summary_rows(sweep)) == 3
     # each trial's job reported one intermediate value per epoch to its own trial
     assert all(len(t.intermediate_values) >= 1 for t in study.trials)
-    time.sleep(1.1)  # a new sweep directory
     run_main(args, cwd=tmp_path)
     assert len(load_study(tmp_path).trials) == 3  # nothing more to do
-    assert len(sweep_dirs(tmp_path)) == 2 and not jobs(sweep_dirs(tmp_path)[1])
+    assert [j.name for j in jobs(sweep)] == ["0", "1", "2"] and len(summary_rows(sweep)) == 3
 
 
 def test_killed_optuna_sweep_resumes_to_its_total(tiny_data, tmp_path):
@@ -149,7 +154,7 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tiny_data, tmp_path):
     assert sorted(t.state.name for t in trials) == ["COMPLETE", "COMPLETE", "FAIL"]
     failed = next(t for t in trials if t.state.name == "FAIL")
     assert failed.params["optim.lr"] == 1e12 and "DivergedError" in failed.user_attrs["error"]
-    (sweep,) = sweep_dirs(tmp_path)
+    sweep = study_dir(tmp_path)
     rows = summary_rows(sweep)
     assert [r["status"] for r in rows] == ["ok", "ok", "failed"]
     assert json.loads((sweep / rows[2]["job"] / "metrics.json").read_text())["status"] == "diverged"
@@ -169,6 +174,6 @@ def test_pruning_marks_hopeless_trials_pruned(tiny_data, tmp_path):
     trials = load_study(tmp_path).trials
     assert [t.state.name for t in trials] == ["PRUNED", "PRUNED"]
     assert all(list(t.intermediate_values) == [1] for t in trials)  # stopped after its first epoch
-    (sweep,) = sweep_dirs(tmp_path)
+    sweep = study_dir(tmp_path)
     rows = summary_rows(sweep)
     assert [r["status"] for r in rows] == ["pruned", "pruned"] and {r["epochs_run"] for r in rows} == {"1"}

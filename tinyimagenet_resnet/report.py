@@ -76,7 +76,8 @@ def discover(cfg) -> dict:
             found[k] = Run(d)  # sorted by date/time: the latest wins
     sweeps: dict = {}
     mroot = Path(cfg.report.multirun)
-    for d in sorted(mroot.glob("2*/*")) if mroot.is_dir() else []:
+    # dated grid sweeps, then the per-study folders of Optuna sweeps (multirun/optuna/<study>)
+    for d in sorted(mroot.glob("2*/*")) + sorted(p for p in mroot.glob("optuna/*") if p.is_dir()):
         if (d / "summary.csv").is_file() or (d / "multirun.yaml").is_file():
             if expand([d]):
                 sweeps.setdefault(sweep_kind(d), []).append(d)

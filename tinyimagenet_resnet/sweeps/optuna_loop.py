@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import os
+import socket
 import threading
 import time
 import warnings
@@ -14,7 +17,8 @@ from hydra.core.utils import JobStatus
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
 from omegaconf import OmegaConf
 
-from .study import counted_trials, failed_trials, make_storage
+from .storage import make_storage, study_lock
+from .study import counted_trials, failed_trials, mark_interrupted
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +95,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         return "FAIL"
 
     def _check_failures(self, study) -> None:
-        failed = failed_trials(study)
+        failed = failed_trials(study.get_trials(deepcopy=False))
         if failed > self.max_failure_rate * self.n_trials:
             raise RuntimeError(
                 f"optuna sweep stopped: {failed} failed trials > max_failure_rate={self.max_failure_rate} x "
@@ -102,6 +106,9 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         import optuna
 
         heartbeat_s, grace_s, poll_s = self._settings()
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # as Hydra's basic sweeper does; summarize reads it
         self._process_searchspace_config()
         params_conf = self._parse_sweeper_params_config() + list(arguments)
         distributions, fixed_params, fixed_overrides = create_params_from_overrides(params_conf)
@@ -109,40 +116,63 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             distributions.pop(name, None)
         if getattr(self.sampler, "func", None) is optuna.samplers.GridSampler:
             self.sampler = self.sampler({k: self._to_grid_sampler_choices(d) for k, d in distributions.items()})
-        storage = make_storage(self.storage, heartbeat_s, grace_s)
-        study = optuna.create_study(study_name=self.study_name, storage=storage, sampler=self.sampler,
-                                    direction=self._get_directions()[0], load_if_exists=True)
-        done = counted_trials(study)
-        if study.trials:
-            # A sampler seeded again with `seed` would re-propose the first trials' parameters (TPE starts with
-            # seeded random draws), so a resumed study draws fresh random numbers.
-            self.sampler.reseed_rng()
-        log.info("Study %r in %s: %d of %d trials already counted", study.study_name, self.storage, done,
-                 self.n_trials)
-        heartbeat = _Heartbeat(storage, heartbeat_s)
-        # Heartbeats are recorded by this loop (ask/tell), which optuna warns about; fail_stale_trials is "experimental".
+        # Heartbeats are recorded by this loop (ask/tell), which optuna warns about; heartbeats are "experimental".
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        storage = make_storage(self.storage, heartbeat_s, grace_s, stale_callback=mark_interrupted)
+        lock = functools.partial(study_lock, storage, self.storage, self.study_name)
+        with lock():  # two workers starting together create the study once
+            study = optuna.create_study(study_name=self.study_name, storage=storage, sampler=self.sampler,
+                                        direction=self._get_directions()[0], load_if_exists=True)
+        log.info("Study %r in %s: %d of %d trials already counted", study.study_name, self.storage,
+                 counted_trials(study.get_trials(deepcopy=False)), self.n_trials)
+        first_ask = True
+        heartbeat = _Heartbeat(storage, heartbeat_s)
         while True:
             if heartbeat.enabled:
                 optuna.storages.fail_stale_trials(study)
-            free = self.n_trials - counted_trials(study)
-            if free <= 0:
-                if any(t.state.name == "RUNNING" for t in study.get_trials(deepcopy=False)):
+            with lock():  # count and ask atomically across workers: together they start exactly n_trials
+                existing = study.get_trials(deepcopy=False)
+                states = [t.state.name for t in existing]
+                # queued trials (retries of killed ones) are already counted and are asked for first
+                free = self.n_trials - counted_trials(existing) + states.count("WAITING")
+                if first_ask and states:
+                    # A sampler seeded again with `seed` would re-propose the trials this seed already proposed
+                    # (TPE starts with seeded random draws), so a resumed study, or a second worker, draws fresh
+                    # random numbers.
+                    self.sampler.reseed_rng()
+                first_ask = False
+                trials = [study.ask() for _ in range(min(free, self.n_jobs))]
+                heartbeat.track(trials)
+            if not trials:
+                if "RUNNING" in states:
                     time.sleep(poll_s)  # another worker's trial, or a dead one about to be re-queued
                     continue
                 break
-            trials = [study.ask() for _ in range(min(free, self.n_jobs))]
-            heartbeat.track(trials)
             overrides = [tuple(o) + (f"optuna.trial_number={t.number}",) for o, t in zip(
                 self._configure_trials(trials, distributions, fixed_params, fixed_overrides), trials)]
             returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
             self.job_idx += len(returns)
             for trial, ret in zip(trials, returns):
+                self._record_run(trial, ret)
                 self._record_result(study, trial, ret)
             heartbeat.untrack(trials)
             self._check_failures(study)
         self._write_results(study)
+
+    @staticmethod
+    def _record_run(trial, ret) -> None:
+        """Where the trial ran and its summary row, so that any worker's summary lists every worker's trials,
+        also those of machines whose run directories it cannot see."""
+        from .summary import job_row
+
+        run_dir = OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir") if ret.hydra_cfg else None
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        if run_dir:
+            trial.set_user_attr("run_dir", str(Path(run_dir).resolve()))
+            row = job_row(Path(run_dir))
+            if row is not None:
+                trial.set_user_attr("summary_row", row)
 
     def _write_results(self, study) -> None:
         states: dict[str, int] = {}

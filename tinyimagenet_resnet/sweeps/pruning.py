@@ -6,7 +6,8 @@ import logging
 
 from hydra.core.hydra_config import HydraConfig
 
-from .study import make_pruner, make_storage
+from .storage import make_storage
+from .study import make_pruner
 
 log = logging.getLogger(__name__)
 

@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+
+from .storage import make_storage, study_lock  # noqa: F401  (the sweeper and the jobs open storages from here)
 
 log = logging.getLogger(__name__)
 
 # Trials in these states count toward `n_trials`, except FAIL trials of a killed sweep that were queued again.
 COUNTED = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
-
-
-def make_storage(url: str | None, heartbeat_s: int | None = None, grace_s: int | None = None):
-    """RDB storage (sqlite/postgresql/...) with heartbeats, so trials of a killed sweep can be detected."""
-    import optuna
-
-    if url is None:
-        return None
-    if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    kwargs = {}
-    if heartbeat_s:
-        kwargs = {"heartbeat_interval": int(heartbeat_s), "grace_period": int(grace_s or 3 * heartbeat_s),
-                  "heartbeat_stale_trial_callback": mark_interrupted}
-    return optuna.storages.RDBStorage(url, **kwargs)
 
 
 def mark_interrupted(study, trial) -> None:
@@ -58,13 +44,12 @@ def interrupted_numbers(trials) -> set[int]:
     return {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
 
 
-def counted_trials(study) -> int:
-    trials = study.get_trials(deepcopy=False)
+def counted_trials(trials) -> int:
+    """Trials that count toward n_trials (`study.get_trials(deepcopy=False)`)."""
     interrupted = interrupted_numbers(trials)
     return sum(1 for t in trials if t.state.name in COUNTED and t.number not in interrupted)
 
 
-def failed_trials(study) -> int:
-    trials = study.get_trials(deepcopy=False)
+def failed_trials(trials) -> int:
     interrupted = interrupted_numbers(trials)
     return sum(1 for t in trials if t.state.name == "FAIL" and t.number not in interrupted)

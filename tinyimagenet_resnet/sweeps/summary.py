@@ -46,9 +46,31 @@ def job_row(job: Path) -> dict | None:
     }
 
 
-def collect(sweep_dir: Path) -> list[dict]:
+def study_rows(sweeper) -> list[dict]:
+    """Rows that Optuna workers stored with their trials (`summary_row`), so that a summary also lists the trials
+    other workers ran, on machines whose run directories this one cannot see. [] for other sweepers."""
+    url, name = (sweeper or {}).get("storage"), (sweeper or {}).get("study_name")
+    if not url or not name:
+        return []
+    import optuna
+
+    from .storage import make_storage
+
+    try:
+        study = optuna.load_study(study_name=name, storage=make_storage(url))
+    except Exception as exc:  # noqa: BLE001 - the summary of local runs is still worth writing
+        log.warning("Sweep summary without the study's other workers: cannot open study %r in %s (%s)", name,
+                    url.split("@")[-1], str(exc).splitlines()[0][:200])
+        return []
+    return [dict(t.user_attrs["summary_row"]) for t in study.get_trials(deepcopy=False)
+            if "summary_row" in t.user_attrs]
+
+
+def collect(sweep_dir: Path, extra_rows: list[dict] = ()) -> list[dict]:
     rows = [r for job in sorted(Path(sweep_dir).iterdir(), key=lambda p: (len(p.name), p.name))
             if job.is_dir() and (r := job_row(job))]
+    local = {r["job"] for r in rows}
+    rows += [r for r in extra_rows if r["job"] not in local]
     rows.sort(key=lambda r: (r["best_val_top1"] is None, -(r["best_val_top1"] or 0.0), r["status"] != "ok"))
     for i, row in enumerate(rows, 1):
         row["rank"] = i
@@ -66,9 +88,11 @@ def _fmt(v, column: str = "") -> str:
     return str(v)
 
 
-def write_summary(sweep_dir: Path) -> list[dict]:
+def write_summary(sweep_dir: Path, sweeper=None) -> list[dict]:
+    """summary.md / summary.csv of the job directories in `sweep_dir`, plus, for an Optuna sweep (`sweeper` is
+    its hydra.sweeper config), the trials other workers recorded in the shared study."""
     sweep_dir = Path(sweep_dir)
-    rows = collect(sweep_dir)
+    rows = collect(sweep_dir, study_rows(sweeper))
     with open(sweep_dir / "summary.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
@@ -101,5 +125,5 @@ class SummaryCallback(Callback):
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         if sweep_dir.is_dir():
-            rows = write_summary(sweep_dir)
+            rows = write_summary(sweep_dir, config.hydra.get("sweeper"))
             log.info("Sweep summary (%d runs): %s", len(rows), sweep_dir / "summary.md")

@@ -1,0 +1,157 @@
+"""Optuna storages that several sweep workers can share, and the lock that keeps their trial count exact.
+
+`hydra.sweeper.storage` accepts
+- an SQLAlchemy URL: `sqlite:///multirun/optuna/study.db` (one machine), `postgresql://user:pw@host:5432/db`
+  (a cluster; needs the `postgres` extra for the driver);
+- `journal:<path>`: Optuna's journal file storage, for workers on a shared filesystem without a database server.
+
+Every storage records heartbeats, so the trials of a killed worker are detected (optuna's RDBStorage does it
+natively; `_HeartbeatJournalStorage` adds it to the journal storage).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+JOURNAL = "journal:"
+
+
+def _local_path(url: str) -> Path | None:
+    """The file behind a sqlite or journal storage (None for a database server)."""
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///"):]).expanduser()
+    if url.startswith(JOURNAL):
+        return Path(url[len(JOURNAL):]).expanduser()
+    return None
+
+
+def make_storage(url: str | None, heartbeat_s: int | None = None, grace_s: int | None = None,
+                 stale_callback: Callable | None = None):
+    """The storage behind `url`, with heartbeats every `heartbeat_s` seconds when given."""
+    import optuna
+
+    if url is None:
+        return None
+    path = _local_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    beat = {}
+    if heartbeat_s:
+        beat = {"heartbeat_interval": int(heartbeat_s), "grace_period": int(grace_s or 3 * heartbeat_s),
+                "heartbeat_stale_trial_callback": stale_callback}
+    if url.startswith(JOURNAL):
+        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+        # The open(O_EXCL) lock also works on NFS, where the default symlink lock may not.
+        backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
+        return _journal_heartbeat_storage()(backend, **beat)
+    if url.startswith("postgresql"):
+        # Workers started together on an empty database would race to create optuna's tables.
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(url)
+        try:
+            with _pg_advisory_lock(engine, _pg_key("schema")):
+                return optuna.storages.RDBStorage(url, **beat)
+        finally:
+            engine.dispose()
+    return optuna.storages.RDBStorage(url, **beat)
+
+
+@functools.cache
+def _journal_heartbeat_storage():
+    """The class, built on first use so that optuna is imported only when a sweep needs it."""
+    from optuna.storages._heartbeat import BaseHeartbeat  # what fail_stale_trials checks for (optuna 4.x-5.x)
+    from optuna.storages.journal import JournalStorage
+    from optuna.trial import TrialState
+
+    class _HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+        """Optuna's journal storage plus heartbeats (a system attribute with the time of the last beat), so that
+        `optuna.storages.fail_stale_trials` finds the trials of a killed worker as it does with RDBStorage.
+        Workers on several machines compare their clocks with the beat: keep them NTP-synchronised."""
+
+        def __init__(self, backend, heartbeat_interval: int | None = None, grace_period: int | None = None,
+                     heartbeat_stale_trial_callback: Callable | None = None):
+            super().__init__(backend)
+            self.heartbeat_interval = heartbeat_interval
+            self.grace_period = grace_period if grace_period is not None else 2 * (heartbeat_interval or 0)
+            self.stale_callback = heartbeat_stale_trial_callback
+
+        def record_heartbeat(self, trial_id: int) -> None:
+            self.set_trial_system_attr(trial_id, "heartbeat", time.time())
+
+        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+            now = time.time()
+            stale = []
+            for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+                last = t.system_attrs.get("heartbeat")
+                if last is None and t.datetime_start is not None:
+                    last = t.datetime_start.timestamp()
+                if last is not None and now - last > self.grace_period:
+                    stale.append(t._trial_id)
+            return stale
+
+        def get_heartbeat_interval(self) -> int | None:
+            return self.heartbeat_interval
+
+        def get_heartbeat_stale_trial_callback(self):
+            return self.stale_callback
+
+    return _HeartbeatJournalStorage
+
+
+@contextlib.contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _pg_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha1(f"tinyimagenet_resnet/{name}".encode()).digest()[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def _pg_advisory_lock(engine, key: int) -> Iterator[None]:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            conn.commit()
+
+
+_warned: set[str] = set()
+
+
+def study_lock(storage, url: str, study_name: str):
+    """Held while a worker counts the study's trials and asks for new ones, so that concurrent workers never
+    together start more than `n_trials`: a file lock beside a sqlite/journal file, a PostgreSQL advisory lock."""
+    path = _local_path(url)
+    if path is not None:
+        # not `<file>.lock`: that name is the journal backend's own lock, which only has to exist to be taken
+        return _flock(path.with_name(path.name + ".ask-lock"))
+    if url.startswith("postgresql"):
+        return _pg_advisory_lock(storage.engine, _pg_key(f"study/{study_name}"))
+    if url not in _warned:
+        _warned.add(url)
+        log.warning("optuna storage %s: no cross-worker lock for this database; concurrent workers may run up to "
+                    "(workers - 1) trials more than n_trials (locks exist for sqlite, postgresql and journal:)",
+                    url.split("@")[-1])
+    return contextlib.nullcontext()
