@@ -27,3 +27,16 @@ def test_bench_runs_and_reports_both_comparisons(tiny_data, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.bench", "--data-path", str(tmp_path / "x")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: --data-path=")
+
+
+def test_sweep_throughput_benchmark_runs_each_setting_through_the_entry_point(tiny_data, tmp_path):
+    out = tmp_path / "bench_sweep.json"
+    proc = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.bench_sweep", "--data-path", str(tiny_data),
+                           "--train-files", "data/train-*", "--val-files", "data/valid-*", "--parallel", "1", "2",
+                           "--trials", "2", "--steps", "1", "--extra", "model.widths=[16,16,16]", "data.batch_size=16",
+                           "data.train_subset=null", "--out", str(out)], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert [(r["parallel"], r["n_jobs"], r["trials"]) for r in result["rows"]] == [(1, 1, 2), (2, 2, 2)]
+    assert all(r["trials_per_hour"] > 0 and "hydra/launcher=joblib" in r["command"] for r in result["rows"])
+    assert result["rows"][0]["speedup_vs_first"] == 1.0
