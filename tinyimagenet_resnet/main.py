@@ -70,7 +70,7 @@ def run(cfg: DictConfig):
     multirun = hc.mode == RunMode.MULTIRUN
     try:
         validate_config(cfg)
-        with placed(cfg):
+        with placed(cfg, multirun):
             return _task(cfg.task)(cfg)
     except UserError as exc:
         if multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":

@@ -77,13 +77,10 @@ def visible_gpu_ids() -> list[str]:
 
 
 @contextlib.contextmanager
-def placed(cfg) -> Iterator[None]:
+def placed(cfg, multirun: bool) -> Iterator[None]:
     """Run a job of a multirun on a leased GPU (trainer.device=auto). CPU threads need nothing from us: joblib
     (loky) and Ray set OMP_NUM_THREADS for the jobs they run side by side, SLURM confines a job to its CPUs."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if HydraConfig.get().mode != RunMode.MULTIRUN or str(cfg.trainer.device) != "auto":
+    if not multirun or str(cfg.trainer.device) != "auto":
         yield
         return
     import torch
