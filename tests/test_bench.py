@@ -31,7 +31,7 @@ def test_bench_runs_and_reports_both_comparisons(tiny_data, tmp_path):
 
 def test_sweep_throughput_benchmark_runs_each_setting_through_the_entry_point(tiny_data, tmp_path):
     out = tmp_path / "bench_sweep.json"
-    proc = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.bench_sweep", "--data-path", str(tiny_data),
+    proc = subprocess.run(["tinyimagenet-bench", "sweep", "--data-path", str(tiny_data),
                            "--train-files", "data/train-*", "--val-files", "data/valid-*", "--parallel", "1", "2",
                            "--trials", "2", "--steps", "1", "--extra", "model.widths=[16,16,16]", "data.batch_size=16",
                            "data.train_subset=null", "--out", str(out)], capture_output=True, text=True, cwd=tmp_path)

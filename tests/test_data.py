@@ -3,15 +3,16 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from tinyimagenet_resnet.config.loader import compose_config
 from tinyimagenet_resnet.data.datamodule import DataModule, set_train_epoch
 from tinyimagenet_resnet.data.source import load_raw
 from tinyimagenet_resnet.errors import ConfigError, DataError
 from tiny_dataset import write_tiny_imagenet
-from conftest import REPO
 
 
 def data_cfg(path, **over):
-    cfg = OmegaConf.load(REPO / "conf" / "data" / "tiny_imagenet.yaml")
+    """The project's `data` config (composed on its schema) pointed at `path`."""
+    cfg = compose_config([]).data
     cfg.path = str(path)
     cfg.num_workers = 0
     cfg.batch_size = 8
@@ -35,8 +36,8 @@ def test_split_is_a_function_of_the_seed(tiny_data):
     a = DataModule.setup(data_cfg(tiny_data), seed=1).summary()
     b = DataModule.setup(data_cfg(tiny_data), seed=1).summary()
     c = DataModule.setup(data_cfg(tiny_data), seed=2).summary()
-    assert a["fingerprint"] == b["fingerprint"]
-    assert a["fingerprints"]["test"] != c["fingerprints"]["test"]
+    assert a.fingerprint == b.fingerprint
+    assert a.fingerprints["test"] != c.fingerprints["test"]
 
 
 def test_subsets_are_stratified_and_checked(tiny_data):

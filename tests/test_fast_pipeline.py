@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from conftest import REPO
+from tinyimagenet_resnet.config.loader import compose_config
 from tinyimagenet_resnet.data import batch_augment as BA
 from tinyimagenet_resnet.data.cache import decoded
 from tinyimagenet_resnet.data.datamodule import DataModule
@@ -18,7 +18,7 @@ from test_data import data_cfg
 
 
 def aug_cfg(**over):
-    cfg = OmegaConf.load(REPO / "conf" / "data" / "tiny_imagenet.yaml").augment
+    cfg = compose_config([]).data.augment
     for k, v in over.items():
         OmegaConf.update(cfg, k, v)
     return cfg

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import TINY_ARGS, only_run_dir, read_scalars, run_main
-from tinyimagenet_resnet.checkpoint import atomic_save, load_checkpoint
+from tinyimagenet_resnet.training.checkpoint import atomic_save, load_checkpoint
 from tinyimagenet_resnet.errors import CheckpointError
 
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import TINY_ARGS, run_main
-from tinyimagenet_resnet.report_text import TEXT
+from tinyimagenet_resnet.reporting.text import TEXT
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +36,8 @@ def runs_by_file(cwd: Path, name: str):
 
 @pytest.mark.parametrize("lang", ["en", "fr"])
 def test_report_covers_the_outline_with_traceable_numbers(workflow, lang):
-    proc = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.report", f"report.lang={lang}",
-                           f"report.out=report_{lang}"], cwd=workflow, capture_output=True, text=True)
+    proc = subprocess.run(["tinyimagenet-report", "--lang", lang, "--out", f"report_{lang}"], cwd=workflow,
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     md = (workflow / f"report_{lang}" / "REPORT.md").read_text()
     t = TEXT[lang]
@@ -85,31 +85,35 @@ def test_report_states_when_the_lr_finder_found_no_descent(workflow, tmp_path):
     data = json.loads((copy / "lr_find.json").read_text())
     data.update(suggested_lr=None, stable_window=None)
     (copy / "lr_find.json").write_text(json.dumps(data))
-    proc = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.report", f"runs.lr_find={copy}",
-                           f"report.out={tmp_path / 'r'}"], cwd=workflow, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.reporting.report", "--run", f"lr_find={copy}",
+                           "--out", str(tmp_path / "r")], cwd=workflow, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "no clear descent" in (tmp_path / "r" / "REPORT.md").read_text()
 
 
 def test_report_with_nothing_run_yet_marks_every_section(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.report"], cwd=tmp_path, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.reporting.report"], cwd=tmp_path, capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stderr
     md = (tmp_path / "report" / "REPORT.md").read_text()
     assert len(re.findall(r"^## ", md, flags=re.M)) == 12 and md.count("not run yet") >= 8
-    bad = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.report", "report.lang=de"], cwd=tmp_path,
+    bad = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.reporting.report", "--lang", "de"], cwd=tmp_path,
                          capture_output=True, text=True)
-    assert bad.returncode == 2 and bad.stderr.startswith("error: report.lang='de': allowed en|fr")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: argument --lang: invalid choice: 'de'")
+    assert len(bad.stderr.strip().splitlines()) == 1
+    bad = subprocess.run(["tinyimagenet-report", "--run", "train=/no/such/run"], cwd=tmp_path, capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --run train='/no/such/run': not a run directory")
 
 
 def test_plot_overlays_a_metric_of_a_sweep(workflow, tmp_path):
     sweep = next((workflow / "multirun").glob("2*/*"))
     out = tmp_path / "val_loss.png"
-    proc = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.plot", str(sweep), "--metric", "val/loss",
-                           "--out", str(out)], capture_output=True, text=True)
+    proc = subprocess.run(["tinyimagenet-plot", str(sweep), "--metric", "val/loss", "--out", str(out)],
+                          capture_output=True, text=True)
     assert proc.returncode == 0 and "4 runs" in proc.stdout
     with Image.open(out) as img:
         assert img.format == "PNG"
-    bad = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.plot", str(sweep), "--metric", "nope"],
+    bad = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.reporting.overlay", str(sweep), "--metric", "nope"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "--metric='nope'" in bad.stderr

@@ -67,7 +67,7 @@ def test_ray_runs_two_jobs_on_a_local_ray_instance(tiny_data, tmp_path):
 
 
 def test_a_launcher_whose_plugin_is_missing_names_its_extra(tmp_path):
-    code = ("import sys, runpy, tinyimagenet_resnet.launchers as l; l._schema = lambda name: None; "
+    code = ("import sys, runpy, tinyimagenet_resnet.scale.launchers as l; l._schema = lambda name: None; "
             "sys.argv = ['main', '-m', 'hydra/launcher=ray']; runpy.run_module('tinyimagenet_resnet.main', "
             "run_name='__main__')")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
@@ -142,7 +142,7 @@ def test_two_workers_finish_one_study_with_exactly_n_trials(tiny_data, tmp_path,
     # A worker on another machine: its run directories are not here, its trials are still in the summary.
     moved = sweep / "3"
     moved.rename(tmp_path / "elsewhere")
-    subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.summarize", str(sweep)], cwd=tmp_path, check=True,
+    subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.sweeps.summary", str(sweep)], cwd=tmp_path, check=True,
                    capture_output=True)
     again = {int(r["job"]): r for r in summary_rows(sweep)}
     assert sorted(again) == list(range(n_trials))
@@ -176,7 +176,7 @@ def test_journal_storage_detects_the_trials_of_a_killed_worker(tmp_path):
 # ---- GPU placement ----------------------------------------------------------------------------------------------
 
 def _hold_a_slot(lock_dir, devices, jobs_per_gpu, got, release: Path):
-    from tinyimagenet_resnet.placement import lease_slot
+    from tinyimagenet_resnet.scale.placement import lease_slot
 
     with lease_slot(devices, jobs_per_gpu, lock_dir=lock_dir, poll_s=0.05) as index:
         got.put(index)

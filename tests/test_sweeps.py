@@ -52,7 +52,7 @@ def test_lr_wd_grid_without_dash_m_and_a_correct_summary(tiny_data, tmp_path):
     # the same table can be rebuilt for any sweep directory
     (sweep / "summary.md").unlink()
     (sweep / "summary.csv").unlink()
-    out = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.summarize", str(sweep)], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.sweeps.summary", str(sweep)], capture_output=True,
                          text=True, check=True).stdout
     assert "4 runs" in out and summary_rows(sweep) == rows
 
@@ -71,11 +71,11 @@ def test_summarize_an_interrupted_sweep(tiny_data, tmp_path):
     run_main(["-m", f"data.path={tiny_data}", *SWEEP_ARGS, "model/dropout=p00,p01"], cwd=tmp_path)
     (sweep,) = sweep_dirs(tmp_path)
     (sweep / "1" / "metrics.json").unlink()  # as if job 1 had been killed before its first epoch ended
-    subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.summarize", str(sweep)], check=True,
+    subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.sweeps.summary", str(sweep)], check=True,
                    capture_output=True)
     rows = summary_rows(sweep)
     assert [r["status"] for r in rows] == ["ok", "failed"] and rows[1]["job"] == "1"
-    bad = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.summarize", str(tmp_path / "nope")],
+    bad = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.sweeps.summary", str(tmp_path / "nope")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: sweep_dir=")
 

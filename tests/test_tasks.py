@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from conftest import TINY_ARGS, only_run_dir, read_scalars, run_main
-from tinyimagenet_resnet.lr_finder import analyse, range_test
+from tinyimagenet_resnet.training.lr_range import analyse, range_test
 
 
 def decodable_png(path):

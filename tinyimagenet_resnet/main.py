@@ -1,4 +1,5 @@
-"""The single entry point: `python -m tinyimagenet_resnet.main [task=...] [group=option ...] [key=value ...]`.
+"""The single entry point: `python -m tinyimagenet_resnet.main [task=...] [group=option ...] [key=value ...]`
+(also installed as `tinyimagenet-train`).
 
 Run `python -m tinyimagenet_resnet.main --help` for the config groups and keys.
 """
@@ -17,25 +18,17 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from . import launchers, resolvers
-from .config_check import validate_config
-from .engine import Interrupted
+from .config import resolvers, schema
+from .config.loader import check_group_choices, config_dir, preflight
+from .config.validate import validate_config
 from .errors import DivergedError, UserError, one_line
-from .placement import placed
+from .scale import launchers
+from .scale.placement import placed
 from .sweeps import optuna_sweeper
 
 log = logging.getLogger("tinyimagenet_resnet")
 
-
-def config_dir() -> str:
-    """`conf/` of a clone (editable install, or running from the source tree), else the copy shipped in the wheel."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "conf", here / "conf"):
-        if (candidate / "config.yaml").is_file():
-            return str(candidate)
-    raise RuntimeError(f"tinyimagenet_resnet: config folder not found next to {here}")
-
-
+schema.register()
 resolvers.register()
 launchers.register()
 optuna_sweeper.register()
@@ -57,7 +50,7 @@ def _remove_if_untouched(run_dir: Path) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _resume_command(ckpt: Path) -> str:
+def _resume_command(ckpt: Path | None) -> str:
     return f"python -m tinyimagenet_resnet.main ckpt_path={ckpt}"
 
 
@@ -65,13 +58,15 @@ def run(cfg: DictConfig):
     """Validate, dispatch to the task, and turn user errors into one line + non-zero exit (single runs).
 
     In a multirun the exception propagates instead, so the launcher/sweeper records the job as failed."""
+    from .training.engine import Interrupted
+
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
     try:
         validate_config(cfg)
         with placed(cfg, multirun):
-            return _task(cfg.task)(cfg)
+            return _task(str(cfg.task))(cfg)
     except UserError as exc:
         if multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
@@ -89,42 +84,29 @@ def run(cfg: DictConfig):
         sys.exit(130 if exc.signame == "SIGINT" else 143)
 
 
-def check_group_choices(argv: list[str], conf: Path) -> str | None:
-    """One readable line for `group=option` overrides naming an option that does not exist (Hydra's own message
-    spans a dozen lines). Sweep expressions (`a,b`) are checked item by item; function syntax is left to Hydra."""
-    for arg in argv:
-        if arg.startswith("-") or "=" not in arg:
-            continue
-        key, value = arg.split("=", 1)
-        key = key.lstrip("+~")
-        if key == "hydra/launcher" and (problem := launchers.missing_plugin(value)):
-            return problem
-        group = conf / key
-        if key.startswith("hydra") or not group.is_dir() or "(" in value or value in ("null", ""):
-            continue
-        allowed = sorted(p.stem for p in group.glob("*.yaml"))
-        for option in value.split(","):
-            if option not in allowed:
-                return f"{key}={option!r}: allowed {'|'.join(allowed)}"
-    return None
-
-
 @hydra.main(config_path=config_dir(), config_name="config")
 def main(cfg: DictConfig):
     return run(cfg)
 
 
 def cli() -> None:
-    problem = check_group_choices(sys.argv[1:], Path(config_dir()))
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        sys.exit(2)
     # A named sweep runs as a multirun without `-m`. Its config sets hydra.mode=MULTIRUN, but Hydra rejects
     # comma-separated overrides (`optim.lr=1e-3,1e-2`) while it composes to read that mode, so add the flag here.
     if any(a.startswith("sweep=") and a != "sweep=null" for a in sys.argv[1:]) and not (
         {"-m", "--multirun", "--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i"} & set(sys.argv[1:])
     ):
         sys.argv.insert(1, "--multirun")
+    argv = sys.argv[1:]
+    try:
+        problem = check_group_choices(argv, Path(config_dir()))
+        if problem:
+            raise UserError(problem)
+        preflight(argv)  # one line for a bad value, before Hydra composes (its own messages span a dozen lines)
+    except UserError as exc:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        sys.exit(exc.exit_code)
     main()
 
 

@@ -4,10 +4,8 @@ lock and renamed into place, so concurrent jobs never see a torn file nor build 
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import hashlib
-import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import compat
+from ..artifacts.files import atomic_path, file_lock, write_json
 from .dataset import decode_image
 from .splits import Split
 
@@ -48,9 +48,8 @@ def build(path: Path, raw_split, split: Split, threads: int) -> None:
     import datasets
 
     table = raw_split.cast_column("image", datasets.Image(decode=False)).select_columns(["image"])
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(split), SIZE, SIZE, 3))
-    try:
+    with atomic_path(path) as tmp:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(split), SIZE, SIZE, 3))
         chunk = 2048
         bounds = [(s, min(s + chunk, len(split))) for s in range(0, len(split), chunk)]
         decode_chunk = functools.partial(_decode_into, arr, table, split)
@@ -58,30 +57,24 @@ def build(path: Path, raw_split, split: Split, threads: int) -> None:
             list(pool.map(lambda b: decode_chunk(*b), bounds))
         arr.flush()
         del arr
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def decoded(raw_split, split: Split, cache_dir: Path | None, threads: int = 2) -> tuple[np.ndarray, bool]:
     """The split's images as a read-only memmap (N, 64, 64, 3) uint8; returns (array, built_now)."""
     cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = cache_key(raw_split._fingerprint, split)
+    dataset_fingerprint = compat.dataset_fingerprint(raw_split)
+    key = cache_key(dataset_fingerprint, split)
     path = cache_dir / f"{key}.npy"
     built = False
     if not path.exists():
-        with open(cache_dir / f"{key}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # a second job waits here, then finds the finished file
+        with file_lock(cache_dir / f"{key}.lock"):  # a second job waits here, then finds the finished file
             if not path.exists():
                 log.info("Decoding %d %s images once into %s", len(split), split.name, path)
                 build(path, raw_split, split, threads)
-                (cache_dir / f"{key}.json").write_text(json.dumps(
-                    {"split": split.name, "source_split": split.source_split, "n": len(split),
-                     "fingerprint": split.fingerprint(), "dataset_fingerprint": raw_split._fingerprint}))
+                write_json(cache_dir / f"{key}.json",
+                           {"split": split.name, "source_split": split.source_split, "n": len(split),
+                            "fingerprint": split.fingerprint(), "dataset_fingerprint": dataset_fingerprint})
                 built = True
     arr = np.load(path, mmap_mode="r")
     if arr.shape != (len(split), SIZE, SIZE, 3):

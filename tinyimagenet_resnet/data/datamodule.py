@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from ..artifacts.records import SplitSummary
 from .cache import decoded
 from .dataset import ImageSplitDataset
 from .device_loader import DeviceLoader
-from .sampler import EpochSampler
+from .sampler import AUGMENT_STREAM, EpochSampler, epoch_seed
 from .source import labels_of, load_raw
 from .splits import Split, make_splits, split_summary
 from .transforms import eval_transform, train_transform
@@ -34,18 +34,18 @@ class DataModule:
         splits = make_splits(labels_of(raw["train"]), labels_of(raw["valid"]), data_cfg, seed)
         dm = cls(data_cfg, seed, raw, source, splits)
         summary = dm.summary()
-        log.info("Splits: %s (fingerprint %s)", summary["sizes"], summary["fingerprint"])
+        log.info("Splits: %s (fingerprint %s)", summary.sizes, summary.fingerprint)
         return dm
 
     @property
     def num_classes(self) -> int:
         return int(self.cfg.num_classes)
 
-    def summary(self) -> dict:
+    def summary(self) -> SplitSummary:
         return split_summary(self.splits, self.source, self.seed, float(self.cfg.test_fraction))
 
     def write_summary(self, run_dir: Path) -> None:
-        (Path(run_dir) / "split.json").write_text(json.dumps(self.summary(), indent=2))
+        self.summary().write(run_dir)
 
     def dataset(self, name: str, train_augment: bool | None = None) -> ImageSplitDataset:
         augment = (name == "train") if train_augment is None else train_augment
@@ -69,18 +69,18 @@ class DataModule:
 
     @property
     def fast(self) -> bool:
-        return self.cfg.get("pipeline", "reference") == "fast"
+        return self.cfg.pipeline == "fast"
 
     def decoded(self, name: str):
         """The split decoded once into a cached uint8 (N, 64, 64, 3) memmap (see data/cache.py)."""
         split = self.splits[name]
-        arr, _ = decoded(self.raw[split.source_split], split, self.cfg.get("cache_dir"),
+        arr, _ = decoded(self.raw[split.source_split], split, self.cfg.cache_dir,
                          threads=max(1, int(self.cfg.num_workers)))
         return arr
 
     def _device_loader(self, name: str, device: torch.device, batch_size: int, train: bool) -> DeviceLoader:
         images = self.decoded(name)
-        resident = self.cfg.get("device_resident", "auto")
+        resident = self.cfg.device_resident
         if resident == "auto":
             resident = device.type != "cuda" or images.nbytes < 0.5 * torch.cuda.mem_get_info(device)[0]
         return DeviceLoader(images, self.splits[name].labels, batch_size, device, self.seed, self.cfg.mean,
@@ -96,7 +96,7 @@ class DataModule:
         return self._loader(ds, int(self.cfg.batch_size), sampler, device, shuffle_seed=self.seed)
 
     def eval_loader(self, name: str, device: torch.device):
-        batch_size = int(self.cfg.get("eval_batch_size") or self.cfg.batch_size)
+        batch_size = int(self.cfg.eval_batch_size or self.cfg.batch_size)
         if self.fast:
             return self._device_loader(name, device, batch_size, train=False)
         ds = self.dataset(name)
@@ -108,4 +108,4 @@ def set_train_epoch(loader, seed: int, epoch: int, start: int = 0) -> None:
     """Make epoch `epoch` of a train loader depend only on (seed, epoch): sample order and worker RNG seeds."""
     loader.sampler.set_epoch(epoch, start)
     if loader.generator is not None:
-        loader.generator.manual_seed(seed * 1_000_003 + epoch + 7)
+        loader.generator.manual_seed(epoch_seed(seed, epoch, AUGMENT_STREAM))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import compat
 from ..errors import DataError
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,8 @@ def load_raw(data_cfg):
             raise DataError(f"data.path={str(data_cfg.path)!r}: no such folder ({root}); {LOCAL_HINT}")
         if not any(root.glob("data/*.parquet")) and not any(root.glob("*.parquet")):
             raise DataError(f"data.path={str(data_cfg.path)!r}: not a dataset folder (no parquet files); {LOCAL_HINT}")
-        data_files = _data_files(root, data_cfg.get("train_files"), data_cfg.get("val_files"))
+        data_files = _data_files(root, data_cfg.train_files, data_cfg.val_files)
+
         def load(**kw):
             if data_files is None:
                 return datasets.load_dataset(str(root), **kw)
@@ -88,8 +90,9 @@ def _stale(raw, root: Path, data_files: dict | None) -> bool:
 def labels_of(raw_split) -> np.ndarray:
     """The label column as a numpy array, straight from Arrow (datasets' row formatters take ~10 s on 100k rows)."""
     column = raw_split.data.column("label")
-    if raw_split._indices is not None:  # a selected/shuffled view: map through its indices
-        column = column.take(raw_split._indices.column(0))
+    indices = compat.dataset_indices(raw_split)
+    if indices is not None:  # a selected/shuffled view: map through its indices
+        column = column.take(indices.column(0))
     return column.to_numpy()
 
 

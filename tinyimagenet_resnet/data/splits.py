@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import compat
+from ..artifacts.records import SplitSummary
 from ..errors import ConfigError
 
 
@@ -35,15 +37,10 @@ def stratified_take(labels: np.ndarray, n_take: int, seed: int) -> tuple[np.ndar
 
     Uses the splitter behind `datasets.Dataset.train_test_split(stratify_by_column=...)` with the same
     `np.random.default_rng(seed)`, called on the label array directly (building a Dataset for it costs ~4 s on 100k)."""
-    from datasets.utils.stratify import stratified_shuffle_split_generate_indices
-
     if n_take >= len(labels):
         return np.array([], dtype=np.int64), np.arange(len(labels))
-    keep, take = next(
-        stratified_shuffle_split_generate_indices(
-            np.asarray(labels), len(labels) - n_take, n_take, rng=np.random.default_rng(seed)
-        )
-    )
+    keep, take = compat.stratified_split_indices(np.asarray(labels), len(labels) - n_take, n_take,
+                                                 np.random.default_rng(seed))
     return np.sort(np.asarray(keep, dtype=np.int64)), np.sort(np.asarray(take, dtype=np.int64))
 
 
@@ -86,18 +83,16 @@ def make_splits(train_labels: np.ndarray, valid_labels: np.ndarray, data_cfg, se
         "test": Split("test", "train", take, train_labels[take]),
     }
     for name, key in (("train", "train_subset"), ("val", "val_subset"), ("test", "test_subset")):
-        splits[name] = _subset(splits[name], data_cfg.get(key), f"data.{key}", seed,
-                               bool(data_cfg.get("stratify_subsets", True)))
+        splits[name] = _subset(splits[name], data_cfg[key], f"data.{key}", seed, bool(data_cfg.stratify_subsets))
     return splits
 
 
-def split_summary(splits: dict[str, Split], source: str, seed: int, test_fraction: float) -> dict:
-    return {
-        "source": source,
-        "seed": seed,
-        "test_fraction": test_fraction,
-        "stratified": True,
-        "sizes": {k: len(v) for k, v in splits.items()},
-        "fingerprints": {k: v.fingerprint() for k, v in splits.items()},
-        "fingerprint": hashlib.sha256("".join(v.fingerprint() for v in splits.values()).encode()).hexdigest()[:16],
-    }
+def split_summary(splits: dict[str, Split], source: str, seed: int, test_fraction: float) -> SplitSummary:
+    return SplitSummary(
+        source=source,
+        seed=seed,
+        test_fraction=test_fraction,
+        sizes={k: len(v) for k, v in splits.items()},
+        fingerprints={k: v.fingerprint() for k, v in splits.items()},
+        fingerprint=hashlib.sha256("".join(v.fingerprint() for v in splits.values()).encode()).hexdigest()[:16],
+    )

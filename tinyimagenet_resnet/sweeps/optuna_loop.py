@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.utils import JobStatus
-from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
 from omegaconf import OmegaConf
 
+from .. import compat
+from ..artifacts.files import write_text
 from .storage import make_storage, study_lock
 from .study import counted_trials, failed_trials, mark_interrupted
+
+OptunaSweeperImpl, _ = compat.optuna_sweeper_impl()
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +49,13 @@ class _Heartbeat:
 
     def track(self, trials):
         with self.lock:
-            self.trial_ids |= {t._trial_id for t in trials}
+            self.trial_ids |= {compat.trial_id(t) for t in trials}
         if self.enabled:
             self._record()
 
     def untrack(self, trials):
         with self.lock:
-            self.trial_ids -= {t._trial_id for t in trials}
+            self.trial_ids -= {compat.trial_id(t) for t in trials}
 
 
 def _tell(study, trial, *args, **kwargs) -> None:
@@ -67,8 +70,8 @@ def _tell(study, trial, *args, **kwargs) -> None:
 
 class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
     def _settings(self):
-        opt = self.config.get("optuna") or OmegaConf.create({})
-        return (int(opt.get("heartbeat_s", 30)), int(opt.get("grace_s", 90)), float(opt.get("poll_s", 5)))
+        opt = self.config.optuna
+        return int(opt.heartbeat_s), int(opt.grace_s), float(opt.poll_s)
 
     def _record_result(self, study, trial, ret) -> str:
         import optuna
@@ -84,7 +87,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                 return "COMPLETE"
             trial.set_user_attr("error", f"non-finite or non-float return value {ret.return_value!r}")
         else:
-            exc = ret._return_value
+            exc = compat.job_exception(ret)
             if isinstance(exc, optuna.TrialPruned):
                 _tell(study, trial, state=TrialState.PRUNED)
                 return "PRUNED"
@@ -108,14 +111,12 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         heartbeat_s, grace_s, poll_s = self._settings()
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # as Hydra's basic sweeper does; summarize reads it
-        self._process_searchspace_config()
-        params_conf = self._parse_sweeper_params_config() + list(arguments)
-        distributions, fixed_params, fixed_overrides = create_params_from_overrides(params_conf)
+        write_text(sweep_dir / "multirun.yaml", OmegaConf.to_yaml(self.config))  # as Hydra's basic sweeper does
+        distributions, fixed_params, fixed_overrides = compat.search_space(self, arguments)
         for name in fixed_params:
             distributions.pop(name, None)
         if getattr(self.sampler, "func", None) is optuna.samplers.GridSampler:
-            self.sampler = self.sampler({k: self._to_grid_sampler_choices(d) for k, d in distributions.items()})
+            self.sampler = self.sampler({k: compat.grid_choices(self, d) for k, d in distributions.items()})
         # Heartbeats are recorded by this loop (ask/tell), which optuna warns about; heartbeats are "experimental".
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -123,7 +124,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         lock = functools.partial(study_lock, storage, self.storage, self.study_name)
         with lock():  # two workers starting together create the study once
             study = optuna.create_study(study_name=self.study_name, storage=storage, sampler=self.sampler,
-                                        direction=self._get_directions()[0], load_if_exists=True)
+                                        direction=compat.study_directions(self)[0], load_if_exists=True)
         log.info("Study %r in %s: %d of %d trials already counted", study.study_name, self.storage,
                  counted_trials(study.get_trials(deepcopy=False)), self.n_trials)
         first_ask = True
@@ -150,7 +151,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                     continue
                 break
             overrides = [tuple(o) + (f"optuna.trial_number={t.number}",) for o, t in zip(
-                self._configure_trials(trials, distributions, fixed_params, fixed_overrides), trials)]
+                compat.configure_trials(self, trials, distributions, fixed_params, fixed_overrides), trials)]
             returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
             self.job_idx += len(returns)
             for trial, ret in zip(trials, returns):
@@ -172,7 +173,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             trial.set_user_attr("run_dir", str(Path(run_dir).resolve()))
             row = job_row(Path(run_dir))
             if row is not None:
-                trial.set_user_attr("summary_row", row)
+                trial.set_user_attr("summary_row", row.to_json())
 
     def _write_results(self, study) -> None:
         states: dict[str, int] = {}
@@ -188,4 +189,4 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             log.warning("No completed trial in study %r", study.study_name)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")
+        write_text(sweep_dir / "optimization_results.yaml", OmegaConf.to_yaml(OmegaConf.create(results)))

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 
+from .. import compat
+
 
 class ResumableOptunaSweeper(OptunaSweeper):
     def __init__(self, sampler, direction, storage, study_name, n_trials, n_jobs, max_failure_rate,
@@ -23,13 +25,11 @@ class ResumableOptunaSweeper(OptunaSweeper):
 
         super().__init__(sampler, direction, storage, study_name, n_trials, n_jobs, max_failure_rate,
                          custom_search_space, params)
-        self.sweeper = ResumableOptunaSweeperImpl(self.sweeper.sampler, direction, storage, study_name, n_trials,
-                                                  n_jobs, max_failure_rate, custom_search_space, params)
+        impl = ResumableOptunaSweeperImpl(compat.sweeper_sampler(self.sweeper), direction, storage, study_name,
+                                          n_trials, n_jobs, max_failure_rate, custom_search_space, params)
+        compat.replace_sweeper_impl(self, impl)
 
 
 def register() -> None:
     """Make the class known to Hydra's plugin registry (its package scan cannot see editable installs)."""
-    from hydra.core.plugins import Plugins
-
-    cls = ResumableOptunaSweeper
-    Plugins.instance().class_name_to_class.setdefault(f"{cls.__module__}.{cls.__name__}", cls)
+    compat.register_hydra_plugin(ResumableOptunaSweeper)

@@ -6,16 +6,36 @@ import logging
 
 from hydra.core.hydra_config import HydraConfig
 
+from ..training.callbacks import Callback
 from .storage import make_storage
 from .study import make_pruner
 
 log = logging.getLogger(__name__)
 
 
-def pruning_callback(cfg):
-    """An epoch callback for the Trainer when this job is an Optuna trial, else None."""
-    opt = cfg.get("optuna")
-    if opt is None or opt.get("trial_number") is None:
+class OptunaPruning(Callback):
+    """Reports each validated epoch's val top-1 to the trial; raises optuna.TrialPruned when the pruner says so."""
+
+    def __init__(self, trial):
+        self.trial = trial
+
+    def on_epoch_end(self, trainer, row):
+        import optuna
+
+        if not row.validated:  # an epoch without validation (trainer.val_every_n_epochs)
+            return
+        self.trial.report(row.val_accuracy, step=row.epoch)
+        if self.trial.should_prune():
+            trainer.state.status = "pruned"
+            log.info("optuna: trial %d pruned after epoch %d (val top-1 %.4f)", self.trial.number, row.epoch,
+                     row.val_accuracy)
+            raise optuna.TrialPruned(f"pruned at epoch {row.epoch}")
+
+
+def pruning_callback(cfg) -> OptunaPruning | None:
+    """The pruning callback when this job is an Optuna trial, else None."""
+    opt = cfg.optuna
+    if opt is None or opt.trial_number is None:
         return None
     import optuna
 
@@ -25,17 +45,6 @@ def pruning_callback(cfg):
         log.warning("optuna: no storage configured, so trials cannot report to the study; pruning is off")
         return None
     study = optuna.load_study(study_name=sweeper.study_name, storage=storage, pruner=make_pruner(opt))
-    trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, int(opt.trial_number))
-    trial = optuna.trial.Trial(study, trial_id)
-
-    def report(trainer, row):
-        if "val/accuracy" not in row:  # an epoch without validation (trainer.val_every_n_epochs)
-            return
-        trial.report(row["val/accuracy"], step=row["epoch"])
-        if trial.should_prune():
-            trainer.state.status = "pruned"
-            log.info("optuna: trial %d pruned after epoch %d (val top-1 %.4f)", trial.number, row["epoch"],
-                     row["val/accuracy"])
-            raise optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
-
-    return report
+    study_id = storage.get_study_id_from_name(study.study_name)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, int(opt.trial_number))
+    return OptunaPruning(optuna.trial.Trial(study, trial_id))

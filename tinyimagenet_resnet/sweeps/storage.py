@@ -12,13 +12,15 @@ natively; `_HeartbeatJournalStorage` adds it to the journal storage).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from .. import compat
+from ..artifacts.files import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +72,10 @@ def make_storage(url: str | None, heartbeat_s: int | None = None, grace_s: int |
 @functools.cache
 def _journal_heartbeat_storage():
     """The class, built on first use so that optuna is imported only when a sweep needs it."""
-    from optuna.storages._heartbeat import BaseHeartbeat  # what fail_stale_trials checks for (optuna 4.x-5.x)
     from optuna.storages.journal import JournalStorage
     from optuna.trial import TrialState
 
-    class _HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+    class _HeartbeatJournalStorage(JournalStorage, compat.optuna_base_heartbeat()):
         """Optuna's journal storage plus heartbeats (a system attribute with the time of the last beat), so that
         `optuna.storages.fail_stale_trials` finds the trials of a killed worker as it does with RDBStorage.
         Workers on several machines compare their clocks with the beat: keep them NTP-synchronised."""
@@ -97,7 +98,7 @@ def _journal_heartbeat_storage():
                 if last is None and t.datetime_start is not None:
                     last = t.datetime_start.timestamp()
                 if last is not None and now - last > self.grace_period:
-                    stale.append(t._trial_id)
+                    stale.append(compat.trial_id(t))
             return stale
 
         def get_heartbeat_interval(self) -> int | None:
@@ -107,16 +108,6 @@ def _journal_heartbeat_storage():
             return self.stale_callback
 
     return _HeartbeatJournalStorage
-
-
-@contextlib.contextmanager
-def _flock(path: Path) -> Iterator[None]:
-    with open(path, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _pg_key(name: str) -> int:
@@ -146,7 +137,7 @@ def study_lock(storage, url: str, study_name: str):
     path = _local_path(url)
     if path is not None:
         # not `<file>.lock`: that name is the journal backend's own lock, which only has to exist to be taken
-        return _flock(path.with_name(path.name + ".ask-lock"))
+        return file_lock(path.with_name(path.name + ".ask-lock"))
     if url.startswith("postgresql"):
         return _pg_advisory_lock(storage.engine, _pg_key(f"study/{study_name}"))
     if url not in _warned:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from .storage import make_storage, study_lock  # noqa: F401  (the sweeper and the jobs open storages from here)
-
 log = logging.getLogger(__name__)
 
 # Trials in these states count toward `n_trials`, except FAIL trials of a killed sweep that were queued again.
@@ -22,19 +20,15 @@ def make_pruner(opt_cfg):
     import optuna
 
     name = opt_cfg.pruner
-    if name in (None, "none", False):
+    if name == "none":
         pruner = optuna.pruners.NopPruner()
     elif name == "median":
         pruner = optuna.pruners.MedianPruner(n_startup_trials=int(opt_cfg.n_startup_trials),
                                              n_warmup_steps=int(opt_cfg.n_warmup_steps))
-    elif name == "threshold":
+    else:  # threshold (the schema's Pruner enum allows nothing else)
         pruner = optuna.pruners.ThresholdPruner(lower=float(opt_cfg.threshold),
                                                 n_warmup_steps=int(opt_cfg.n_warmup_steps))
-    else:
-        from ..errors import ConfigError
-
-        raise ConfigError(f"optuna.pruner={name!r}: allowed median|threshold|none")
-    if int(opt_cfg.get("patience") or 0) > 0:
+    if opt_cfg.patience > 0:
         pruner = optuna.pruners.PatientPruner(pruner, patience=int(opt_cfg.patience))
     return pruner
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import numpy as np
 
-from ..classes import class_name
+from ..artifacts.records import BaselinesRecord
+from ..data.classes import class_name
 from .common import run_context, setup_data
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,7 @@ def run(cfg) -> float:
     train = dm.splits["train"].labels
     results = {name: baseline_scores(train, dm.splits[name].labels, dm.num_classes, int(cfg.seed))
                for name in ("val", "test")}
-    results["num_classes"] = dm.num_classes
-    (ctx.run_dir / "baselines.json").write_text(json.dumps(results, indent=2))
+    BaselinesRecord(val=results["val"], test=results["test"], num_classes=dm.num_classes).write(ctx.run_dir)
     for name in ("val", "test"):
         r = results[name]
         log.info("%s (%d images): majority class (%s) %.2f%% | uniform random %.2f%% expected, %.2f%% sampled | "

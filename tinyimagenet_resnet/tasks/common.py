@@ -10,13 +10,17 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from ..checkpoint import arch_string, load_checkpoint, load_model_state
+from ..artifacts.files import write_text
+from ..artifacts.tensorboard import TBLogger
+from ..config.loader import from_checkpoint
+from ..config.naming import run_name
+from ..config.overrides import overrides_key
+from ..config.validate import validate_config
 from ..data.datamodule import DataModule
 from ..errors import CheckpointError
 from ..model import build_model, count_parameters
-from ..naming import run_name
-from ..runtime import resolve_precision, seed_everything, select_device, set_deterministic
-from ..tb_logger import TBLogger
+from ..training.checkpoint import arch_string, load_checkpoint, load_model_state
+from ..training.runtime import resolve_precision, seed_everything, select_device, set_deterministic
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +44,7 @@ def run_context(cfg: DictConfig) -> RunContext:
     seed_everything(int(cfg.seed))
     set_deterministic(bool(cfg.trainer.deterministic))
     name = run_name(cfg, overrides)
-    (run_dir / "run_name.txt").write_text(name + "\n")
+    write_text(run_dir / "run_name.txt", name + "\n")
     log.info("Run %s in %s on %s (%d CPU threads)", name, run_dir, device, torch.get_num_threads())
     return RunContext(cfg, run_dir, name, overrides, device, resolve_precision(cfg.trainer.precision, device),
                       use_channels_last(cfg, device))
@@ -78,20 +82,30 @@ def open_tb(run_dir: Path, name: str, purge_step: int | None = None) -> TBLogger
     return TBLogger(run_dir / "tensorboard" / name, purge_step=purge_step)
 
 
+def resolved(cfg: DictConfig) -> dict:
+    """The config as plain data (what checkpoints store)."""
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+
+
+# Keys a command line may set when it continues or evaluates a checkpoint: where and how to run, not what.
+RUNTIME_KEYS = ("task", "ckpt_path", "resume", "data.path", "data.num_workers", "trainer.device",
+                "trainer.progress_bar", "evaluate", "lr_find", "inspect")
+
+
 def config_from_checkpoint(cfg: DictConfig, ckpt: dict, overrides: list, keep: tuple = ()) -> DictConfig:
-    """The checkpoint's own config, so the user repeats no override. Keys in `keep` come from the command line.
-    An explicit model override that contradicts the checkpoint is refused (different architecture)."""
-    saved = OmegaConf.create(ckpt["config"])
-    requested_model = any(o.split("=", 1)[0].lstrip("+~").startswith("model") for o in overrides)
-    if requested_model and OmegaConf.to_container(cfg.model, resolve=True) != ckpt["config"]["model"]:
+    """The checkpoint's own config (on the current schema), so the user repeats no override. RUNTIME_KEYS and the
+    keys in `keep` come from the command line. An explicit model override that contradicts the checkpoint is
+    refused (different architecture)."""
+    saved = from_checkpoint(ckpt["config"])
+    if overrides_key(overrides, "model") and resolved(cfg.model) != resolved(saved.model):
         raise CheckpointError(
             f"ckpt_path={cfg.ckpt_path!r}: checkpoint holds a different architecture "
-            f"({arch_string(ckpt['config'])}) than requested ({arch_string(OmegaConf.to_container(cfg))}); "
+            f"({arch_string(ckpt['config'])}) than requested ({arch_string(resolved(cfg))}); "
             "drop the model overrides or pick a matching checkpoint"
         )
-    for key in ("task", "ckpt_path", "resume", "data.path", "data.num_workers", "trainer.device",
-                "trainer.progress_bar", "evaluate", "lr_find", "inspect") + tuple(keep):
-        OmegaConf.update(saved, key, OmegaConf.select(cfg, key), force_add=True)
+    for key in RUNTIME_KEYS + tuple(keep):
+        OmegaConf.update(saved, key, OmegaConf.select(cfg, key), merge=False)
+    validate_config(saved)
     return saved
 
 

@@ -6,9 +6,7 @@ ln(num_classes) and a check that one backward gives every parameter a finite, no
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import logging
 import math
 from collections import Counter
@@ -17,10 +15,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .. import plots
-from ..classes import class_name
+from ..artifacts import names
+from ..artifacts.files import write_csv
+from ..artifacts.records import InspectRecord
+from ..data.classes import class_name
 from ..errors import DataError
 from ..model import count_parameters
+from ..reporting import figures
 from .common import make_model, open_tb, run_context, setup_data
 
 log = logging.getLogger(__name__)
@@ -80,19 +81,16 @@ def run(cfg) -> float:
     ctx = run_context(cfg)
     dm = setup_data(cfg, ctx.run_dir)
     tb = open_tb(ctx.run_dir, ctx.name)
-    out: dict = {"sizes": {k: len(v) for k, v in dm.splits.items()}, "split": dm.summary()}
+    out: dict = {"sizes": {k: len(v) for k, v in dm.splits.items()}, "split": dm.summary().to_json()}
 
     counts = {k: np.bincount(v.labels, minlength=dm.num_classes) for k, v in dm.splits.items()}
-    with open(ctx.run_dir / "class_distribution.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["label", "name", *counts])
-        for c in range(dm.num_classes):
-            w.writerow([c, class_name(c), *(int(counts[k][c]) for k in counts)])
+    write_csv(ctx.run_dir / "class_distribution.csv", ["label", "name", *counts],
+              ([c, class_name(c), *(int(counts[k][c]) for k in counts)] for c in range(dm.num_classes)))
     out["class_counts"] = {k: {"min": int(c.min()), "max": int(c.max()), "classes_present": int((c > 0).sum())}
                            for k, c in counts.items()}
-    fig = plots.class_distribution(counts, "Images per class")
+    fig = figures.class_distribution(counts, "Images per class")
     tb.figure("inspect/class_distribution", fig)
-    plots.save(fig, ctx.run_dir / "class_distribution.png")
+    figures.save(fig, ctx.run_dir / "class_distribution.png")
 
     out["image_modes"], out["image_sizes"] = {}, {}
     for name, split in dm.splits.items():
@@ -115,9 +113,9 @@ def run(cfg) -> float:
     shown = x[: int(cfg.inspect.grid_images)].cpu()
     imgs = (shown * std + mean).permute(0, 2, 3, 1).numpy()
     titles = [f"{int(label)}: {class_name(int(label))}" for label in y[: len(shown)]]
-    fig = plots.image_grid(imgs, titles, title=f"Augmented train samples ({cfg.data.pipeline} pipeline)")
+    fig = figures.image_grid(imgs, titles, title=f"Augmented train samples ({cfg.data.pipeline} pipeline)")
     tb.figure("inspect/augmented_samples", fig)
-    plots.save(fig, ctx.run_dir / "augmented_samples.png")
+    figures.save(fig, ctx.run_dir / "augmented_samples.png")
 
     out["batch"] = {"x_shape": list(x.shape), "x_dtype": str(x.dtype), "y_shape": list(y.shape),
                     "x_mean": float(x.mean()), "x_std": float(x.std()),
@@ -129,8 +127,8 @@ def run(cfg) -> float:
     out["initial_loss"] = {"loss": grads.pop("loss"), "ln_num_classes": math.log(dm.num_classes)}
     out["initial_loss"]["abs_diff"] = abs(out["initial_loss"]["loss"] - out["initial_loss"]["ln_num_classes"])
     out["gradients"] = grads
-    tb.scalars({"sanity/initial_loss": out["initial_loss"]["loss"]}, 0)
-    (ctx.run_dir / "inspect.json").write_text(json.dumps(out, indent=2))
+    tb.scalars({names.INITIAL_LOSS: out["initial_loss"]["loss"]}, 0)
+    InspectRecord(**out).write(ctx.run_dir)
     tb.close()
 
     log.info("Splits %s; grayscale %.2f%% of images; sizes %s", out["sizes"], 100 * out["grayscale_share"],

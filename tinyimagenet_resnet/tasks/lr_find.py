@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 
 import torch
 
-from .. import plots
+from ..artifacts.files import write_csv
+from ..artifacts.records import LRFindRecord
 from ..data.datamodule import set_train_epoch
-from ..engine import progress, to_device, use_progress_bar
-from ..optim import build_optimizer
-from ..runtime import autocast
-from ..lr_finder import range_test
+from ..reporting import figures
+from ..training.engine import progress, to_device, use_progress_bar
+from ..training.lr_range import range_test
+from ..training.optim import build_optimizer
+from ..training.runtime import autocast
 from .common import make_model, open_tb, run_context, setup_data
 
 log = logging.getLogger(__name__)
@@ -56,18 +56,15 @@ def run(cfg) -> float | None:
 
     result = range_test(model, make_optimizer, batches, loss_fn, float(lf.min_lr), float(lf.max_lr),
                         int(lf.num_iters), float(lf.beta), float(lf.diverge_factor), step_fn=step, on_step=on_step,
-                        min_drop=float(lf.get("min_drop", 0.01)))
-    with open(ctx.run_dir / "lr_find.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["step", "lr", "loss", "smoothed_loss"])
-        w.writerows(zip(range(len(result.lrs)), result.lrs, result.losses, result.smoothed))
-    summary = {**result.to_json(), "min_lr": float(lf.min_lr), "max_lr": float(lf.max_lr),
-               "num_iters": int(lf.num_iters), "optimizer": cfg.optim.name, "weight_decay": float(cfg.optim.weight_decay),
-               "batch_size": int(cfg.data.batch_size)}
-    (ctx.run_dir / "lr_find.json").write_text(json.dumps(summary, indent=2))
-    fig = plots.lr_curve(result.lrs, result.losses, result.smoothed, result.suggestion, result.window)
+                        min_drop=float(lf.min_drop))
+    write_csv(ctx.run_dir / "lr_find.csv", ["step", "lr", "loss", "smoothed_loss"],
+              zip(range(len(result.lrs)), result.lrs, result.losses, result.smoothed))
+    LRFindRecord(**result.to_json(), min_lr=float(lf.min_lr), max_lr=float(lf.max_lr), num_iters=int(lf.num_iters),
+                 optimizer=cfg.optim.name, weight_decay=float(cfg.optim.weight_decay),
+                 batch_size=int(cfg.data.batch_size)).write(ctx.run_dir)
+    fig = figures.lr_curve(result.lrs, result.losses, result.smoothed, result.suggestion, result.window)
     tb.figure("lr_find/curve", fig)
-    plots.save(fig, ctx.run_dir / "lr_find.png")
+    figures.save(fig, ctx.run_dir / "lr_find.png")
     tb.close()
     if result.suggestion:
         log.info("Suggested lr %.3g; stable window %.3g .. %.3g (%d iterations%s)", result.suggestion,
@@ -76,5 +73,5 @@ def run(cfg) -> float | None:
     else:
         log.warning("No clear descent: the smoothed loss never fell by lr_find.min_drop=%g of its start; raise "
                     "lr_find.num_iters or data.batch_size (200 classes need a few hundred steps), or widen "
-                    "lr_find.min_lr/max_lr", float(lf.get("min_drop", 0.01)))
+                    "lr_find.min_lr/max_lr", float(lf.min_drop))
     return result.suggestion

@@ -10,29 +10,34 @@ and leases, the GPU it was given.
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import getpass
 import logging
-import os
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from ..artifacts.files import LockTimeout, file_lock
+
 log = logging.getLogger(__name__)
 
 
 def default_lock_dir() -> Path:
-    return Path(tempfile.gettempdir()) / f"tinyimagenet_resnet-gpu-slots-{os.getuid()}"
+    """Per user (two users' jobs do not share slot files they could not open), on every OS."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no user name in the environment or the password database
+        user = "user"
+    return Path(tempfile.gettempdir()) / f"tinyimagenet_resnet-gpu-slots-{user}"
 
 
 def _try_lock(path: Path):
-    f = open(path, "a+")
+    lock = file_lock(path, timeout=0)
     try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.close()
+        lock.acquire()
+    except LockTimeout:
         return None
-    return f
+    return lock
 
 
 @contextlib.contextmanager
@@ -56,7 +61,7 @@ def lease_slot(device_ids: Sequence[str], jobs_per_gpu: int, lock_dir: Path | No
                 try:
                     yield index
                 finally:
-                    held.close()  # releases the flock
+                    held.release()
                 return
         if not waited:
             log.info("All %d GPU slots (%d GPUs x trainer.jobs_per_gpu=%d) are taken; waiting for one",

@@ -1,19 +1,17 @@
-"""`python -m tinyimagenet_resnet.bench_sweep`: sweep throughput (trials per hour) against the number of jobs run
+"""`python -m tinyimagenet_resnet.bench sweep`: sweep throughput (trials per hour) against the number of jobs run
 side by side, through the real entry point and the joblib launcher.
 
 On a machine with GPUs each setting N runs `trainer.jobs_per_gpu=N` (N jobs share each GPU, n_jobs = GPUs x N); on
 a CPU-only machine N parallel processes split the cores. Each trial is a short training run on one shard, so the
 figure is the sweep's, start-up and data loading included. Prints a table and writes JSON.
 
-  python -m tinyimagenet_resnet.bench_sweep --data-path ../shared/tiny-imagenet --parallel 1 2 --trials 4
-  python -m tinyimagenet_resnet.bench_sweep --data-path ../shared/tiny-imagenet --parallel 1 2 4 --trials 16 \\
+  python -m tinyimagenet_resnet.bench sweep --data-path ../shared/tiny-imagenet --parallel 1 2 --trials 4
+  python -m tinyimagenet_resnet.bench sweep --data-path ../shared/tiny-imagenet --parallel 1 2 4 --trials 16 \\
       --steps 200 --extra data.batch_size=256                                                     # one GPU
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import subprocess
@@ -23,7 +21,9 @@ import time
 from datetime import date
 from pathlib import Path
 
-from .launchers import gpu_count
+from ..artifacts.files import write_json
+from ..cli import UsageError, parser
+from ..scale.launchers import gpu_count
 
 
 def run_sweep(args, parallel: int, gpus: int, workdir: Path) -> dict:
@@ -36,15 +36,15 @@ def run_sweep(args, parallel: int, gpus: int, workdir: Path) -> dict:
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
-        raise SystemExit(f"sweep with {parallel} parallel job(s) failed:\n{proc.stderr[-3000:]}")
+        tail = [ln for ln in proc.stderr.splitlines() if ln.strip()][-1:] or ["(no output)"]
+        raise UsageError(f"the sweep with {parallel} parallel job(s) failed (exit {proc.returncode}): {tail[0][:300]}")
     return {"parallel": parallel, "n_jobs": gpus * parallel if gpus else parallel, "trials": args.trials,
             "wall_s": round(wall, 1), "trials_per_hour": round(3600 * args.trials / wall, 1),
             "command": " ".join(cmd[1:])}
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tinyimagenet_resnet.bench_sweep", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser("python -m tinyimagenet_resnet.bench sweep", __doc__)
     p.add_argument("--data-path", default=os.environ.get("TINYIMAGENET_PATH", "../shared/tiny-imagenet"))
     p.add_argument("--train-files", default="data/train-00000-*")
     p.add_argument("--val-files", default="data/valid-00000-*")
@@ -70,14 +70,10 @@ def main(argv=None) -> int:
         r["speedup_vs_first"] = round(r["trials_per_hour"] / base, 2)
     result = {"date": date.today().isoformat(), "machine": platform.processor() or platform.machine(),
               "cpus": os.cpu_count(), "gpus": gpus, "trials": args.trials, "steps_per_trial": args.steps, "rows": rows}
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
     print(f"{'parallel':>8} {'n_jobs':>6} {'wall s':>8} {'trials/h':>9} {'x first':>8}")
     for r in rows:
         print(f"{r['parallel']:>8} {r['n_jobs']:>6} {r['wall_s']:>8} {r['trials_per_hour']:>9} "
               f"{r['speedup_vs_first']:>8}")
     print(f"-> {args.out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ..artifacts.records import SplitMetrics
+
 
 class ClassificationMeter:
     """Accumulates on the device (no per-batch host sync); `compute()` returns plain floats."""
@@ -26,7 +28,7 @@ class ClassificationMeter:
         self.confusion += torch.bincount(idx, minlength=self.num_classes**2).view(self.num_classes, self.num_classes)
         self.count += targets.numel()
 
-    def compute(self) -> dict:
+    def compute(self) -> SplitMetrics:
         cm = self.confusion.double()
         tp = cm.diag()
         support = cm.sum(1)
@@ -35,12 +37,13 @@ class ClassificationMeter:
         present = (support + predicted) > 0
         f1 = torch.where(present, 2 * tp / (support + predicted).clamp_min(1), torch.zeros_like(tp))
         n = max(self.count, 1)
-        return {
-            "loss": float(self.loss_sum) / n,
-            "accuracy": float(tp.sum()) / n,
-            "top5": float(self.top5_hits) / n,
-            "f1_macro": float(f1[present].mean()) if bool(present.any()) else 0.0,
-        }
+        return SplitMetrics(
+            loss=float(self.loss_sum) / n,
+            accuracy=float(tp.sum()) / n,
+            top5=float(self.top5_hits) / n,
+            f1_macro=float(f1[present].mean()) if bool(present.any()) else 0.0,
+            n=self.count,
+        )
 
     def per_class_accuracy(self) -> torch.Tensor:
         cm = self.confusion.double()

@@ -9,6 +9,8 @@ import random
 import numpy as np
 import torch
 
+from .. import compat
+
 
 def select_device(name: str = "auto") -> torch.device:
     """`auto` picks cuda > mps > cpu."""
@@ -63,10 +65,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
 
 def cpu_has_native_bf16() -> bool:
     """oneDNN reports native bf16 (AVX512-BF16 / AMX): bf16 autocast is then much faster than fp32 on CPU."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    return compat.mkldnn_bf16_supported()
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

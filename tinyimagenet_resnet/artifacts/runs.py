@@ -1,13 +1,14 @@
-"""Reading finished runs back: run/sweep directories, their configs, JSON outputs and TensorBoard scalars."""
+"""Reading finished runs back: run/sweep directories, their configs and overrides, records and TensorBoard scalars."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import yaml
+
+from .records import EvalMetrics, R, TrainMetrics, read_metrics
 
 
 @dataclass
@@ -19,7 +20,7 @@ class Run:
         f = self.path / "run_name.txt"
         return f.read_text().strip() if f.is_file() else self.path.name
 
-    @property
+    @cached_property
     def config(self) -> dict:
         return yaml.safe_load((self.path / ".hydra" / "config.yaml").read_text())
 
@@ -34,9 +35,13 @@ class Run:
         return (yaml.safe_load(f.read_text()) or {}).get("hydra", {}).get("runtime", {}).get("choices", {}) \
             if f.is_file() else {}
 
-    def json(self, name: str) -> dict | None:
-        f = self.path / name
-        return json.loads(f.read_text()) if f.is_file() else None
+    def read(self, record: type[R]) -> R | None:
+        """One of the run's JSON records (artifacts.records), or None when the run did not write it."""
+        return record.read(self.path)
+
+    @property
+    def metrics(self) -> TrainMetrics | EvalMetrics | None:
+        return read_metrics(self.path)
 
     @property
     def event_dir(self) -> Path | None:
@@ -67,6 +72,11 @@ def is_run(path: Path) -> bool:
     return (path / ".hydra" / "config.yaml").is_file()
 
 
+def job_dirs(sweep: Path) -> list[Path]:
+    """The job directories of a sweep directory, in job order (0, 1, ..., 10)."""
+    return sorted((j for j in Path(sweep).iterdir() if j.is_dir() and is_run(j)), key=lambda j: (len(j.name), j.name))
+
+
 def expand(paths) -> list[Run]:
     """Run directories, or sweep directories (their numbered job directories), in order."""
     runs = []
@@ -74,6 +84,5 @@ def expand(paths) -> list[Run]:
         if is_run(p):
             runs.append(Run(p))
         elif p.is_dir():
-            jobs = sorted((j for j in p.iterdir() if j.is_dir() and is_run(j)), key=lambda j: (len(j.name), j.name))
-            runs.extend(Run(j) for j in jobs)
+            runs.extend(Run(j) for j in job_dirs(p))
     return runs

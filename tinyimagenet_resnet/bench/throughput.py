@@ -1,5 +1,5 @@
-"""`python -m tinyimagenet_resnet.bench`: throughput of the input pipelines and the train step, side by side in one
-process, on this machine. Prints a table and writes JSON. Defaults keep a CPU run under ~2 minutes.
+"""`python -m tinyimagenet_resnet.bench [throughput]`: throughput of the input pipelines and the train step, side by
+side in one process, on this machine. Prints a table and writes JSON. Defaults keep a CPU run under ~2 minutes.
 
   python -m tinyimagenet_resnet.bench --data-path ../shared/tiny-imagenet
   python -m tinyimagenet_resnet.bench --data-path ../shared/tiny-imagenet --train-files 'data/train-*' --compile  # GPU
@@ -7,23 +7,21 @@ process, on this machine. Prints a table and writes JSON. Defaults keep a CPU ru
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
-import resource
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
-from .data.datamodule import DataModule
-from .main import config_dir
-from .model import ResNet, count_parameters
-from .runtime import autocast, cpu_has_native_bf16, select_device
+from ..artifacts.files import write_json
+from ..cli import UsageError, parser
+from ..config.loader import compose_config
+from ..data.datamodule import DataModule
+from ..model import ResNet, count_parameters
+from ..training.runtime import autocast, cpu_has_native_bf16, select_device
 
 PEAK_BF16_TFLOPS = {"H100": 790.0, "H200": 790.0, "A100": 312.0}  # dense bf16, as used in the project's goals
 
@@ -34,14 +32,20 @@ def sync(device):
 
 
 def data_config(args, batch_size: int):
-    cfg = OmegaConf.load(Path(config_dir()) / "data" / "tiny_imagenet.yaml")
-    cfg.path = args.data_path
-    cfg.train_files = args.train_files
-    cfg.val_files = "data/valid-00000-*"
-    cfg.num_workers = args.workers
-    cfg.batch_size = batch_size
-    cfg.cache_dir = args.cache_dir
+    """The project's `data` config (conf/data/tiny_imagenet.yaml) with the benchmark's settings."""
+    cfg = compose_config([]).data
+    cfg.path, cfg.train_files, cfg.val_files = args.data_path, args.train_files, "data/valid-00000-*"
+    cfg.num_workers, cfg.batch_size, cfg.cache_dir = args.workers, batch_size, args.cache_dir
     return cfg
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident memory of this process (POSIX `resource`; None where it does not exist, e.g. Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def pipeline_throughput(dm: DataModule, device, n_images: int, fast: bool) -> dict:
@@ -109,8 +113,7 @@ def train_step_throughput(blocks, device, batch_size, steps, warmup, channels_la
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tinyimagenet_resnet.bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser("python -m tinyimagenet_resnet.bench throughput", __doc__)
     p.add_argument("--data-path", default=os.environ.get("TINYIMAGENET_PATH", "../shared/tiny-imagenet"))
     p.add_argument("--train-files", default="data/train-00000-*", help="train shards to load (glob under data path)")
     p.add_argument("--device", default="auto")
@@ -137,9 +140,8 @@ def main(argv=None) -> int:
     warmup = args.warmup if args.warmup is not None else (15 if cuda else 2)
     n_images = args.pipeline_images or (50_000 if cuda else 2048)
     if not (Path(args.data_path) / "data").is_dir():
-        print(f"error: --data-path={args.data_path!r}: no such dataset folder; allowed: a folder in the "
-              "zh-plus/tiny-imagenet layout (README.md + data/*.parquet)", file=sys.stderr)
-        return 2
+        raise UsageError(f"--data-path={args.data_path!r}: no such dataset folder; allowed: a folder in the "
+                         "zh-plus/tiny-imagenet layout (README.md + data/*.parquet)")
     machine = {"device": torch.cuda.get_device_name(device) if cuda else platform.processor() or platform.machine(),
                "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
                "date": date.today().isoformat(), "command": " ".join(["python -m tinyimagenet_resnet.bench", *sys.argv[1:]])}
@@ -162,7 +164,7 @@ def main(argv=None) -> int:
         "pipeline": {"reference_pil": ref, "fast": fast, "speedup": fast["images_per_s"] / ref["images_per_s"]},
         "train_step": {"fp32_nchw_eager": base, "optimized": opt, "speedup": opt["images_per_s"] / base["images_per_s"]},
         "gflop_per_image_fwd_bwd": gflop,
-        "host_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "host_peak_rss_mb": peak_rss_mb(),
     }
     best_train = opt["images_per_s"]
     result["epoch_time_s"] = {"train_step_bound": args.epoch_images / best_train,
@@ -183,7 +185,7 @@ def main(argv=None) -> int:
          f"x{result['train_step']['speedup']:.2f}"),
         ("epoch time (90k images), fast pipeline", f"{result['epoch_time_s']['with_fast_pipeline']:,.1f} s",
          f"pipeline/train-step x{result['pipeline_over_train_step']:.1f}"),
-        ("peak host memory", f"{result['host_peak_rss_mb']:,.0f} MB", ""),
+        ("peak host memory", f"{result['host_peak_rss_mb'] or 0:,.0f} MB", ""),
         ("model cost", f"{gflop:.2f} GFLOP/img", "forward + backward"),
     ]
     if cuda:
@@ -195,10 +197,6 @@ def main(argv=None) -> int:
     print(f"{machine['device']} | torch {machine['torch']} | {machine['date']}")
     for name, value, note in rows:
         print(f"  {name:<{width}}  {value:>16}  {note}")
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
     print(f"wrote {args.out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

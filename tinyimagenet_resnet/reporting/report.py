@@ -1,10 +1,10 @@
-"""`python -m tinyimagenet_resnet.report [report.lang=fr|en] [report.out=report] [runs.<kind>=<dir> ...]`
+"""`tinyimagenet-report [--lang fr|en] [--out report] [--run KIND=DIR ...] [--sweep DIR ...]`
 
 Builds `report/REPORT.md` and `report/figures/` following the course outline, from the run directories the other
-tasks wrote. By default it takes the latest run of each kind under `outputs/` and `multirun/`; `runs.inspect`,
-`runs.baselines`, `runs.overfit`, `runs.lr_find`, `runs.train`, `runs.evaluate` (a run directory) and
-`runs.sweeps` (a list of sweep directories) pick them by path. Missing runs give sections marked "not run yet",
-with the command to run. Judgement questions are left as marked prompts carrying the measured facts.
+tasks wrote. By default it takes the latest run of each kind under `outputs/` and `multirun/`; `--run KIND=DIR`
+(KIND: inspect, baselines, overfit, lr_find, train, evaluate) and `--sweep DIR` (repeatable) pick them by path.
+Missing runs give sections marked "not run yet", with the command to run. Judgement questions are left as marked
+prompts carrying the measured facts.
 """
 
 from __future__ import annotations
@@ -12,25 +12,36 @@ from __future__ import annotations
 import platform
 import shutil
 import sys
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
 
-from .model import build_model
-from .plot import overlay
-from .plots import curves, save
-from .report_text import TEXT
-from .runs import Run, expand, is_run
-from .sweeps.summary import collect
+from ..artifacts import names
+from ..artifacts.files import write_text
+from ..artifacts.records import BaselinesRecord, EvalMetrics, InspectRecord, LRFindRecord, SplitSummary, TrainMetrics
+from ..artifacts.runs import Run, expand, is_run
+from ..cli import UsageError, parser
+from ..model import build_model
+from ..sweeps.summary import collect
+from .figures import curves, save
+from .overlay import overlay
+from .text import TEXT
 
-DEFAULTS = {
-    "report": {"lang": "en", "out": "report", "outputs": "outputs", "multirun": "multirun",
-               "project": "Tiny ImageNet-200 × residual blocks + Dropout2d inside the blocks"},
-    "runs": {"inspect": None, "baselines": None, "overfit": None, "lr_find": None, "train": None, "evaluate": None,
-             "sweeps": None},
-}
+RUN_KINDS = ("inspect", "baselines", "overfit", "lr_find", "train", "evaluate")
+
+
+@dataclass
+class ReportOptions:
+    lang: str = "en"
+    out: str = "report"
+    outputs: str = "outputs"
+    multirun: str = "multirun"
+    project: str = "Tiny ImageNet-200 × residual blocks + Dropout2d inside the blocks"
+    runs: dict = field(default_factory=dict)  # kind -> run directory, chosen by the user
+    sweeps: list = field(default_factory=list)  # sweep directories, chosen by the user
 MAIN = "python -m tinyimagenet_resnet.main"
 HOW = {
     "inspect": f"{MAIN} task=inspect data.path=<data>",
@@ -55,7 +66,7 @@ def kind_of(run: Run) -> str | None:
         return task
     if run.choices.get("experiment") == "overfit_small" or run.name == "overfit_small":
         return "overfit"
-    return "train" if (run.path / "metrics.json").is_file() else None
+    return "train" if run.read(TrainMetrics) is not None else None
 
 
 def sweep_kind(sweep: Path) -> str:
@@ -68,25 +79,24 @@ def sweep_kind(sweep: Path) -> str:
         and not keys & {"optim.lr", "optim.weight_decay"} else "lr_wd"
 
 
-def discover(cfg) -> dict:
+def discover(cfg: ReportOptions) -> dict:
     found: dict = {}
-    root = Path(cfg.report.outputs)
+    root = Path(cfg.outputs)
     for d in sorted(root.glob("*/*")) if root.is_dir() else []:
         if is_run(d) and (k := kind_of(Run(d))):
             found[k] = Run(d)  # sorted by date/time: the latest wins
     sweeps: dict = {}
-    mroot = Path(cfg.report.multirun)
+    mroot = Path(cfg.multirun)
     # dated grid sweeps, then the per-study folders of Optuna sweeps (multirun/optuna/<study>)
     for d in sorted(mroot.glob("2*/*")) + sorted(p for p in mroot.glob("optuna/*") if p.is_dir()):
         if (d / "summary.csv").is_file() or (d / "multirun.yaml").is_file():
             if expand([d]):
                 sweeps.setdefault(sweep_kind(d), []).append(d)
     found["sweeps"] = {k: v[-1] for k, v in sweeps.items()}
-    for k in ("inspect", "baselines", "overfit", "lr_find", "train", "evaluate"):
-        if cfg.runs[k]:
-            found[k] = Run(Path(cfg.runs[k]))
-    if cfg.runs.sweeps:
-        found["sweeps"] = {sweep_kind(Path(s)): Path(s) for s in cfg.runs.sweeps}
+    for k, path in cfg.runs.items():
+        found[k] = Run(Path(path))
+    if cfg.sweeps:
+        found["sweeps"] = {sweep_kind(Path(s)): Path(s) for s in cfg.sweeps}
     return found
 
 
@@ -164,18 +174,18 @@ def architecture(model_cfg, num_classes: int) -> tuple[list, int]:
     return rows, sum(p.numel() for p in model.parameters())
 
 
-def build(cfg) -> Path:
-    out = Path(cfg.report.out)
-    doc = Doc(out, cfg.report.lang)
+def build(cfg: ReportOptions) -> Path:
+    out = Path(cfg.out)
+    doc = Doc(out, cfg.lang)
     t = doc.t
     runs = discover(cfg)
     sweeps = runs.get("sweeps", {})
     train, ev, ins = runs.get("train"), runs.get("evaluate"), runs.get("inspect")
-    ins_json = ins.json("inspect.json") if ins else None
+    ins_rec = ins.read(InspectRecord) if ins else None
     ref_cfg = (train or ins or runs.get("lr_find") or runs.get("baselines"))
     ref_cfg = ref_cfg.config if ref_cfg else None
 
-    doc.add(f"# {t['title']}: {cfg.report.project}", "")
+    doc.add(f"# {t['title']}: {cfg.project}", "")
     # 0 --------------------------------------------------------------------------------------------------------
     doc.h2("s0")
     versions = {"python": platform.python_version(), "torch": torch.__version__}
@@ -184,7 +194,7 @@ def build(cfg) -> Path:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[pkg] = "–"
-    doc.add(f"- **{t['project']}:** {cfg.report.project}",
+    doc.add(f"- **{t['project']}:** {cfg.project}",
             f"- **{t['env']}:** " + ", ".join(f"{k} {v}" for k, v in versions.items())
             + f"; {platform.platform()}; cuda available: {torch.cuda.is_available()}", "")
     doc.add(f"**{t['commands']}:**", "", "```bash")
@@ -197,7 +207,7 @@ def build(cfg) -> Path:
 
     # 1 Data ----------------------------------------------------------------------------------------------------
     doc.h2("s1")
-    split = (train or ins).json("split.json") if (train or ins) else None
+    split = (train or ins).read(SplitSummary) if (train or ins) else None
     data_cfg = ref_cfg["data"] if ref_cfg else None
     doc.h3("D1")
     if data_cfg:
@@ -208,34 +218,34 @@ def build(cfg) -> Path:
         doc.missing("inspect")
     doc.h3("D2")
     if split:
-        doc.table(["split", "images", "fingerprint"], [(k, v, split["fingerprints"][k]) for k, v in split["sizes"].items()])
+        doc.table(["split", "images", "fingerprint"], [(k, v, split.fingerprints[k]) for k, v in split.sizes.items()])
     else:
         doc.missing("inspect")
     doc.h3("D3")
     if split:
-        doc.add(f"val = the hub `valid` split; test = a stratified {split['test_fraction']:.0%} of the hub `train` "
-                f"split carved with seed {split['seed']} (`datasets`' stratified splitter); train = the rest. "
-                f"Split fingerprint `{split['fingerprint']}`.", "")
+        doc.add(f"val = the hub `valid` split; test = a stratified {split.test_fraction:.0%} of the hub `train` "
+                f"split carved with seed {split.seed} (`datasets`' stratified splitter); train = the rest. "
+                f"Split fingerprint `{split.fingerprint}`.", "")
     else:
         doc.missing("inspect")
     doc.h3("D4")
     if ins:
         doc.use(ins)
         doc.figure(ins.path / "class_distribution.png", "class_distribution.png", t["D4"])
-        cc = ins_json["class_counts"]
+        cc = ins_rec.class_counts
         doc.table(["split", "classes", "min / class", "max / class"],
                   [(k, v["classes_present"], v["min"], v["max"]) for k, v in cc.items()])
     else:
         doc.missing("inspect")
     doc.h3("D5")
-    if ins_json:
-        sizes = sorted({s for v in ins_json["image_sizes"].values() for s in v})
-        doc.add(f"- grayscale (mode L) images: {ins_json['grayscale_share']:.2%} of all "
-                f"({', '.join(f'{k}: {v}' for k, v in ins_json['image_modes'].items())})",
+    if ins_rec:
+        sizes = sorted({s for v in ins_rec.image_sizes.values() for s in v})
+        doc.add(f"- grayscale (mode L) images: {ins_rec.grayscale_share:.2%} of all "
+                f"({', '.join(f'{k}: {v}' for k, v in ins_rec.image_modes.items())})",
                 f"- image sizes seen: {', '.join(sizes)}",
-                f"- train mean {ins_json['train_stats']['mean']} / std {ins_json['train_stats']['std']} over "
-                f"{ins_json['train_stats']['images']} images", "")
-        doc.prompt("D5", f"grayscale share {ins_json['grayscale_share']:.2%}")
+                f"- train mean {ins_rec.train_stats['mean']} / std {ins_rec.train_stats['std']} over "
+                f"{ins_rec.train_stats['images']} images", "")
+        doc.prompt("D5", f"grayscale share {ins_rec.grayscale_share:.2%}")
     else:
         doc.missing("inspect")
     doc.h3("D6")
@@ -260,8 +270,8 @@ def build(cfg) -> Path:
     else:
         doc.missing("inspect")
     doc.h3("D11")
-    if ins_json:
-        b = ins_json["batch"]
+    if ins_rec:
+        b = ins_rec.batch
         doc.add(f"One train batch: x {b['x_shape']} ({b['x_dtype']}), y {b['y_shape']}; model input (B, 3, 64, 64): "
                 f"{'match' if b['matches_model_input'] else 'MISMATCH'}.", "")
     else:
@@ -273,10 +283,10 @@ def build(cfg) -> Path:
     base = runs.get("baselines")
     if base:
         doc.use(base)
-        bj = base.json("baselines.json")
+        bj = base.read(BaselinesRecord)
         doc.table(["split", "majority class", "uniform random (expected)", "class-prior random"],
-                  [(s, f4(bj[s]["majority_class"]["accuracy"]), f4(bj[s]["uniform_random"]["expected_accuracy"]),
-                    f4(bj[s]["class_prior_random"]["expected_accuracy"])) for s in ("val", "test")])
+                  [(s, f4(r["majority_class"]["accuracy"]), f4(r["uniform_random"]["expected_accuracy"]),
+                    f4(r["class_prior_random"]["expected_accuracy"])) for s, r in (("val", bj.val), ("test", bj.test))])
     else:
         doc.missing("baselines")
     doc.h3("M1")
@@ -290,12 +300,12 @@ def build(cfg) -> Path:
     else:
         doc.missing("train")
     doc.h3("M2")
-    if ins_json:
-        il = ins_json["initial_loss"]
+    if ins_rec:
+        il = ins_rec.initial_loss
         doc.add(f"First-batch loss **{f4(il['loss'])}** vs ln({ref_cfg['data']['num_classes']}) = "
                 f"{f4(il['ln_num_classes'])} (|diff| {f4(il['abs_diff'])}); after one backward all "
-                f"{ins_json['gradients']['parameters']} parameter gradients finite and non-zero: "
-                f"{ins_json['gradients']['all_finite_and_nonzero']}.", "")
+                f"{ins_rec.gradients['parameters']} parameter gradients finite and non-zero: "
+                f"{ins_rec.gradients['all_finite_and_nonzero']}.", "")
         doc.prompt("M2", f"{f4(il['loss'])} vs {f4(il['ln_num_classes'])}")
     else:
         doc.missing("inspect")
@@ -306,18 +316,18 @@ def build(cfg) -> Path:
     ov = runs.get("overfit")
     if ov:
         doc.use(ov)
-        oc, om = ov.config, ov.json("metrics.json")
-        hist = om["history"]
+        oc, om = ov.config, ov.read(TrainMetrics)
+        hist = om.history
         doc.add(f"{oc['data']['train_subset']} train images, augmentation {'on' if oc['data']['augment']['enabled'] else 'off'}, "
                 f"blocks {oc['model']['blocks']}, dropout {oc['model']['dropout']}, {oc['optim']['name']} lr "
                 f"{oc['optim']['lr']:g}, weight decay {oc['optim']['weight_decay']:g}, {len(hist)} epochs: train loss "
-                f"{f4(hist[0]['train/loss'])} → **{f4(hist[-1]['train/loss'])}**, train accuracy "
-                f"{f4(hist[-1]['train/accuracy'])}.", "")
-        steps, values = ov.scalars("train/loss")
+                f"{f4(hist[0].train_loss)} → **{f4(hist[-1].train_loss)}**, train accuracy "
+                f"{f4(hist[-1].train_accuracy)}.", "")
+        steps, values = ov.scalars(names.TRAIN_LOSS)
         if steps:
-            fig = curves({"train/loss": (steps, values)}, "train loss", "Overfit-small: train loss", logy=True)
+            fig = curves({names.TRAIN_LOSS: (steps, values)}, "train loss", "Overfit-small: train loss", logy=True)
             doc.figure(save(fig, doc.figures / "overfit_train_loss.png"), "overfit_train_loss.png", t["M3"])
-        doc.prompt("M3", f"final train loss {f4(hist[-1]['train/loss'])}")
+        doc.prompt("M3", f"final train loss {f4(hist[-1].train_loss)}")
     else:
         doc.missing("overfit")
 
@@ -327,14 +337,14 @@ def build(cfg) -> Path:
     lf = runs.get("lr_find")
     if lf:
         doc.use(lf)
-        lj = lf.json("lr_find.json")
+        lj = lf.read(LRFindRecord)
         doc.figure(lf.path / "lr_find.png", "lr_find.png", t["M4"])
-        window, suggestion = lj["stable_window"], lj["suggested_lr"]
+        window, suggestion = lj.stable_window, lj.suggested_lr
         found = (f"suggested LR **{suggestion:.3g}**; stable window **{window[0]:.3g} – {window[1]:.3g}**"
                  if suggestion is not None else
                  "no clear descent (the smoothed loss never fell by `lr_find.min_drop`): run more iterations")
-        doc.add(f"Range {lj['min_lr']:g} → {lj['max_lr']:g} over {lj['iterations']} iterations ({lj['optimizer']}, "
-                f"weight decay {lj['weight_decay']:g}); {found}.", "")
+        doc.add(f"Range {lj.min_lr:g} → {lj.max_lr:g} over {lj.iterations} iterations ({lj.optimizer}, "
+                f"weight decay {lj.weight_decay:g}); {found}.", "")
         chosen = f"chosen lr {train.config['optim']['lr']:g}, wd {train.config['optim']['weight_decay']:g}" if train else ""
         facts = f"suggestion {suggestion:.3g}" if suggestion is not None else "no suggestion"
         doc.prompt("M4", facts + (f"; {chosen}" if chosen else ""))
@@ -353,12 +363,11 @@ def build(cfg) -> Path:
         rows = collect(sweep)
         doc.add(f"**{kind}** — `{sweep}` ({len(rows)} runs, best first)", "")
         doc.table(["rank", "run", "lr", "wd", "blocks", "dropout", "best val top-1", "val loss", "epochs", "status"],
-                  [(r["rank"], r["run_name"], f"{r['lr']:g}", f"{r['weight_decay']:g}", r["blocks"],
-                    f"{r['dropout']:g}", f4(r["best_val_top1"]), f4(r["val_loss_at_best"]), r["epochs_run"],
-                    r["status"]) for r in rows[:12]])
-        best = next((r for r in rows if r["status"] == "ok"), None)
+                  [(r.rank, r.run_name, f"{r.lr:g}", f"{r.weight_decay:g}", r.blocks, f"{r.dropout:g}",
+                    f4(r.best_val_top1), f4(r.val_loss_at_best), r.epochs_run, r.status) for r in rows[:12]])
+        best = next((r for r in rows if r.status == "ok"), None)
         if best:
-            doc.add(f"Best: `{best['run_name']}` — val top-1 {f4(best['best_val_top1'])}.", "")
+            doc.add(f"Best: `{best.run_name}` — val top-1 {f4(best.best_val_top1)}.", "")
     doc.prompt("M5")
 
     # 6 Full training -------------------------------------------------------------------------------------------
@@ -366,20 +375,20 @@ def build(cfg) -> Path:
     doc.h3("M6")
     if train:
         doc.use(train)
-        tc, tm = train.config, train.json("metrics.json")
+        tc, tm = train.config, train.read(TrainMetrics)
         doc.add(f"Configuration: blocks {tc['model']['blocks']}, dropout {tc['model']['dropout']}, {tc['optim']['name']} "
                 f"lr {tc['optim']['lr']:g}, weight decay {tc['optim']['weight_decay']:g}, batch {tc['data']['batch_size']}, "
                 f"{tc['trainer']['epochs']} epochs, scheduler {tc['scheduler']['name']}, seed {tc['seed']}.",
-                f"Best val top-1 **{f4(tm['best']['val/accuracy'])}** at epoch {tm['best']['epoch']} "
-                f"(val loss {f4(tm['best']['val/loss'])}, top-5 {f4(tm['best']['val/top5'])}, macro-F1 "
-                f"{f4(tm['best']['val/f1_macro'])}); {tm['epochs_run']} epochs in {tm['wall_time_s']:.0f} s.", "")
+                f"Best val top-1 **{f4(tm.best.val_accuracy)}** at epoch {tm.best.epoch} "
+                f"(val loss {f4(tm.best.val_loss)}, top-5 {f4(tm.best.val_top5)}, macro-F1 "
+                f"{f4(tm.best.val_f1_macro)}); {tm.epochs_run} epochs in {tm.wall_time_s:.0f} s.", "")
         for metric, name in (("loss", "train_val_loss.png"), ("accuracy", "train_val_accuracy.png")):
-            series = {f"{s}/{metric}": train.scalars(f"{s}/{metric}") for s in ("train", "val")}
+            series = {names.split_tag(s, metric): train.scalars(names.split_tag(s, metric)) for s in ("train", "val")}
             series = {k: v for k, v in series.items() if v[0]}
             if series:
                 doc.figure(save(curves(series, metric, f"Full training: {metric}"), doc.figures / name), name,
                            f"{t['M6']}: {metric}")
-        doc.prompt("M6", f"best val top-1 {f4(tm['best']['val/accuracy'])} at epoch {tm['best']['epoch']}")
+        doc.prompt("M6", f"best val top-1 {f4(tm.best.val_accuracy)} at epoch {tm.best.epoch}")
     else:
         doc.missing("train")
 
@@ -389,22 +398,22 @@ def build(cfg) -> Path:
     if "lr_wd" in sweeps:
         jobs = expand([sweeps["lr_wd"]])
         rows = collect(sweeps["lr_wd"])
-        best = next((r for r in rows if r["status"] == "ok"), rows[0] if rows else None)
+        best = next((r for r in rows if r.status == "ok"), rows[0] if rows else None)
         if best:
-            same_wd = [j for j in jobs if j.config["optim"]["weight_decay"] == best["weight_decay"]]
-            same_lr = [j for j in jobs if j.config["optim"]["lr"] == best["lr"]]
+            same_wd = [j for j in jobs if j.config["optim"]["weight_decay"] == best.weight_decay]
+            same_lr = [j for j in jobs if j.config["optim"]["lr"] == best.lr]
             for subset, label, name, what in (
                     (same_wd, lambda r: f"lr={r.config['optim']['lr']:g}", "compare_lr.png",
-                     f"LR variation (wd={best['weight_decay']:g})"),
+                     f"LR variation (wd={best.weight_decay:g})"),
                     (same_lr, lambda r: f"wd={r.config['optim']['weight_decay']:g}", "compare_wd.png",
-                     f"weight-decay variation (lr={best['lr']:g})")):
-                path = overlay(subset, "val/accuracy", doc.figures / name, what, label=label)
+                     f"weight-decay variation (lr={best.lr:g})")):
+                path = overlay(subset, names.VAL_ACC, doc.figures / name, what, label=label)
                 if path:
                     doc.figure(path, name, what)
     else:
         doc.missing("lr_wd")
     if "blocks_dropout" in sweeps:
-        path = overlay(expand([sweeps["blocks_dropout"]]), "val/accuracy", doc.figures / "compare_blocks_dropout.png",
+        path = overlay(expand([sweeps["blocks_dropout"]]), names.VAL_ACC, doc.figures / "compare_blocks_dropout.png",
                        "blocks × dropout variation")
         if path:
             doc.figure(path, "compare_blocks_dropout.png", "blocks × dropout variation")
@@ -421,17 +430,17 @@ def build(cfg) -> Path:
     doc.h3("M9")
     if ev:
         doc.use(ev)
-        ej = ev.json("metrics.json")
+        ej = ev.read(EvalMetrics)
         doc.table(["split", "images", "loss", "top-1", "top-5", "macro-F1"],
-                  [(s, ej[s]["n"], f4(ej[s]["loss"]), f4(ej[s]["accuracy"]), f4(ej[s]["top5"]), f4(ej[s]["f1_macro"]))
-                   for s in ("val", "test")])
-        doc.add(f"Checkpoint `{ej['checkpoint']}` (epoch {ej['epoch']}).", "")
+                  [(s, m.n, f4(m.loss), f4(m.accuracy), f4(m.top5), f4(m.f1_macro))
+                   for s, m in (("val", ej.val), ("test", ej.test))])
+        doc.add(f"Checkpoint `{ej.checkpoint}` (epoch {ej.epoch}).", "")
         doc.figure(ev.path / "confusion_matrix.png", "confusion_matrix.png", "Test confusion matrix")
-        if ej["top_confusions"]:
+        if ej.top_confusions:
             doc.table(["true", "predicted", "count", "share of true"],
                       [(r["true_name"], r["predicted_name"], r["count"], f"{r['share_of_true']:.0%}")
-                       for r in ej["top_confusions"][:10]])
-        doc.prompt("M9", f"test top-1 {f4(ej['test']['accuracy'])} vs val {f4(ej['val']['accuracy'])}")
+                       for r in ej.top_confusions[:10]])
+        doc.prompt("M9", f"test top-1 {f4(ej.test.accuracy)} vs val {f4(ej.val.accuracy)}")
     else:
         doc.missing("evaluate")
 
@@ -446,7 +455,7 @@ def build(cfg) -> Path:
                 "```yaml", OmegaConf.to_yaml(OmegaConf.create({k: ref_cfg[k] for k in ("seed", "model", "optim")
                                                                if k in ref_cfg})).rstrip(), "```", "")
     doc.add(f"**{t['checklist']}:**", "")
-    for kind in ("inspect", "baselines", "overfit", "lr_find", "train", "evaluate"):
+    for kind in RUN_KINDS:
         run = runs.get(kind)
         doc.add(f"- [{'x' if run else ' '}] {kind}: " + (f"`{run.path}` — `{command_of(run)}`" if run else HOW[kind]))
     for kind in ("lr_wd", "blocks_dropout", "optuna"):
@@ -454,37 +463,39 @@ def build(cfg) -> Path:
         if s or kind != "optuna":
             doc.add(f"- [{'x' if s else ' '}] sweep {kind}: " + (f"`{s}` — `{sweep_command(s)}`" if s else HOW[kind]))
     doc.add("")
-    path = out / "REPORT.md"
-    path.write_text("\n".join(doc.lines) + "\n")
-    return path
+    return write_text(out / "REPORT.md", "\n".join(doc.lines) + "\n")
 
 
 def main(argv=None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in args):
-        print(__doc__)
-        return 0
-    base = OmegaConf.create(DEFAULTS)
-    OmegaConf.set_struct(base, True)
-    try:
-        cfg = OmegaConf.merge(base, OmegaConf.from_dotlist(args))
-    except Exception as exc:  # noqa: BLE001 - an unknown key or a bad value
-        key = args[0].split("=")[0] if args else ""
-        print(f"error: {str(exc).splitlines()[0]} ({key}); allowed keys: report.lang, report.out, report.outputs, "
-              "report.multirun, report.project, runs.<inspect|baselines|overfit|lr_find|train|evaluate|sweeps>",
-              file=sys.stderr)
-        return 2
-    if cfg.report.lang not in TEXT:
-        print(f"error: report.lang={cfg.report.lang!r}: allowed {'|'.join(TEXT)}", file=sys.stderr)
-        return 2
-    for k in ("inspect", "baselines", "overfit", "lr_find", "train", "evaluate"):
-        if cfg.runs[k] and not is_run(Path(cfg.runs[k])):
-            print(f"error: runs.{k}={cfg.runs[k]!r}: not a run directory (no .hydra/config.yaml)", file=sys.stderr)
-            return 2
+    d = ReportOptions()
+    p = parser("tinyimagenet-report", __doc__)
+    p.add_argument("--lang", default=d.lang, choices=sorted(TEXT), help="report language (default en)")
+    p.add_argument("--out", default=d.out, help="output folder (default report/)")
+    p.add_argument("--outputs", default=d.outputs, help="where single runs are found (default outputs/)")
+    p.add_argument("--multirun", default=d.multirun, help="where sweeps are found (default multirun/)")
+    p.add_argument("--project", default=d.project, help="the project title")
+    p.add_argument("--run", action="append", default=[], metavar="KIND=DIR",
+                   help=f"use this run directory for KIND ({'|'.join(RUN_KINDS)}); repeatable")
+    p.add_argument("--sweep", action="append", default=[], metavar="DIR", help="use this sweep directory; repeatable")
+    args = p.parse_args(argv)
+    runs = {}
+    for item in args.run:
+        kind, _, path = item.partition("=")
+        if kind not in RUN_KINDS or not path:
+            raise UsageError(f"--run={item!r}: allowed KIND=DIR with KIND one of {'|'.join(RUN_KINDS)}")
+        if not is_run(Path(path)):
+            raise UsageError(f"--run {kind}={path!r}: not a run directory (no .hydra/config.yaml)")
+        runs[kind] = path
+    for sweep in args.sweep:
+        if not Path(sweep).is_dir():
+            raise UsageError(f"--sweep={sweep!r}: no such folder; allowed: a multirun/<date>/<time> folder")
+    cfg = ReportOptions(args.lang, args.out, args.outputs, args.multirun, args.project, runs, list(args.sweep))
     path = build(cfg)
     print(f"wrote {path} and {path.parent / 'figures'}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ..cli import run_tool
+
+    sys.exit(run_tool(main))

@@ -8,6 +8,8 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
+from .overrides import without
+
 _STARTED = datetime.now()
 
 
@@ -24,7 +26,7 @@ def _resume_target(task, ckpt_path, resume, overrides, default_dir: str) -> Path
         return None
     if resume is not True:  # a run directory given explicitly
         return Path(str(resume)).expanduser()
-    wanted = sorted(o for o in (overrides or []) if not o.startswith("resume="))
+    wanted = sorted(without(overrides or [], "resume"))
     root = Path(default_dir).parent.parent  # outputs/<date>/<time> -> outputs
     runs = sorted(root.glob("*/*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
     for ckpt in runs:
@@ -33,7 +35,7 @@ def _resume_target(task, ckpt_path, resume, overrides, default_dir: str) -> Path
             previous = yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text()) or []
         except OSError:
             continue
-        if sorted(o for o in previous if not o.startswith("resume=")) == wanted:
+        if sorted(without(previous, "resume")) == wanted:
             return run
     return None
 
@@ -57,7 +59,6 @@ def now(pattern: str) -> str:
 
 
 def register() -> None:
-    reg = getattr(OmegaConf, "register_resolver", None) or OmegaConf.register_new_resolver  # omegaconf 2.4 / 2.3
-    reg("tir.run_dir", run_dir, replace=True)
-    reg("tir.hydra_subdir", hydra_subdir, replace=True)
-    reg("tir.now", now, replace=True, use_cache=True)
+    OmegaConf.register_resolver("tir.run_dir", run_dir, replace=True)
+    OmegaConf.register_resolver("tir.hydra_subdir", hydra_subdir, replace=True)
+    OmegaConf.register_resolver("tir.now", now, replace=True, use_cache=True)

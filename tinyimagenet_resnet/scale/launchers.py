@@ -11,12 +11,14 @@ import importlib
 
 from omegaconf import OmegaConf
 
+from ..compat import RAY_LAUNCHER_CONFIG
+
 # hydra/launcher option -> (module with the plugin's config dataclasses, dataclass name, pip extra)
 LAUNCHERS = {
     "joblib": ("hydra_plugins.hydra_joblib_launcher.config", "JobLibLauncherConf", "joblib"),
     "submitit_local": ("hydra_plugins.hydra_submitit_launcher.config", "LocalQueueConf", "slurm"),
     "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher.config", "SlurmQueueConf", "slurm"),
-    "ray": ("hydra_plugins.hydra_ray_launcher._config", "RayLauncherConf", "ray"),
+    "ray": (*RAY_LAUNCHER_CONFIG, "ray"),
 }
 
 
@@ -64,7 +66,6 @@ def register() -> None:
         schema = _schema(name)
         if schema is not None:
             cs.store(group="hydra/launcher", name=f"{name}_schema", node=schema, provider="tinyimagenet_resnet")
-    reg = getattr(OmegaConf, "register_resolver", None) or OmegaConf.register_new_resolver
-    reg("tir.gpu_count", gpu_count, replace=True)
-    reg("tir.parallel_jobs", parallel_jobs, replace=True)
-    reg("tir.gpu_share", gpu_share, replace=True)
+    OmegaConf.register_resolver("tir.gpu_count", gpu_count, replace=True)
+    OmegaConf.register_resolver("tir.parallel_jobs", parallel_jobs, replace=True)
+    OmegaConf.register_resolver("tir.gpu_share", gpu_share, replace=True)

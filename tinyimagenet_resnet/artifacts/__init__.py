@@ -1,0 +1,1 @@
+"""What runs write and read back: metric names, the JSON records, atomic files and locks, TensorBoard, run folders."""

@@ -1,0 +1,1 @@
+"""Benchmarks (not on the runtime path): `python -m tinyimagenet_resnet.bench [throughput|sweep] ...`."""

@@ -1,0 +1,1 @@
+"""Configuration: the schema (dataclasses in Hydra's ConfigStore), validation, composition, run names."""

@@ -1,0 +1,36 @@
+"""Command-line overrides as Hydra writes them (`key=value`, `+key=value`, `++key=value`, `~key`, `group=option`):
+the one parser every module uses to ask which keys a command set."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def override_key(override: str) -> str:
+    """`++trainer.epochs=30` -> `trainer.epochs`; `~model.dropout` -> `model.dropout`; `model/blocks=b333` ->
+    `model/blocks`; `db@backup=mysql` -> `db`."""
+    key = override.split("=", 1)[0].lstrip("+~")
+    return key.split("@", 1)[0]
+
+
+def override_value(override: str) -> str | None:
+    return override.split("=", 1)[1] if "=" in override else None
+
+
+def overridden_keys(overrides: Iterable[str]) -> set[str]:
+    return {override_key(o) for o in overrides}
+
+
+def overrides_key(overrides: Iterable[str], *prefixes: str) -> bool:
+    """True when some override sets one of `prefixes` or a key below it (`model` matches `model.dropout` and
+    `model/blocks`)."""
+    for key in overridden_keys(overrides):
+        for p in prefixes:
+            if key == p or key.startswith(p + ".") or key.startswith(p + "/"):
+                return True
+    return False
+
+
+def without(overrides: Iterable[str], *keys: str) -> list[str]:
+    """The overrides minus those that set one of `keys`."""
+    return [o for o in overrides if override_key(o) not in keys]

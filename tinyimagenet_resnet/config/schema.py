@@ -1,0 +1,377 @@
+"""The config schema: one dataclass per config node, registered in Hydra's ConfigStore.
+
+A field declares its type and, in `spec(...)`, the range a type cannot express (`check`) with the words of the
+one-line error (`allowed`). Values live in the YAML files of `conf/` only: each YAML extends its schema through its
+defaults list (`- /schema/<group>/<name>@_here_`), so a wrong type or an unknown key fails at composition and
+`config.validate` checks the ranges before any work. Adding an optimizer or a scheduler is one dataclass here
+(with its `build`) plus one YAML file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Callable, ClassVar, List, Optional, Union
+
+from omegaconf import MISSING
+
+
+class Choice(str, Enum):
+    """A string enum whose str() and format() are its value, so `f"{cfg.task}"` reads `train`."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+class Task(Choice):
+    train = "train"
+    evaluate = "evaluate"
+    inspect = "inspect"
+    baselines = "baselines"
+    lr_find = "lr_find"
+
+
+class Precision(Choice):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class Pipeline(Choice):
+    fast = "fast"
+    reference = "reference"
+
+
+class Pruner(Choice):
+    median = "median"
+    threshold = "threshold"
+    none = "none"
+
+
+def spec(allowed: str | Callable[[], str], check: Callable[[Any], bool] | None = None, default=MISSING):
+    """A schema field: `allowed` is what the one-line error says; `check` the range test (None: the type says it)."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"allowed": allowed, "check": check})
+    return field(default=default, metadata={"allowed": allowed, "check": check})
+
+
+# ------------------------------------------------------------------------------------------------ checks
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def positive(v) -> bool:
+    return v > 0
+
+
+def non_negative(v) -> bool:
+    return v >= 0
+
+
+def at_least(n: float) -> Callable[[Any], bool]:
+    return lambda v: v >= n
+
+
+def in_range(lo: float, hi: float, lo_open: bool = False, hi_open: bool = True) -> Callable[[Any], bool]:
+    return lambda v: (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+
+
+def optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is None or check(v)
+
+
+def n_items(n: int, item: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: len(v) == n and all(_num(x) and item(x) for x in v)
+
+
+def one_of(*values) -> Callable[[Any], bool]:
+    return lambda v: any(v is x or (type(v) is type(x) and v == x) for x in values)
+
+
+def device_name(v) -> bool:
+    return v in ("auto", "cpu", "mps", "cuda") or (v.startswith("cuda:") and v[5:].isdigit())
+
+
+def min_max_pair(lo: float, hi: float | None) -> Callable[[Any], bool]:
+    """[min, max] with lo < min <= max (<= hi)."""
+    return lambda v: len(v) == 2 and v[0] > lo and v[0] <= v[1] and (hi is None or v[1] <= hi)
+
+
+def _activations() -> str:
+    from ..model import ACTIVATIONS
+
+    return "|".join(ACTIVATIONS)
+
+
+def activation_name(v) -> bool:
+    from ..model import ACTIVATIONS
+
+    return v in ACTIVATIONS
+
+
+INT_GE1 = ("an integer >= 1", at_least(1))
+OPT_INT_GE1 = ("null or an integer >= 1", optional(at_least(1)))
+
+
+# ------------------------------------------------------------------------------------------------ data
+@dataclass
+class RandomResizedCropConfig:
+    enabled: bool = spec("true|false")
+    scale: List[float] = spec("[min, max] with 0 < min <= max <= 1", min_max_pair(0, 1))
+    ratio: List[float] = spec("[min, max] with 0 < min <= max", min_max_pair(0, None))
+
+
+@dataclass
+class ColorJitterConfig:
+    enabled: bool = spec("true|false")
+    brightness: float = spec("a number >= 0", non_negative)
+    contrast: float = spec("a number >= 0", non_negative)
+    saturation: float = spec("a number >= 0", non_negative)
+    hue: float = spec("a number in [0, 0.5]", in_range(0, 0.5, hi_open=False))
+
+
+@dataclass
+class AugmentConfig:
+    enabled: bool = spec("true|false")
+    hflip: float = spec("a probability in [0, 1]", in_range(0, 1, hi_open=False))
+    random_resized_crop: RandomResizedCropConfig = field(default_factory=RandomResizedCropConfig)
+    color_jitter: ColorJitterConfig = field(default_factory=ColorJitterConfig)
+
+
+@dataclass
+class DataConfig:
+    name: str = spec("a name")
+    hub_name: str = spec("a hub dataset id, e.g. zh-plus/tiny-imagenet")
+    path: Optional[str] = spec("null (the hub) or a folder path")
+    train_files: Optional[str] = spec("null or a glob relative to data.path")
+    val_files: Optional[str] = spec("null or a glob relative to data.path")
+    num_classes: int = spec("an integer >= 2", at_least(2))
+    test_fraction: float = spec("a number in (0, 1)", in_range(0, 1, lo_open=True))
+    train_subset: Optional[int] = spec(*OPT_INT_GE1)
+    val_subset: Optional[int] = spec(*OPT_INT_GE1)
+    test_subset: Optional[int] = spec(*OPT_INT_GE1)
+    stratify_subsets: bool = spec("true|false")
+    batch_size: int = spec(*INT_GE1)
+    eval_batch_size: Optional[int] = spec("null (= data.batch_size) or an integer >= 1", optional(at_least(1)))
+    pipeline: Pipeline = spec("fast|reference")
+    cache_dir: Optional[str] = spec("null or a folder")
+    device_resident: Union[bool, str] = spec("auto|true|false", one_of("auto", True, False))
+    num_workers: int = spec("an integer >= 0", non_negative)
+    mean: List[float] = spec("three numbers (one per RGB channel)", n_items(3, lambda x: True))
+    std: List[float] = spec("three positive numbers (one per RGB channel)", n_items(3, positive))
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+# ------------------------------------------------------------------------------------------------ model
+@dataclass
+class ModelConfig:
+    name: str = spec("resnet", one_of("resnet"))
+    blocks: List[int] = spec("three positive integers, e.g. [2,2,2] (or model/blocks=b222|b333)",
+                             n_items(3, positive))
+    widths: List[int] = spec("three positive integers, e.g. [64,128,256]", n_items(3, positive))
+    dropout: float = spec("a number in [0, 1) (or model/dropout=p00|p01|p03)", in_range(0, 1))
+    activation: str = spec(_activations, activation_name)
+    batch_norm: bool = spec("true|false")
+
+
+# ------------------------------------------------------------------------------------------------ optimizers
+@dataclass
+class OptimConfig:
+    """Base of the `optim` group; each subclass is one optimizer (its NAME is its YAML file's name)."""
+
+    NAME: ClassVar[str] = ""
+    name: str = spec(lambda: "|".join(OPTIMIZERS) + " (optim=" + "|".join(OPTIMIZERS) + ")", lambda v: v in OPTIMIZERS)
+    lr: float = spec("a number > 0", positive)
+    weight_decay: float = spec("a number >= 0", non_negative)
+
+    def build(self, params):
+        raise NotImplementedError
+
+
+BETAS = ("two numbers in [0, 1), e.g. [0.9, 0.999]", n_items(2, in_range(0, 1)))
+
+
+@dataclass
+class AdamWConfig(OptimConfig):
+    NAME: ClassVar[str] = "adamw"
+    betas: List[float] = spec(*BETAS)
+
+    def build(self, params):
+        import torch
+
+        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay, betas=tuple(self.betas))
+
+
+@dataclass
+class AdamConfig(OptimConfig):
+    NAME: ClassVar[str] = "adam"
+    betas: List[float] = spec(*BETAS)
+
+    def build(self, params):
+        import torch
+
+        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay, betas=tuple(self.betas))
+
+
+@dataclass
+class SGDConfig(OptimConfig):
+    NAME: ClassVar[str] = "sgd"
+    momentum: float = spec("a number in [0, 1)", in_range(0, 1))
+    nesterov: bool = spec("true|false")
+
+    def build(self, params):
+        import torch
+
+        return torch.optim.SGD(params, lr=self.lr, weight_decay=self.weight_decay, momentum=self.momentum,
+                               nesterov=self.nesterov)
+
+
+OPTIMIZERS: dict[str, type[OptimConfig]] = {c.NAME: c for c in (AdamWConfig, AdamConfig, SGDConfig)}
+
+
+# ------------------------------------------------------------------------------------------------ schedulers
+@dataclass
+class SchedulerConfig:
+    """Base of the `scheduler` group. `build` returns a per-step scheduler over `total_steps`, or None."""
+
+    NAME: ClassVar[str] = ""
+    name: str = spec(lambda: "|".join(SCHEDULERS) + " (scheduler=" + "|".join(SCHEDULERS) + ")",
+                     lambda v: v in SCHEDULERS)
+
+    def build(self, optimizer, total_steps: int):
+        raise NotImplementedError
+
+
+@dataclass
+class NoSchedulerConfig(SchedulerConfig):
+    NAME: ClassVar[str] = "none"
+
+    def build(self, optimizer, total_steps: int):
+        return None
+
+
+@dataclass
+class CosineConfig(SchedulerConfig):
+    NAME: ClassVar[str] = "cosine"
+    eta_min: float = spec("a number >= 0", non_negative)
+
+    def build(self, optimizer, total_steps: int):
+        import torch
+
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=self.eta_min)
+
+
+@dataclass
+class OneCycleConfig(SchedulerConfig):
+    NAME: ClassVar[str] = "onecycle"
+    pct_start: float = spec("a number in (0, 1)", in_range(0, 1, lo_open=True))
+
+    def build(self, optimizer, total_steps: int):
+        import torch
+
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
+                                                   total_steps=total_steps, pct_start=self.pct_start)
+
+
+SCHEDULERS: dict[str, type[SchedulerConfig]] = {c.NAME: c for c in (NoSchedulerConfig, CosineConfig, OneCycleConfig)}
+
+
+# ------------------------------------------------------------------------------------------------ trainer
+@dataclass
+class TrainerConfig:
+    epochs: int = spec(*INT_GE1)
+    device: str = spec("auto|cpu|cuda|cuda:N|mps", device_name)
+    precision: Precision = spec("auto|fp32|bf16|fp16")
+    channels_last: bool = spec("true|false")
+    compile: bool = spec("true|false")
+    deterministic: bool = spec("true|false")
+    label_smoothing: float = spec("a number in [0, 1)", in_range(0, 1))
+    progress_bar: Union[bool, str] = spec("auto|true|false", one_of("auto", True, False))
+    log_every_n_steps: int = spec(*INT_GE1)
+    val_every_n_epochs: int = spec(*INT_GE1)
+    limit_train_batches: Optional[int] = spec("null or an integer >= 1", optional(at_least(1)))
+    jobs_per_gpu: int = spec(*INT_GE1)
+
+
+# ------------------------------------------------------------------------------------------------ tasks
+@dataclass
+class LRFindConfig:
+    min_lr: float = spec("a number > 0", positive)
+    max_lr: float = spec("a number > 0 (and > lr_find.min_lr)", positive)
+    num_iters: int = spec("an integer >= 2", at_least(2))
+    beta: float = spec("a number in [0, 1)", in_range(0, 1))
+    diverge_factor: float = spec("a number > 1", lambda v: v > 1)
+    min_drop: float = spec("a number in [0, 1)", in_range(0, 1))
+
+
+@dataclass
+class EvaluateConfig:
+    top_confusions: int = spec("an integer >= 0", non_negative)
+
+
+@dataclass
+class InspectConfig:
+    stats_images: Optional[int] = spec("null (all) or an integer >= 1", optional(at_least(1)))
+    grid_images: int = spec(*INT_GE1)
+
+
+@dataclass
+class OptunaConfig:
+    """The job side of `sweep=optuna` (present only in Optuna sweeps)."""
+
+    trial_number: Optional[int] = spec("null (set by the sweeper) or an integer >= 0", optional(non_negative))
+    pruner: Pruner = spec("median|threshold|none")
+    n_startup_trials: int = spec("an integer >= 0", non_negative)
+    n_warmup_steps: int = spec("an integer >= 0", non_negative)
+    threshold: float = spec("a number")
+    patience: int = spec("an integer >= 0", non_negative)
+    heartbeat_s: int = spec(*INT_GE1)
+    grace_s: int = spec(*INT_GE1)
+    poll_s: float = spec("a number > 0", positive)
+
+
+@dataclass
+class Config:
+    """The root: `python -m tinyimagenet_resnet.main` composes conf/config.yaml onto this."""
+
+    task: Task = spec("|".join(t.value for t in Task))
+    seed: int = spec("an integer >= 0", non_negative)
+    ckpt_path: Optional[str] = spec("null or a path to a .ckpt file")
+    resume: Union[bool, str] = spec("false, true (latest matching run) or a run directory")
+    run_name: Optional[str] = spec("null or a string")
+    lr_find: LRFindConfig = field(default_factory=LRFindConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    inspect: InspectConfig = field(default_factory=InspectConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: Any = MISSING  # an OptimConfig subclass, chosen by the `optim` group
+    scheduler: Any = MISSING  # a SchedulerConfig subclass, chosen by the `scheduler` group
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    optuna: Optional[OptunaConfig] = None
+
+
+# group -> {option: schema}; the YAML option `conf/<group>/<option>.yaml` extends `/schema/<group>/<option>`
+GROUP_SCHEMAS: dict[str, dict[str, type]] = {
+    "optim": OPTIMIZERS,
+    "scheduler": SCHEDULERS,
+    "data": {"tiny_imagenet": DataConfig},
+    "model": {"resnet": ModelConfig},
+    "trainer": {"default": TrainerConfig},
+}
+# nodes of the root whose schema depends on a `name` key (group choice)
+BY_NAME: dict[str, dict[str, type]] = {"optim": OPTIMIZERS, "scheduler": SCHEDULERS}
+
+
+def register() -> None:
+    """Store the schemas in Hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config, provider="tinyimagenet_resnet", replace=True)
+    for group, options in GROUP_SCHEMAS.items():
+        for name, schema in options.items():
+            cs.store(group=f"schema/{group}", name=name, node=schema, provider="tinyimagenet_resnet", replace=True)

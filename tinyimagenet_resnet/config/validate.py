@@ -1,0 +1,86 @@
+"""Start-up validation against the schema: one readable line per problem (key, value, what is allowed), before any
+work is done. Types are checked by OmegaConf at composition (`composition_error` turns its message into our line);
+ranges, unknown keys and rules across keys are checked here."""
+
+from __future__ import annotations
+
+import dataclasses
+from enum import Enum
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from ..errors import ConfigError
+from .schema import BY_NAME, Config, Task
+
+
+def plain(v: Any) -> Any:
+    """A config value as plain Python (lists instead of ListConfig, enum values instead of members)."""
+    if isinstance(v, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(v, resolve=True, enum_to_str=True)
+    return v.value if isinstance(v, Enum) else v
+
+
+def _allowed(meta: dict) -> str:
+    allowed = meta.get("allowed", "")
+    return allowed() if callable(allowed) else allowed
+
+
+def fail(key: str, value: Any, allowed: str) -> None:
+    raise ConfigError(f"{key}={plain(value)!r}: allowed {allowed}")
+
+
+def schema_of(node: DictConfig, path: str) -> type | None:
+    """The dataclass behind a config node (also for the name-selected `optim`/`scheduler` nodes)."""
+    t = OmegaConf.get_type(node)
+    if dataclasses.is_dataclass(t):
+        return t
+    if path in BY_NAME and "name" in node:
+        return BY_NAME[path].get(node.name)
+    return None
+
+
+def _check_node(node: DictConfig, schema: type, path: str) -> None:
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    for key in node.keys():
+        if key not in fields:
+            known = ", ".join(fields)
+            raise ConfigError(f"{path + '.' if path else ''}{key}: not a config key; allowed keys here: {known}")
+    for name, f in fields.items():
+        key = f"{path}.{name}" if path else name
+        value = node[name]
+        if isinstance(value, DictConfig):
+            sub = schema_of(value, key) or (f.type if dataclasses.is_dataclass(f.type) else None)
+            if sub is not None:
+                _check_node(value, sub, key)
+            continue
+        check = f.metadata.get("check")
+        try:
+            ok = check is None or bool(check(plain(value)))
+        except (TypeError, ValueError, AttributeError):
+            ok = False
+        if not ok:
+            fail(key, value, _allowed(f.metadata))
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise ConfigError (one line) for the first bad value; the config is the composed root (no `hydra` node)."""
+    _check_node(cfg, Config, "")
+    optim = cfg.optim
+    if optim.name == "sgd" and optim.nesterov and not optim.momentum > 0:
+        fail("optim.nesterov", optim.nesterov, "false when optim.momentum=0")
+    if not cfg.lr_find.min_lr < cfg.lr_find.max_lr:
+        fail("lr_find.min_lr", cfg.lr_find.min_lr, f"a number below lr_find.max_lr={cfg.lr_find.max_lr}")
+    if cfg.task == Task.evaluate and cfg.ckpt_path is None:
+        fail("ckpt_path", None,
+             "a checkpoint path with task=evaluate, e.g. ckpt_path=outputs/<date>/<time>/checkpoints/best.ckpt")
+
+
+def field_allowed(schema: type | None, key: str) -> str | None:
+    """What a schema field allows, for the one-line form of OmegaConf's type errors."""
+    if schema is None or not dataclasses.is_dataclass(schema):
+        return None
+    for f in dataclasses.fields(schema):
+        if f.name == key:
+            return _allowed(f.metadata) or None
+    return None

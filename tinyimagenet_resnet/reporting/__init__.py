@@ -1,0 +1,1 @@
+"""Reporting: the course report, figures, and metric overlays of runs and sweeps."""

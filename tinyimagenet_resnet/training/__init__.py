@@ -1,0 +1,1 @@
+"""Training: the engine and its callbacks, checkpoints, optimizers, metrics, device/precision/RNG runtime."""

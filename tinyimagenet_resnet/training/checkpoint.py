@@ -1,0 +1,96 @@
+"""Checkpoints: what one holds (assembled here, with its format version), written atomically, loaded with one-line
+errors, and restored into a Trainer so that training continues exactly where it stopped.
+
+Format (CKPT_VERSION 1): version, model, optimizer, scheduler, scaler (state dicts), epoch, state (TrainState as
+JSON: history rows keyed by metric name), metrics (the last epoch's row), config (the resolved config), rng (python,
+numpy, torch, cuda), plus the task's `checkpoint_meta` (split: the split summary)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..artifacts.files import atomic_path
+from ..errors import CheckpointError
+from .runtime import get_rng_state, set_rng_state
+
+CKPT_VERSION = 1
+REQUIRED_KEYS = ("model", "optimizer", "epoch", "config")
+
+
+def atomic_save(obj, path: Path) -> Path:
+    """A crash at any moment leaves either the old file or the new one, never a torn file."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+    return Path(path)
+
+
+def assemble(trainer) -> dict:
+    s = trainer.state
+    return {
+        "version": CKPT_VERSION,
+        "model": trainer.model.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "scheduler": trainer.scheduler.state_dict() if trainer.scheduler is not None else None,
+        "scaler": trainer.scaler.state_dict(),
+        "epoch": s.epoch,
+        "state": s.to_json(),
+        "metrics": s.history[-1].to_json() if s.history else {},
+        "rng": get_rng_state(),
+        **trainer.checkpoint_meta,
+    }
+
+
+def save(trainer, path: Path) -> Path:
+    return atomic_save(assemble(trainer), path)
+
+
+def restore(trainer, ckpt: dict) -> None:
+    """Weights, optimizer, scheduler, scaler, epoch, best, history, RNG states: exactly where `ckpt` stopped."""
+    from .engine import TrainState
+
+    trainer.model.load_state_dict(ckpt["model"])
+    trainer.optimizer.load_state_dict(ckpt["optimizer"])
+    if trainer.scheduler is not None and ckpt.get("scheduler"):
+        trainer.scheduler.load_state_dict(ckpt["scheduler"])
+    if ckpt.get("scaler"):
+        trainer.scaler.load_state_dict(ckpt["scaler"])
+    trainer.state = TrainState.from_json(ckpt["state"])
+    trainer.state.status = "running"
+    set_rng_state(ckpt["rng"])
+
+
+def load_checkpoint(path, key: str = "ckpt_path") -> dict:
+    p = Path(str(path)).expanduser()
+    if not p.is_file():
+        raise CheckpointError(f"{key}={str(path)!r}: no such file; allowed: a .ckpt written by task=train")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - truncated or not a torch file
+        raise CheckpointError(
+            f"{key}={str(path)!r}: unreadable checkpoint (truncated or not a checkpoint: {type(exc).__name__}); "
+            "allowed: a .ckpt written by task=train"
+        ) from None
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
+        raise CheckpointError(f"{key}={str(path)!r}: not a tinyimagenet_resnet checkpoint (keys missing)")
+    version = ckpt.get("version", 1)
+    if version > CKPT_VERSION:
+        raise CheckpointError(f"{key}={str(path)!r}: checkpoint format {version} is newer than this version reads "
+                              f"({CKPT_VERSION}); upgrade tinyimagenet-resnet")
+    return ckpt
+
+
+def load_model_state(model: torch.nn.Module, ckpt: dict, path, key: str = "ckpt_path") -> None:
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(
+            f"{key}={str(path)!r}: architecture mismatch with model {arch_string(ckpt['config'])} ({first[:120]})"
+        ) from None
+
+
+def arch_string(cfg) -> str:
+    m = cfg["model"]
+    return f"blocks={list(m['blocks'])} widths={list(m['widths'])} batch_norm={m['batch_norm']}"

@@ -1,0 +1,260 @@
+"""The training engine: epochs of optimisation and validation, in the order they happen. What surrounds the loop
+(TensorBoard, checkpoints, metrics.json, pruning) is a list of callbacks (training/callbacks.py); checkpoint
+assembly and restore are in training/checkpoint.py."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..artifacts.records import Best, EpochRow, SplitMetrics
+from ..data.datamodule import set_train_epoch
+from ..errors import DivergedError
+from . import checkpoint
+from .metrics import ClassificationMeter
+from .runtime import autocast
+from .settings import TrainSettings
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(Exception):
+    """Raised after SIGINT/SIGTERM once `last.ckpt` is written."""
+
+    def __init__(self, signame: str, ckpt: Path | None):
+        self.signame, self.ckpt = signame, ckpt
+        super().__init__(f"{signame} received: wrote {ckpt}")
+
+
+@dataclass
+class TrainState:
+    """Where training stands; stored in every checkpoint (`state`) and restored on resume."""
+
+    epoch: int = 0  # completed epochs
+    global_step: int = 0
+    samples_into_epoch: int = 0  # > 0 only in a checkpoint written by an interrupt mid-epoch
+    best: Best = field(default_factory=Best)
+    history: list[EpochRow] = field(default_factory=list)
+    initial_loss: float | None = None
+    status: str = "running"
+    wall_time_s: float = 0.0
+
+    def record(self, row: EpochRow) -> bool:
+        """Append a finished epoch; True when it is the new best (val top-1)."""
+        self.epoch = row.epoch
+        self.history.append(row)
+        if self.best.beaten_by(row):
+            self.best = Best.of(row)
+            return True
+        return False
+
+    def to_json(self) -> dict:
+        return {"epoch": self.epoch, "global_step": self.global_step, "samples_into_epoch": self.samples_into_epoch,
+                "best": self.best.to_json(), "history": [r.to_json() for r in self.history],
+                "initial_loss": self.initial_loss, "status": self.status, "wall_time_s": self.wall_time_s}
+
+    @classmethod
+    def from_json(cls, data: dict) -> TrainState:
+        return cls(epoch=data["epoch"], global_step=data["global_step"],
+                   samples_into_epoch=data.get("samples_into_epoch", 0), best=Best.from_json(data.get("best")),
+                   history=[EpochRow.from_json(r) for r in data.get("history", [])],
+                   initial_loss=data.get("initial_loss"), status=data.get("status", "running"),
+                   wall_time_s=data.get("wall_time_s", 0.0))
+
+
+def to_device(batch, device: torch.device, channels_last: bool):
+    x, y = batch
+    x = x.to(device, non_blocking=True)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, y.to(device, non_blocking=True)
+
+
+def use_progress_bar(setting) -> bool:
+    """`trainer.progress_bar`: auto = a bar on an interactive terminal, one log line per epoch otherwise."""
+    if setting == "auto":
+        return sys.stderr.isatty()
+    return bool(setting)
+
+
+def progress(iterable, enabled: bool, **kw):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, leave=False, dynamic_ncols=True, **kw)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, device, num_classes: int, amp_dtype=None, channels_last=True,
+             show_progress=False, desc="eval") -> ClassificationMeter:
+    """One pass over `loader` in eval mode; returns the filled meter (metrics, confusion matrix)."""
+    was_training = model.training
+    model.eval()
+    meter = ClassificationMeter(num_classes, device)
+    loss_fn = nn.CrossEntropyLoss(reduction="sum")
+    for batch in progress(loader, show_progress, desc=desc):
+        x, y = to_device(batch, device, channels_last)
+        with autocast(device, amp_dtype):
+            logits = model(x)
+        logits = logits.float()
+        meter.update(logits, y, loss_fn(logits, y))
+    model.train(was_training)
+    return meter
+
+
+class Trainer:
+    def __init__(self, settings: TrainSettings, model: nn.Module, optimizer, scheduler, train_loader, val_loader,
+                 callbacks=(), checkpoint_meta: dict | None = None):
+        """`checkpoint_meta` goes into every checkpoint as is (the resolved config, the split summary)."""
+        self.s, self.model, self.optimizer, self.scheduler = settings, model, optimizer, scheduler
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.callbacks = list(callbacks)
+        self.checkpoint_meta = dict(checkpoint_meta or {})
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+        self.scaler = torch.amp.GradScaler(settings.device.type, enabled=settings.amp_dtype == torch.float16)
+        self.forward = torch.compile(model) if settings.compile else model
+        self.state = TrainState()
+        self._stop_signal: str | None = None
+
+    def _emit(self, hook: str, *args) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
+
+    def restore(self, ckpt: dict) -> None:
+        """Continue exactly where `ckpt` stopped (training/checkpoint.py)."""
+        checkpoint.restore(self, ckpt)
+        log.info("Resumed at epoch %d (global step %d, best val top-1 %s)", self.state.epoch, self.state.global_step,
+                 f"{self.state.best.val_accuracy:.4f}" if self.state.best.epoch else "-")
+
+    # ---------------------------------------------------------------- signals
+    def _on_signal(self, signum, frame):  # noqa: ARG002
+        if self._stop_signal is None:
+            self._stop_signal = signal.Signals(signum).name
+            log.warning("%s received: finishing the current step, then writing last.ckpt", self._stop_signal)
+
+    @contextlib.contextmanager
+    def _signals_stop_after_the_step(self):
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                previous[sig] = signal.signal(sig, self._on_signal)
+            except ValueError:  # not in the main thread (e.g. some launchers): leave handlers as they are
+                pass
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    # ---------------------------------------------------------------- one epoch
+    def train_epoch(self, epoch: int) -> tuple[float, float]:
+        """Optimise over one epoch; returns (mean train loss, train accuracy)."""
+        s = self.s
+        self.model.train()
+        set_train_epoch(self.train_loader, s.seed, epoch, self.state.samples_into_epoch)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=s.device)
+        correct = torch.zeros((), dtype=torch.long, device=s.device)
+        seen = 0
+        first_bad = torch.full((), -1, dtype=torch.long, device=s.device)
+        bar = progress(self.train_loader, s.progress_bar, desc=f"epoch {epoch + 1}/{s.epochs}")
+        for i, batch in enumerate(bar):
+            if s.limit_train_batches is not None and i >= s.limit_train_batches:
+                break
+            x, y = to_device(batch, s.device, s.channels_last)
+            with autocast(s.device, s.amp_dtype):
+                logits = self.forward(x)
+                loss = self.loss_fn(logits.float(), y)
+            if self.state.initial_loss is None:
+                self.state.initial_loss = float(loss.detach())
+                log.info("Initial loss %.4f (ln %d = %.4f)", self.state.initial_loss, s.num_classes,
+                         math.log(s.num_classes))
+                self._emit("on_initial_loss", self.state.initial_loss)
+            # Record the first non-finite step on the device; checked without a per-step host sync.
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()),
+                                    torch.full_like(first_bad, self.state.global_step), first_bad)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            if self.scheduler is not None:
+                self.scheduler.step()
+            self.state.global_step += 1
+            loss_sum += loss.detach().double() * y.numel()
+            correct += (logits.detach().argmax(1) == y).sum()
+            seen += y.numel()
+            self.state.samples_into_epoch += y.numel()
+            if self.state.global_step % s.log_every_n_steps == 0 or self._stop_signal:
+                self._check_finite(first_bad, epoch)
+                current = float(loss.detach())
+                self._emit("on_log_step", self.state.global_step, current)
+                if s.progress_bar:
+                    bar.set_postfix(loss=f"{current:.3f}")
+            if self._stop_signal:
+                self.state.status = "interrupted"
+                self._emit("on_interrupt")
+                ckpt = next((cb.last for cb in self.callbacks if getattr(cb, "last", None)), None)
+                raise Interrupted(self._stop_signal, ckpt)
+        self._check_finite(first_bad, epoch)
+        self.state.samples_into_epoch = 0
+        n = max(seen, 1)
+        return float(loss_sum) / n, float(correct) / n
+
+    def _check_finite(self, first_bad: torch.Tensor, epoch: int) -> None:
+        bad_step = int(first_bad)
+        if bad_step >= 0:
+            self.state.status = "diverged"
+            raise DivergedError(epoch + 1, bad_step, float("nan"))
+
+    def validate(self) -> SplitMetrics:
+        s = self.s
+        meter = evaluate(self.forward, self.val_loader, s.device, s.num_classes, s.amp_dtype, s.channels_last,
+                         s.progress_bar, desc="val")
+        return meter.compute()
+
+    def _validates(self, epoch: int) -> bool:
+        return (epoch + 1) % self.s.val_every_n_epochs == 0 or epoch + 1 == self.s.epochs
+
+    # ---------------------------------------------------------------- the loop
+    def fit(self) -> TrainState:
+        t_start = time.perf_counter() - self.state.wall_time_s
+        try:
+            with self._signals_stop_after_the_step():
+                while self.state.epoch < self.s.epochs:
+                    epoch, t0 = self.state.epoch, time.perf_counter()
+                    train_loss, train_acc = self.train_epoch(epoch)
+                    val = self.validate() if self._validates(epoch) else None
+                    row = EpochRow(epoch + 1, train_loss, train_acc, self.optimizer.param_groups[0]["lr"],
+                                   time.perf_counter() - t0).with_val(val)
+                    improved = self.state.record(row)
+                    self.state.wall_time_s = time.perf_counter() - t_start
+                    self._log_epoch(row, improved)
+                    if not row.finite():
+                        self.state.status = "diverged"
+                        raise DivergedError(row.epoch, self.state.global_step,
+                                            row.val_loss if row.val_loss is not None else math.nan)
+                    self._emit("on_epoch_end", row)
+            self.state.status = "ok"
+            return self.state
+        except BaseException:
+            if self.state.status == "running":
+                self.state.status = "failed"
+            raise
+        finally:
+            self.state.wall_time_s = time.perf_counter() - t_start
+            self._emit("on_fit_end")
+
+    def _log_epoch(self, row: EpochRow, improved: bool) -> None:
+        val = (f"val loss {row.val_loss:.4f} top1 {row.val_accuracy:.4f} top5 {row.val_top5:.4f} "
+               f"f1 {row.val_f1_macro:.4f}" if row.validated else "val -")
+        log.info("epoch %d/%d  train loss %.4f acc %.4f | %s | lr %.3g | %.1fs%s", row.epoch, self.s.epochs,
+                 row.train_loss, row.train_accuracy, val, row.lr, row.epoch_time_s, "  *best*" if improved else "")
