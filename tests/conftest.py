@@ -41,7 +41,11 @@ def run_main(args, cwd, check=True, timeout=600, env=None):
     """Run the real entry point in a subprocess, as a user would."""
     proc = subprocess.run(
         [sys.executable, "-m", "tinyimagenet_resnet.main", *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-5000:]}")
@@ -72,8 +76,10 @@ def read_hparams(event_dir: Path) -> tuple[dict, dict]:
     acc.Reload()
     content = acc.PluginTagToContent("hparams")
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
-    hparams = {k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind"))
-               for k, v in start.session_start_info.hparams.items()}
+    hparams = {
+        k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind"))
+        for k, v in start.session_start_info.hparams.items()
+    }
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
     metric_tags = [m.name.tag for m in experiment.experiment.metric_infos]
     scalars = {tag: acc.Scalars(tag)[-1].value for tag in metric_tags}

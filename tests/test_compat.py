@@ -85,8 +85,13 @@ def _impl(params=None, direction="maximize"):
 def test_optuna_sweeper_impl_private_methods():
     impl_cls, create_params = compat.optuna_sweeper_impl()
     assert callable(create_params)
-    for name in ("_process_searchspace_config", "_parse_sweeper_params_config", "_to_grid_sampler_choices",
-                 "_get_directions", "_configure_trials"):
+    for name in (
+        "_process_searchspace_config",
+        "_parse_sweeper_params_config",
+        "_to_grid_sampler_choices",
+        "_get_directions",
+        "_configure_trials",
+    ):
         assert callable(getattr(impl_cls, name)), name
     sweeper = _impl({"x": "interval(0, 1)", "c": "choice(a, b)"})
     impl = sweeper.sweeper  # what compat.replace_sweeper_impl put there

@@ -12,19 +12,68 @@ from tinyimagenet_resnet.errors import ConfigError
 from tinyimagenet_resnet.model import build_model
 from tinyimagenet_resnet.training.optim import build_optimizer, build_scheduler
 
-KEYS = ["model.blocks", "model.widths", "model.dropout", "model.activation", "model.batch_norm", "optim.lr",
-        "optim.weight_decay", "optim.betas", "data.batch_size", "data.eval_batch_size", "trainer.epochs",
-        "data.train_subset", "data.test_fraction", "data.mean", "data.std", "data.augment.hflip",
-        "data.augment.random_resized_crop.scale", "data.augment.color_jitter.hue", "trainer.device",
-        "trainer.precision", "trainer.channels_last", "seed", "task", "data.num_workers", "resume"]
-GROUPS = {"optim": ["adam", "adamw", "sgd"], "model/blocks": ["b222", "b333"],
-          "model/dropout": ["p00", "p01", "p03"], "scheduler": ["none", "cosine", "onecycle"]}
+KEYS = [
+    "model.blocks",
+    "model.widths",
+    "model.dropout",
+    "model.activation",
+    "model.batch_norm",
+    "optim.lr",
+    "optim.weight_decay",
+    "optim.betas",
+    "data.batch_size",
+    "data.eval_batch_size",
+    "trainer.epochs",
+    "data.train_subset",
+    "data.test_fraction",
+    "data.mean",
+    "data.std",
+    "data.augment.hflip",
+    "data.augment.random_resized_crop.scale",
+    "data.augment.color_jitter.hue",
+    "trainer.device",
+    "trainer.precision",
+    "trainer.channels_last",
+    "seed",
+    "task",
+    "data.num_workers",
+    "resume",
+]
+GROUPS = {
+    "optim": ["adam", "adamw", "sgd"],
+    "model/blocks": ["b222", "b333"],
+    "model/dropout": ["p00", "p01", "p03"],
+    "scheduler": ["none", "cosine", "onecycle"],
+}
 
 numbers = st.one_of(st.integers(-3, 40), st.floats(-2, 2, allow_nan=False).map(lambda x: round(x, 4)))
-words = st.sampled_from(["relu", "gelu", "selu", "elu", "leaky_relu", "swish", "cpu", "auto", "cuda", "fp32",
-                         "bf16", "train", "evaluate", "abc", "null", "true", "false"])
-values = st.one_of(numbers, words, st.booleans().map(str).map(str.lower),
-                   st.lists(numbers, min_size=0, max_size=4).map(lambda xs: "[" + ",".join(map(str, xs)) + "]"))
+words = st.sampled_from(
+    [
+        "relu",
+        "gelu",
+        "selu",
+        "elu",
+        "leaky_relu",
+        "swish",
+        "cpu",
+        "auto",
+        "cuda",
+        "fp32",
+        "bf16",
+        "train",
+        "evaluate",
+        "abc",
+        "null",
+        "true",
+        "false",
+    ]
+)
+values = st.one_of(
+    numbers,
+    words,
+    st.booleans().map(str).map(str.lower),
+    st.lists(numbers, min_size=0, max_size=4).map(lambda xs: "[" + ",".join(map(str, xs)) + "]"),
+)
 overrides = st.tuples(
     st.dictionaries(st.sampled_from(KEYS), values, max_size=5),
     st.dictionaries(st.sampled_from(sorted(GROUPS)), st.just(None), max_size=2),
@@ -42,8 +91,14 @@ def test_random_overrides_validate_or_fail_with_one_line(args):
         msg = str(exc)
         assert "\n" not in msg and ("allowed" in msg or "not a config key" in msg), msg
         key = msg.split("=", 1)[0].split(":", 1)[0]
-        assert key in {k for k in KEYS} | {"task", "optim.name", "scheduler.name", "ckpt_path", "model.widths",
-                                           "optim.nesterov"}, msg
+        assert key in {k for k in KEYS} | {
+            "task",
+            "optim.name",
+            "scheduler.name",
+            "ckpt_path",
+            "model.widths",
+            "optim.nesterov",
+        }, msg
         return
     # valid: the model, optimizer and scheduler really build and a forward pass works
     model = build_model(cfg.model, 200)

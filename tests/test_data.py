@@ -7,6 +7,7 @@ from tinyimagenet_resnet.config.loader import compose_config
 from tinyimagenet_resnet.data.datamodule import DataModule, set_train_epoch
 from tinyimagenet_resnet.data.source import load_raw
 from tinyimagenet_resnet.errors import ConfigError, DataError
+
 from tiny_dataset import write_tiny_imagenet
 
 

@@ -14,6 +14,7 @@ from tinyimagenet_resnet.config.loader import compose_config
 from tinyimagenet_resnet.data import batch_augment as BA
 from tinyimagenet_resnet.data.cache import decoded
 from tinyimagenet_resnet.data.datamodule import DataModule
+
 from test_data import data_cfg
 
 
@@ -24,13 +25,23 @@ def aug_cfg(**over):
     return cfg
 
 
-@pytest.mark.parametrize("op,ref", [(BA._brightness, TF.adjust_brightness), (BA._contrast, TF.adjust_contrast),
-                                    (BA._saturation, TF.adjust_saturation), (BA._hue, TF.adjust_hue)])
+@pytest.mark.parametrize(
+    "op,ref",
+    [
+        (BA._brightness, TF.adjust_brightness),
+        (BA._contrast, TF.adjust_contrast),
+        (BA._saturation, TF.adjust_saturation),
+        (BA._hue, TF.adjust_hue),
+    ],
+)
 def test_each_jitter_op_matches_torchvision_image_by_image(op, ref):
     g = torch.Generator().manual_seed(0)
     x = torch.rand(6, 3, 64, 64, generator=g)
-    factors = torch.tensor([0.8, 0.9, 1.0, 1.1, 1.2, 0.95]) if op is not BA._hue else \
-        torch.tensor([-0.2, -0.1, 0.0, 0.05, 0.15, 0.2])
+    factors = (
+        torch.tensor([0.8, 0.9, 1.0, 1.1, 1.2, 0.95])
+        if op is not BA._hue
+        else torch.tensor([-0.2, -0.1, 0.0, 0.05, 0.15, 0.2])
+    )
     out = op(x.clone(), factors if op is BA._hue else factors.view(-1, 1, 1, 1))
     for b in range(len(x)):
         torch.testing.assert_close(out[b], ref(x[b], float(factors[b])), atol=2e-5, rtol=1e-5)
@@ -43,9 +54,13 @@ def test_crop_scale_and_flip_rate_follow_the_reference_distributions():
     sides = Counter(params["crop_w"].int().tolist())
     torch.manual_seed(1)
     crop = v2.RandomResizedCrop(64, scale=(0.8, 1.0), ratio=(1.0, 1.0))
-    ref_sides = Counter(crop.make_params([torch.empty(3, 64, 64)])["width"] for _ in range(n)) \
-        if hasattr(crop, "make_params") else Counter(v2.RandomResizedCrop.get_params(
-            torch.empty(3, 64, 64), [0.8, 1.0], [1.0, 1.0])[3] for _ in range(n))
+    ref_sides = (
+        Counter(crop.make_params([torch.empty(3, 64, 64)])["width"] for _ in range(n))
+        if hasattr(crop, "make_params")
+        else Counter(
+            v2.RandomResizedCrop.get_params(torch.empty(3, 64, 64), [0.8, 1.0], [1.0, 1.0])[3] for _ in range(n)
+        )
+    )
     assert set(sides) == set(ref_sides) == set(range(57, 65))
     for side in sides:  # same frequencies within sampling noise
         assert abs(sides[side] - ref_sides[side]) / n < 0.015, (side, sides[side], ref_sides[side])
@@ -63,8 +78,9 @@ def test_every_image_of_a_batch_gets_its_own_parameters():
     assert params["brightness"].std() > 0.05 and params["hue"].std() > 0.05
     # what we avoid: torchvision v2 on a batched tensor draws ONE parameter set for the whole batch
     torch.manual_seed(0)
-    ref = v2.Compose([v2.RandomResizedCrop(64, scale=(0.8, 1.0), ratio=(1.0, 1.0)),
-                      v2.ColorJitter(0.2, 0.2, 0.2, 0.2)])(batch.clone())
+    ref = v2.Compose(
+        [v2.RandomResizedCrop(64, scale=(0.8, 1.0), ratio=(1.0, 1.0)), v2.ColorJitter(0.2, 0.2, 0.2, 0.2)]
+    )(batch.clone())
     assert torch.unique(ref.flatten(1), dim=0).shape[0] == 1
 
 
@@ -72,8 +88,9 @@ def test_no_augmentation_is_the_identity():
     x = torch.rand(4, 3, 64, 64)
     out = BA.BatchAugment(aug_cfg(enabled=False))(x.clone(), torch.Generator().manual_seed(0))
     torch.testing.assert_close(out, x)
-    out = BA.BatchAugment(aug_cfg(**{"color_jitter.enabled": False, "hflip": 0.0,
-                                     "random_resized_crop.scale": [1.0, 1.0]}))(x.clone(), torch.Generator())
+    out = BA.BatchAugment(
+        aug_cfg(**{"color_jitter.enabled": False, "hflip": 0.0, "random_resized_crop.scale": [1.0, 1.0]})
+    )(x.clone(), torch.Generator())
     torch.testing.assert_close(out, x, atol=1e-5, rtol=0)  # a full-size crop samples pixel centres exactly
 
 

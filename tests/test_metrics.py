@@ -21,7 +21,6 @@ def test_meter_matches_sklearn_over_several_batches():
     preds = logits.argmax(1).numpy()
     assert m.accuracy == np.mean(preds == targets.numpy()) and m.n == 100
     assert np.isclose(m.f1_macro, f1_score(targets.numpy(), preds, average="macro"))
-    assert np.isclose(m.top5, top_k_accuracy_score(targets.numpy(), logits.numpy(), k=5,
-                                                      labels=np.arange(n_classes)))
+    assert np.isclose(m.top5, top_k_accuracy_score(targets.numpy(), logits.numpy(), k=5, labels=np.arange(n_classes)))
     assert np.isclose(m.loss, torch.nn.functional.cross_entropy(logits, targets).item(), atol=1e-6)
     assert meter.confusion.sum() == 100

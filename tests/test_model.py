@@ -19,7 +19,7 @@ def test_output_shape_and_stage_shapes(blocks):
     assert model(x).shape == (2, 200)
     h = model.stem(x)
     assert h.shape == (2, 16, 64, 64)
-    for stage, (c, s) in zip(model.stages, [(16, 64), (32, 32), (64, 16)]):
+    for stage, (c, s) in zip(model.stages, [(16, 64), (32, 32), (64, 16)], strict=True):
         h = stage(h)
         assert h.shape == (2, c, s, s)
     assert [len(stage) for stage in model.stages] == list(blocks)

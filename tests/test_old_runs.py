@@ -9,11 +9,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run_main
-from tinyimagenet_resnet.artifacts.records import (BaselinesRecord, EvalMetrics, InspectRecord, LRFindRecord,
-                                                   SplitSummary, TrainMetrics, read_metrics)
+from tinyimagenet_resnet.artifacts.records import (
+    BaselinesRecord,
+    EvalMetrics,
+    InspectRecord,
+    LRFindRecord,
+    SplitSummary,
+    TrainMetrics,
+    read_metrics,
+)
 from tinyimagenet_resnet.sweeps.summary import collect
 from tinyimagenet_resnet.training.checkpoint import CKPT_VERSION, load_checkpoint
+
+from conftest import run_main
 
 OLD = Path(__file__).parent / "fixtures" / "v0.1.0"
 
@@ -40,11 +48,15 @@ def test_old_records_read_back_with_the_same_numbers():
     assert m.to_json()["history"] == old["history"]  # the same keys and values when written again
 
     ev = read_metrics(old_run("per_class_accuracy.csv"))
-    assert isinstance(ev, EvalMetrics) and ev.test.accuracy == raw(old_run("per_class_accuracy.csv"),
-                                                                   "metrics.json")["test"]["accuracy"]
+    assert (
+        isinstance(ev, EvalMetrics)
+        and ev.test.accuracy == raw(old_run("per_class_accuracy.csv"), "metrics.json")["test"]["accuracy"]
+    )
     assert InspectRecord.read(old_run("inspect.json")).parameters > 0
-    assert LRFindRecord.read(old_run("lr_find.json")).suggested_lr == raw(old_run("lr_find.json"),
-                                                                          "lr_find.json")["suggested_lr"]
+    assert (
+        LRFindRecord.read(old_run("lr_find.json")).suggested_lr
+        == raw(old_run("lr_find.json"), "lr_find.json")["suggested_lr"]
+    )
     assert BaselinesRecord.read(old_run("baselines.json")).val["n"] == 20
     assert SplitSummary.read(TRAIN).fingerprint == raw(TRAIN, "split.json")["fingerprint"]
 
@@ -77,11 +89,24 @@ def test_old_checkpoint_loads_resumes_and_evaluates(tiny_data, tmp_path):
 
 @pytest.mark.parametrize("lang", ["en"])
 def test_report_builds_from_old_runs(tmp_path, lang):
-    args = ["tinyimagenet-report", "--lang", lang, "--out", str(tmp_path / "r"), "--outputs", str(tmp_path / "none"),
-            "--sweep", str(GRID)]
-    for kind, run in (("train", TRAIN), ("evaluate", old_run("per_class_accuracy.csv")),
-                      ("inspect", old_run("inspect.json")), ("lr_find", old_run("lr_find.json")),
-                      ("baselines", old_run("baselines.json"))):
+    args = [
+        "tinyimagenet-report",
+        "--lang",
+        lang,
+        "--out",
+        str(tmp_path / "r"),
+        "--outputs",
+        str(tmp_path / "none"),
+        "--sweep",
+        str(GRID),
+    ]
+    for kind, run in (
+        ("train", TRAIN),
+        ("evaluate", old_run("per_class_accuracy.csv")),
+        ("inspect", old_run("inspect.json")),
+        ("lr_find", old_run("lr_find.json")),
+        ("baselines", old_run("baselines.json")),
+    ):
         args += ["--run", f"{kind}={run}"]
     proc = subprocess.run(args, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

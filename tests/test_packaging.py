@@ -19,19 +19,45 @@ def test_editable_install_uses_the_clones_conf():
 
 def test_plain_install_ships_the_configs(tmp_path, tiny_data):
     src = tmp_path / "src"
-    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "venv", "outputs", "multirun", "__pycache__", "*.egg-info", "build", ".pytest_cache"))
+    shutil.copytree(
+        REPO,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "venv", "outputs", "multirun", "__pycache__", "*.egg-info", "build", ".pytest_cache"
+        ),
+    )
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(src)], check=True, capture_output=True, text=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     assert (target / "tinyimagenet_resnet" / "conf" / "config.yaml").is_file()
     assert (target / "tinyimagenet_resnet" / "conf" / "model" / "blocks" / "b333.yaml").is_file()
     assert not (target / "conf").exists()  # no top-level `conf` package polluting site-packages
     work = tmp_path / "work"
     work.mkdir()
     env = {"PYTHONPATH": str(target)}
-    where = subprocess.run([sys.executable, "-c", "import tinyimagenet_resnet.main as m; print(m.__file__, m.config_dir())"],
-                           cwd=work, capture_output=True, text=True, env={**os.environ, **env}, check=True).stdout
+    where = subprocess.run(
+        [sys.executable, "-c", "import tinyimagenet_resnet.main as m; print(m.__file__, m.config_dir())"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        check=True,
+    ).stdout
     assert str(target) in where and str(REPO) not in where
     run_main([f"data.path={tiny_data}", *TINY_ARGS, "trainer.epochs=1", "model/blocks=b333"], cwd=work, env=env)
     assert list((work / "outputs").glob("*/*/checkpoints/best.ckpt"))

@@ -11,9 +11,21 @@ from conftest import only_run_dir, run_main
 @pytest.mark.slow
 def test_val_loss_drops_clearly_below_ln200_on_a_real_shard(real_data, tmp_path):
     # shard 0: ~31 images of each of the 200 classes; 4 epochs x 90 steps of 64 images = ~360 steps
-    run_main([f"data.path={real_data}", "data.train_files=data/train-00000-*", "data.val_files=data/valid-00000-*",
-              "data.val_subset=1000", "model.widths=[16,32,64]", "data.batch_size=64", "trainer.epochs=4",
-              "optim.lr=3e-3", "data.num_workers=1"], cwd=tmp_path, timeout=900)
+    run_main(
+        [
+            f"data.path={real_data}",
+            "data.train_files=data/train-00000-*",
+            "data.val_files=data/valid-00000-*",
+            "data.val_subset=1000",
+            "model.widths=[16,32,64]",
+            "data.batch_size=64",
+            "trainer.epochs=4",
+            "optim.lr=3e-3",
+            "data.num_workers=1",
+        ],
+        cwd=tmp_path,
+        timeout=900,
+    )
     metrics = json.loads((only_run_dir(tmp_path) / "metrics.json").read_text())
     steps = sum(math.ceil(5760 / 64) for _ in metrics["history"])
     assert steps >= 300

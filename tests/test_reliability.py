@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY_ARGS, only_run_dir, read_scalars, run_main
-from tinyimagenet_resnet.training.checkpoint import atomic_save, load_checkpoint
 from tinyimagenet_resnet.errors import CheckpointError
+from tinyimagenet_resnet.training.checkpoint import atomic_save, load_checkpoint
+
+from conftest import TINY_ARGS, only_run_dir, read_scalars, run_main
 
 
 def assert_one_line_error(proc, *fragments, code=2):
@@ -49,19 +50,29 @@ def test_bad_config_fails_fast_with_one_line_and_leaves_nothing(args, fragments,
 
 
 def test_data_problems_give_one_line(tmp_path, tiny_data):
-    assert_one_line_error(run_main(["data.path=/no/such/folder"], cwd=tmp_path, check=False),
-                          "data.path='/no/such/folder'", "no such folder")
-    assert_one_line_error(run_main([f"data.path={tiny_data}", "data.train_subset=1000"], cwd=tmp_path, check=False),
-                          "data.train_subset=1000", "[4, 72]")
-    assert_one_line_error(run_main([f"data.path={tiny_data}", "data.train_subset=3"], cwd=tmp_path, check=False),
-                          "data.train_subset=3")
+    assert_one_line_error(
+        run_main(["data.path=/no/such/folder"], cwd=tmp_path, check=False),
+        "data.path='/no/such/folder'",
+        "no such folder",
+    )
+    assert_one_line_error(
+        run_main([f"data.path={tiny_data}", "data.train_subset=1000"], cwd=tmp_path, check=False),
+        "data.train_subset=1000",
+        "[4, 72]",
+    )
+    assert_one_line_error(
+        run_main([f"data.path={tiny_data}", "data.train_subset=3"], cwd=tmp_path, check=False), "data.train_subset=3"
+    )
     hub = run_main([], cwd=tmp_path, check=False, env={"HF_HUB_OFFLINE": "1"})
     assert_one_line_error(hub, "zh-plus/tiny-imagenet", "data.path=")
     assert not list(tmp_path.glob("outputs/*/*"))
 
 
-@pytest.mark.parametrize("args", [["data.pipeline=fast"], ["data.pipeline=reference", "data.num_workers=1"],
-                                  ["task=inspect"]], ids=["fast", "reference-worker", "inspect"])
+@pytest.mark.parametrize(
+    "args",
+    [["data.pipeline=fast"], ["data.pipeline=reference", "data.num_workers=1"], ["task=inspect"]],
+    ids=["fast", "reference-worker", "inspect"],
+)
 def test_a_corrupt_image_stops_the_run_naming_split_and_index(args, tmp_path):
     from tiny_dataset import write_tiny_imagenet
 
@@ -85,14 +96,19 @@ def trained_run(tiny_data, tmp_path_factory):
 
 def test_bad_checkpoints_give_one_line(tmp_path, tiny_data, trained_run):
     base = [f"data.path={tiny_data}", *TINY_ARGS]
-    assert_one_line_error(run_main([*base, "ckpt_path=/no/such.ckpt"], cwd=tmp_path, check=False),
-                          "ckpt_path='/no/such.ckpt'", "no such file")
+    assert_one_line_error(
+        run_main([*base, "ckpt_path=/no/such.ckpt"], cwd=tmp_path, check=False),
+        "ckpt_path='/no/such.ckpt'",
+        "no such file",
+    )
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes((trained_run / "checkpoints/last.ckpt").read_bytes()[:5000])
-    assert_one_line_error(run_main([*base, f"ckpt_path={truncated}"], cwd=tmp_path, check=False),
-                          "unreadable checkpoint (truncated")
-    other = run_main([*base, "model/blocks=b333", f"ckpt_path={trained_run}/checkpoints/last.ckpt"],
-                     cwd=tmp_path, check=False)
+    assert_one_line_error(
+        run_main([*base, f"ckpt_path={truncated}"], cwd=tmp_path, check=False), "unreadable checkpoint (truncated"
+    )
+    other = run_main(
+        [*base, "model/blocks=b333", f"ckpt_path={trained_run}/checkpoints/last.ckpt"], cwd=tmp_path, check=False
+    )
     assert_one_line_error(other, "different architecture", "blocks=[2, 2, 2]", "blocks=[3, 3, 3]")
     with pytest.raises(CheckpointError, match="not a tinyimagenet_resnet checkpoint"):
         torch.save({"weights": 1}, tmp_path / "foreign.ckpt")
@@ -141,8 +157,13 @@ def test_nan_guard_stops_at_the_step_and_records_diverged(tmp_path, tiny_data):
 
 
 def _popen(args, cwd):
-    return subprocess.Popen([sys.executable, "-m", "tinyimagenet_resnet.main", *args], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tinyimagenet_resnet.main", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_epoch(cwd: Path, epoch: int, proc, timeout=120) -> Path:
@@ -184,7 +205,7 @@ def test_sigkilled_run_resumes_to_identical_weights_and_metrics(tmp_path, tiny_d
     a = json.loads((clean_run / "metrics.json").read_text())
     b = json.loads((run / "metrics.json").read_text())
     assert b["status"] == "ok" and b["epochs_run"] == 4
-    for ha, hb in zip(a["history"], b["history"]):
+    for ha, hb in zip(a["history"], b["history"], strict=True):
         for key in ("train/loss", "train/accuracy", "val/loss", "val/accuracy", "val/f1_macro"):
             assert ha[key] == hb[key], (key, ha, hb)
     assert a["best"] == b["best"]
@@ -210,8 +231,10 @@ def test_sigterm_writes_last_ckpt_and_prints_the_resume_command(tmp_path, tiny_d
     assert ckpt["state"]["status"] in ("running", "interrupted")
     assert json.loads((run / "metrics.json").read_text())["status"] == "interrupted"
     # the printed command continues the run (shortened to one more epoch)
-    run_main([f"ckpt_path={run}/checkpoints/last.ckpt", f"data.path={tiny_data}",
-              f"trainer.epochs={ckpt['epoch'] + 1}"], cwd=tmp_path)
+    run_main(
+        [f"ckpt_path={run}/checkpoints/last.ckpt", f"data.path={tiny_data}", f"trainer.epochs={ckpt['epoch'] + 1}"],
+        cwd=tmp_path,
+    )
     done = json.loads((run / "metrics.json").read_text())
     assert done["status"] == "ok" and done["epochs_run"] == ckpt["epoch"] + 1
 

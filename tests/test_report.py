@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import TINY_ARGS, run_main
 from tinyimagenet_resnet.reporting.text import TEXT
+
+from conftest import TINY_ARGS, run_main
 
 
 @pytest.fixture(scope="module")
@@ -19,11 +20,32 @@ def workflow(tiny_data, tmp_path_factory):
     data = f"data.path={tiny_data}"
     run_main([data, "task=inspect", *TINY_ARGS], cwd=cwd)
     run_main([data, "task=baselines", *TINY_ARGS], cwd=cwd)
-    run_main([data, "experiment=overfit_small", "model.widths=[16,16,16]", "data.num_workers=0", "data.train_subset=16",
-              "data.val_subset=8", "trainer.epochs=4", "trainer.val_every_n_epochs=2"], cwd=cwd)
+    run_main(
+        [
+            data,
+            "experiment=overfit_small",
+            "model.widths=[16,16,16]",
+            "data.num_workers=0",
+            "data.train_subset=16",
+            "data.val_subset=8",
+            "trainer.epochs=4",
+            "trainer.val_every_n_epochs=2",
+        ],
+        cwd=cwd,
+    )
     run_main([data, "task=lr_find", *TINY_ARGS, "lr_find.num_iters=30"], cwd=cwd)
-    run_main([data, "sweep=lr_wd", *TINY_ARGS, "trainer.epochs=1", "data.train_subset=null",
-              "optim.lr=1e-3,1e-2", "optim.weight_decay=0,1e-4"], cwd=cwd)
+    run_main(
+        [
+            data,
+            "sweep=lr_wd",
+            *TINY_ARGS,
+            "trainer.epochs=1",
+            "data.train_subset=null",
+            "optim.lr=1e-3,1e-2",
+            "optim.weight_decay=0,1e-4",
+        ],
+        cwd=cwd,
+    )
     run_main([data, *TINY_ARGS, "optim.lr=0.01"], cwd=cwd)
     train = sorted((cwd / "outputs").glob("*/*"))[-1]
     run_main([data, "task=evaluate", f"ckpt_path={train}/checkpoints/best.ckpt"], cwd=cwd)
@@ -36,24 +58,52 @@ def runs_by_file(cwd: Path, name: str):
 
 @pytest.mark.parametrize("lang", ["en", "fr"])
 def test_report_covers_the_outline_with_traceable_numbers(workflow, lang):
-    proc = subprocess.run(["tinyimagenet-report", "--lang", lang, "--out", f"report_{lang}"], cwd=workflow,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["tinyimagenet-report", "--lang", lang, "--out", f"report_{lang}"], cwd=workflow, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     md = (workflow / f"report_{lang}" / "REPORT.md").read_text()
     t = TEXT[lang]
     headings = re.findall(r"^## (.+)$", md, flags=re.M)
     assert headings == [t[f"s{i}"] for i in range(12)]
-    for qid in ("D1", "D2", "D3", "D4", "D5", "D6", "D7", "D8", "D9", "D10", "D11", "M0", "M1", "M2", "M3", "M4",
-                "M5", "M6", "M7", "M9"):
+    for qid in (
+        "D1",
+        "D2",
+        "D3",
+        "D4",
+        "D5",
+        "D6",
+        "D7",
+        "D8",
+        "D9",
+        "D10",
+        "D11",
+        "M0",
+        "M1",
+        "M2",
+        "M3",
+        "M4",
+        "M5",
+        "M6",
+        "M7",
+        "M9",
+    ):
         assert f"### {qid}. {t[qid]}" in md, qid
     assert t["not_run"] in md  # only the blocks x dropout sweep was not run
     assert md.count(t["not_run"]) == 2 and "sweep=blocks_dropout" in md
 
     figures = re.findall(r"!\[[^\]]*\]\((figures/[^)]+)\)", md)
-    assert {Path(f).name for f in figures} >= {"class_distribution.png", "augmented_samples.png", "lr_find.png",
-                                                "overfit_train_loss.png", "train_val_loss.png",
-                                                "train_val_accuracy.png", "compare_lr.png", "compare_wd.png",
-                                                "confusion_matrix.png"}
+    assert {Path(f).name for f in figures} >= {
+        "class_distribution.png",
+        "augmented_samples.png",
+        "lr_find.png",
+        "overfit_train_loss.png",
+        "train_val_loss.png",
+        "train_val_accuracy.png",
+        "compare_lr.png",
+        "compare_wd.png",
+        "confusion_matrix.png",
+    }
     for f in figures:
         with Image.open(workflow / f"report_{lang}" / f) as img:
             img.verify()
@@ -85,35 +135,57 @@ def test_report_states_when_the_lr_finder_found_no_descent(workflow, tmp_path):
     data = json.loads((copy / "lr_find.json").read_text())
     data.update(suggested_lr=None, stable_window=None)
     (copy / "lr_find.json").write_text(json.dumps(data))
-    proc = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.reporting.report", "--run", f"lr_find={copy}",
-                           "--out", str(tmp_path / "r")], cwd=workflow, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tinyimagenet_resnet.reporting.report",
+            "--run",
+            f"lr_find={copy}",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        cwd=workflow,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "no clear descent" in (tmp_path / "r" / "REPORT.md").read_text()
 
 
 def test_report_with_nothing_run_yet_marks_every_section(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.reporting.report"], cwd=tmp_path, capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tinyimagenet_resnet.reporting.report"], cwd=tmp_path, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     md = (tmp_path / "report" / "REPORT.md").read_text()
     assert len(re.findall(r"^## ", md, flags=re.M)) == 12 and md.count("not run yet") >= 8
-    bad = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.reporting.report", "--lang", "de"], cwd=tmp_path,
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "tinyimagenet_resnet.reporting.report", "--lang", "de"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("error: argument --lang: invalid choice: 'de'")
     assert len(bad.stderr.strip().splitlines()) == 1
-    bad = subprocess.run(["tinyimagenet-report", "--run", "train=/no/such/run"], cwd=tmp_path, capture_output=True,
-                         text=True)
+    bad = subprocess.run(
+        ["tinyimagenet-report", "--run", "train=/no/such/run"], cwd=tmp_path, capture_output=True, text=True
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("error: --run train='/no/such/run': not a run directory")
 
 
 def test_plot_overlays_a_metric_of_a_sweep(workflow, tmp_path):
     sweep = next((workflow / "multirun").glob("2*/*"))
     out = tmp_path / "val_loss.png"
-    proc = subprocess.run(["tinyimagenet-plot", str(sweep), "--metric", "val/loss", "--out", str(out)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["tinyimagenet-plot", str(sweep), "--metric", "val/loss", "--out", str(out)], capture_output=True, text=True
+    )
     assert proc.returncode == 0 and "4 runs" in proc.stdout
     with Image.open(out) as img:
         assert img.format == "PNG"
-    bad = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.reporting.overlay", str(sweep), "--metric", "nope"],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "tinyimagenet_resnet.reporting.overlay", str(sweep), "--metric", "nope"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "--metric='nope'" in bad.stderr

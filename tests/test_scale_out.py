@@ -4,6 +4,7 @@ journal file or on a real PostgreSQL server (`.ci/run` starts one and exports TI
 import csv
 import multiprocessing as mp
 import os
+import queue
 import subprocess
 import sys
 import time
@@ -39,8 +40,9 @@ def assert_two_finished_jobs(sweep: Path):
 
 
 def test_joblib_runs_two_jobs_in_parallel_processes(tiny_data, tmp_path):
-    run_main([f"data.path={tiny_data}", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *SWEEP_ARGS],
-             cwd=tmp_path)
+    run_main(
+        [f"data.path={tiny_data}", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *SWEEP_ARGS], cwd=tmp_path
+    )
     sweep = the_sweep(tmp_path)
     assert_two_finished_jobs(sweep)
     cores = len(os.sched_getaffinity(0))
@@ -59,21 +61,33 @@ def test_submitit_local_runs_two_jobs_and_keeps_its_files_in_the_sweep(tiny_data
 
 @pytest.mark.slow
 def test_ray_runs_two_jobs_on_a_local_ray_instance(tiny_data, tmp_path):
-    proc = run_main([f"data.path={tiny_data}", "-m", "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2",
-                     "+hydra.launcher.ray.init.include_dashboard=false", *SWEEP_ARGS], cwd=tmp_path,
-                    env={"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"})
+    proc = run_main(
+        [
+            f"data.path={tiny_data}",
+            "-m",
+            "hydra/launcher=ray",
+            "+hydra.launcher.ray.init.num_cpus=2",
+            "+hydra.launcher.ray.init.include_dashboard=false",
+            *SWEEP_ARGS,
+        ],
+        cwd=tmp_path,
+        env={"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"},
+    )
     assert "Started a local Ray instance" in proc.stdout + proc.stderr
     assert_two_finished_jobs(the_sweep(tmp_path))
 
 
 def test_a_launcher_whose_plugin_is_missing_names_its_extra(tmp_path):
-    code = ("import sys, runpy, tinyimagenet_resnet.scale.launchers as l; l._schema = lambda name: None; "
-            "sys.argv = ['main', '-m', 'hydra/launcher=ray']; runpy.run_module('tinyimagenet_resnet.main', "
-            "run_name='__main__')")
+    code = (
+        "import sys, runpy, tinyimagenet_resnet.scale.launchers as l; l._schema = lambda name: None; "
+        "sys.argv = ['main', '-m', 'hydra/launcher=ray']; runpy.run_module('tinyimagenet_resnet.main', "
+        "run_name='__main__')"
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == ("error: hydra/launcher='ray' needs its Hydra plugin: pip install -e \".[ray]\" "
-                                   "(extras: joblib|slurm|ray)")
+    assert proc.stderr.strip() == (
+        "error: hydra/launcher='ray' needs its Hydra plugin: pip install -e \".[ray]\" (extras: joblib|slurm|ray)"
+    )
     assert not (tmp_path / "multirun").exists()
 
 
@@ -83,25 +97,46 @@ def test_slurm_launcher_config_gives_the_sbatch_script_its_resources(tmp_path, m
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
     from omegaconf import OmegaConf
 
-    proc = run_main(["hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=90",
-                     "hydra.launcher.mem_gb=16", "hydra.launcher.gpus_per_node=2", "--cfg", "hydra",
-                     "--package", "hydra.launcher"], cwd=tmp_path)
+    proc = run_main(
+        [
+            "hydra/launcher=submitit_slurm",
+            "hydra.launcher.partition=gpu",
+            "hydra.launcher.timeout_min=90",
+            "hydra.launcher.mem_gb=16",
+            "hydra.launcher.gpus_per_node=2",
+            "--cfg",
+            "hydra",
+            "--package",
+            "hydra.launcher",
+        ],
+        cwd=tmp_path,
+    )
     launcher = yaml.safe_load(proc.stdout)  # the `hydra.launcher` node
     assert launcher["_target_"].endswith("SlurmLauncher") and launcher["cpus_per_task"] == 8
     # the launcher's own translation: generic keys as they are, the others prefixed with the cluster name
     base = set(OmegaConf.structured(BaseQueueConf).keys())
-    params = {k if k in base else f"slurm_{k}": v for k, v in launcher.items()
-              if k not in ("_target_", "submitit_folder", "max_num_timeout")}
+    params = {
+        k if k in base else f"slurm_{k}": v
+        for k, v in launcher.items()
+        if k not in ("_target_", "submitit_folder", "max_num_timeout")
+    }
     monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 1))  # "is srun installed?"
     executor = submitit.AutoExecutor(folder=tmp_path / "submitit", cluster="slurm")
     executor.update_parameters(**params)
     script = executor._executor._make_submission_file_text("python -m x", "uid")
-    for line in ("#SBATCH --partition=gpu", "#SBATCH --time=90", "#SBATCH --mem=16GB", "#SBATCH --gpus-per-node=2",
-                 "#SBATCH --cpus-per-task=8", "#SBATCH --ntasks-per-node=1"):
+    for line in (
+        "#SBATCH --partition=gpu",
+        "#SBATCH --time=90",
+        "#SBATCH --mem=16GB",
+        "#SBATCH --gpus-per-node=2",
+        "#SBATCH --cpus-per-task=8",
+        "#SBATCH --ntasks-per-node=1",
+    ):
         assert line in script, script
 
 
 # ---- several Optuna workers, one study -------------------------------------------------------------------------
+
 
 def postgres_url() -> str:
     url = os.environ.get("TIR_TEST_POSTGRES_URL")
@@ -117,11 +152,28 @@ def test_two_workers_finish_one_study_with_exactly_n_trials(tiny_data, tmp_path,
     study_name = f"workers_{uuid.uuid4().hex[:8]}"
     url = f"journal:{tmp_path}/studies/{study_name}.journal" if backend == "journal" else postgres_url()
     n_trials = 6
-    args = [f"data.path={tiny_data}", "sweep=optuna", *TINY_ARGS, "trainer.epochs=3", "data.train_subset=null",
-            f"hydra.sweeper.storage={url}", f"hydra.sweeper.study_name={study_name}",
-            f"hydra.sweeper.n_trials={n_trials}", "optuna.pruner=none", "optuna.poll_s=0.2"]
-    workers = [subprocess.Popen([sys.executable, "-m", "tinyimagenet_resnet.main", *args], cwd=tmp_path,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    args = [
+        f"data.path={tiny_data}",
+        "sweep=optuna",
+        *TINY_ARGS,
+        "trainer.epochs=3",
+        "data.train_subset=null",
+        f"hydra.sweeper.storage={url}",
+        f"hydra.sweeper.study_name={study_name}",
+        f"hydra.sweeper.n_trials={n_trials}",
+        "optuna.pruner=none",
+        "optuna.poll_s=0.2",
+    ]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tinyimagenet_resnet.main", *args],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], "\n\n".join(o[-3000:] for o in outputs)
 
@@ -142,8 +194,12 @@ def test_two_workers_finish_one_study_with_exactly_n_trials(tiny_data, tmp_path,
     # A worker on another machine: its run directories are not here, its trials are still in the summary.
     moved = sweep / "3"
     moved.rename(tmp_path / "elsewhere")
-    subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.sweeps.summary", str(sweep)], cwd=tmp_path, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "tinyimagenet_resnet.sweeps.summary", str(sweep)],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
     again = {int(r["job"]): r for r in summary_rows(sweep)}
     assert sorted(again) == list(range(n_trials))
     assert {k: v for k, v in again[3].items() if k != "rank"} == {k: v for k, v in by_job[3].items() if k != "rank"}
@@ -163,8 +219,9 @@ def test_journal_storage_detects_the_trials_of_a_killed_worker(tmp_path):
     time.sleep(1.5)
     storage.record_heartbeat(alive._trial_id)  # only one of them is still beating
     # a second worker, with its own view of the journal, fails the stale trial and queues it again
-    other = optuna.load_study(study_name="s", storage=make_storage(url, heartbeat_s=1, grace_s=1,
-                                                                   stale_callback=mark_interrupted))
+    other = optuna.load_study(
+        study_name="s", storage=make_storage(url, heartbeat_s=1, grace_s=1, stale_callback=mark_interrupted)
+    )
     optuna.storages.fail_stale_trials(other)
     states = {t.number: t.state.name for t in other.trials}
     assert states == {alive.number: "RUNNING", dead.number: "FAIL", 2: "WAITING"}
@@ -174,6 +231,7 @@ def test_journal_storage_detects_the_trials_of_a_killed_worker(tmp_path):
 
 
 # ---- GPU placement ----------------------------------------------------------------------------------------------
+
 
 def _hold_a_slot(lock_dir, devices, jobs_per_gpu, got, release: Path):
     from tinyimagenet_resnet.scale.placement import lease_slot
@@ -204,7 +262,7 @@ def test_jobs_spread_over_gpus_share_them_up_to_jobs_per_gpu_then_wait(tmp_path)
     start()
     assert sorted(first_two + [got.get(timeout=60) for _ in range(2)]) == [0, 0, 1, 1]
     start()  # a fifth job: every slot (2 GPUs x jobs_per_gpu=2) is taken, so it waits
-    with pytest.raises(Exception):  # queue.Empty
+    with pytest.raises(queue.Empty):
         got.get(timeout=1.0)
     procs[0].terminate()  # a job ends (even killed, its lock goes with it)
     procs[0].join()

@@ -30,8 +30,10 @@ def summary_rows(sweep: Path):
 
 
 def test_lr_wd_grid_without_dash_m_and_a_correct_summary(tiny_data, tmp_path):
-    run_main([f"data.path={tiny_data}", "sweep=lr_wd", *SWEEP_ARGS, "optim.lr=1e-3,3e-2", "optim.weight_decay=0,1e-4"],
-             cwd=tmp_path)
+    run_main(
+        [f"data.path={tiny_data}", "sweep=lr_wd", *SWEEP_ARGS, "optim.lr=1e-3,3e-2", "optim.weight_decay=0,1e-4"],
+        cwd=tmp_path,
+    )
     (sweep,) = sweep_dirs(tmp_path)
     assert len(jobs(sweep)) == 4
     rows = summary_rows(sweep)
@@ -44,16 +46,24 @@ def test_lr_wd_grid_without_dash_m_and_a_correct_summary(tiny_data, tmp_path):
         assert float(r["val_loss_at_best"]) == metrics["best"]["val/loss"]
         assert r["status"] == "ok" and r["epochs_run"] == "1"
         assert r["run_name"] == f"lr={float(r['lr']):.3g}_wd={float(r['weight_decay']):.3g}"
-    assert {(float(r["lr"]), float(r["weight_decay"])) for r in rows} == {(1e-3, 0), (1e-3, 1e-4), (3e-2, 0),
-                                                                           (3e-2, 1e-4)}
+    assert {(float(r["lr"]), float(r["weight_decay"])) for r in rows} == {
+        (1e-3, 0),
+        (1e-3, 1e-4),
+        (3e-2, 0),
+        (3e-2, 1e-4),
+    }
     md = (sweep / "summary.md").read_text()
     assert "| rank | job | run_name" in md and f"**Best:** `{rows[0]['run_name']}`" in md
 
     # the same table can be rebuilt for any sweep directory
     (sweep / "summary.md").unlink()
     (sweep / "summary.csv").unlink()
-    out = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.sweeps.summary", str(sweep)], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "tinyimagenet_resnet.sweeps.summary", str(sweep)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "4 runs" in out and summary_rows(sweep) == rows
 
 
@@ -61,22 +71,34 @@ def test_blocks_dropout_grid(tiny_data, tmp_path):
     run_main([f"data.path={tiny_data}", "sweep=blocks_dropout", *SWEEP_ARGS], cwd=tmp_path)
     (sweep,) = sweep_dirs(tmp_path)
     rows = summary_rows(sweep)
-    assert {(r["blocks"], r["dropout"]) for r in rows} == {("222", "0.1"), ("222", "0.3"), ("333", "0.1"),
-                                                            ("333", "0.3")}
-    assert {r["run_name"] for r in rows} == {"blocks=222_dropout=0.1", "blocks=222_dropout=0.3",
-                                              "blocks=333_dropout=0.1", "blocks=333_dropout=0.3"}
+    assert {(r["blocks"], r["dropout"]) for r in rows} == {
+        ("222", "0.1"),
+        ("222", "0.3"),
+        ("333", "0.1"),
+        ("333", "0.3"),
+    }
+    assert {r["run_name"] for r in rows} == {
+        "blocks=222_dropout=0.1",
+        "blocks=222_dropout=0.3",
+        "blocks=333_dropout=0.1",
+        "blocks=333_dropout=0.3",
+    }
 
 
 def test_summarize_an_interrupted_sweep(tiny_data, tmp_path):
     run_main(["-m", f"data.path={tiny_data}", *SWEEP_ARGS, "model/dropout=p00,p01"], cwd=tmp_path)
     (sweep,) = sweep_dirs(tmp_path)
     (sweep / "1" / "metrics.json").unlink()  # as if job 1 had been killed before its first epoch ended
-    subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.sweeps.summary", str(sweep)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "tinyimagenet_resnet.sweeps.summary", str(sweep)], check=True, capture_output=True
+    )
     rows = summary_rows(sweep)
     assert [r["status"] for r in rows] == ["ok", "failed"] and rows[1]["job"] == "1"
-    bad = subprocess.run([sys.executable, "-m", "tinyimagenet_resnet.sweeps.summary", str(tmp_path / "nope")],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "tinyimagenet_resnet.sweeps.summary", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("error: sweep_dir=")
 
 
@@ -86,8 +108,9 @@ def study_dir(cwd: Path) -> Path:
 
 
 def load_study(cwd: Path):
-    return optuna.load_study(study_name="tinyimagenet_resnet",
-                             storage=f"sqlite:///{cwd}/multirun/optuna/tinyimagenet_resnet.db")
+    return optuna.load_study(
+        study_name="tinyimagenet_resnet", storage=f"sqlite:///{cwd}/multirun/optuna/tinyimagenet_resnet.db"
+    )
 
 
 def test_optuna_sweep_keeps_its_study_and_does_not_rerun_a_finished_one(tiny_data, tmp_path):
@@ -110,11 +133,24 @@ def test_optuna_sweep_keeps_its_study_and_does_not_rerun_a_finished_one(tiny_dat
 
 
 def test_killed_optuna_sweep_resumes_to_its_total(tiny_data, tmp_path):
-    args = [f"data.path={tiny_data}", "sweep=optuna", *TINY_ARGS, "trainer.epochs=4", "data.train_subset=null",
-            "hydra.sweeper.n_trials=4", "optuna.heartbeat_s=1", "optuna.grace_s=3", "optuna.poll_s=0.5",
-            "optuna.pruner=none"]
-    proc = subprocess.Popen([sys.executable, "-m", "tinyimagenet_resnet.main", *args], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = [
+        f"data.path={tiny_data}",
+        "sweep=optuna",
+        *TINY_ARGS,
+        "trainer.epochs=4",
+        "data.train_subset=null",
+        "hydra.sweeper.n_trials=4",
+        "optuna.heartbeat_s=1",
+        "optuna.grace_s=3",
+        "optuna.poll_s=0.5",
+        "optuna.pruner=none",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tinyimagenet_resnet.main", *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
@@ -146,9 +182,21 @@ def test_killed_optuna_sweep_resumes_to_its_total(tiny_data, tmp_path):
 
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tiny_data, tmp_path):
     # a grid over three LRs, one of which diverges (NaN loss)
-    proc = run_main([f"data.path={tiny_data}", "sweep=optuna", *SWEEP_ARGS, "hydra/sweeper/sampler=grid",
-                     "optim=sgd", "optim.lr=choice(0.001,1e12,0.002)", "optim.weight_decay=0", "model/blocks=b222",
-                     "model.dropout=0.1", "hydra.sweeper.n_trials=3"], cwd=tmp_path)
+    proc = run_main(
+        [
+            f"data.path={tiny_data}",
+            "sweep=optuna",
+            *SWEEP_ARGS,
+            "hydra/sweeper/sampler=grid",
+            "optim=sgd",
+            "optim.lr=choice(0.001,1e12,0.002)",
+            "optim.weight_decay=0",
+            "model/blocks=b222",
+            "model.dropout=0.1",
+            "hydra.sweeper.n_trials=3",
+        ],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0
     trials = load_study(tmp_path).trials
     assert sorted(t.state.name for t in trials) == ["COMPLETE", "COMPLETE", "FAIL"]
@@ -161,16 +209,37 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tiny_data, tmp_path):
 
 
 def test_too_many_failures_stop_the_sweep(tiny_data, tmp_path):
-    proc = run_main([f"data.path={tiny_data}", "sweep=optuna", *SWEEP_ARGS, "optim=sgd",
-                     "optim.lr=choice(1e12,1e13)", "hydra.sweeper.n_trials=6", "hydra.sweeper.max_failure_rate=0.3"],
-                    cwd=tmp_path, check=False)
+    proc = run_main(
+        [
+            f"data.path={tiny_data}",
+            "sweep=optuna",
+            *SWEEP_ARGS,
+            "optim=sgd",
+            "optim.lr=choice(1e12,1e13)",
+            "hydra.sweeper.n_trials=6",
+            "hydra.sweeper.max_failure_rate=0.3",
+        ],
+        cwd=tmp_path,
+        check=False,
+    )
     assert proc.returncode != 0 and "optuna sweep stopped: 2 failed trials" in proc.stdout + proc.stderr
     assert len(load_study(tmp_path).trials) == 2
 
 
 def test_pruning_marks_hopeless_trials_pruned(tiny_data, tmp_path):
-    run_main([f"data.path={tiny_data}", "sweep=optuna", *SWEEP_ARGS, "trainer.epochs=3", "hydra.sweeper.n_trials=2",
-              "optuna.pruner=threshold", "optuna.threshold=1.01", "optuna.n_warmup_steps=0"], cwd=tmp_path)
+    run_main(
+        [
+            f"data.path={tiny_data}",
+            "sweep=optuna",
+            *SWEEP_ARGS,
+            "trainer.epochs=3",
+            "hydra.sweeper.n_trials=2",
+            "optuna.pruner=threshold",
+            "optuna.threshold=1.01",
+            "optuna.n_warmup_steps=0",
+        ],
+        cwd=tmp_path,
+    )
     trials = load_study(tmp_path).trials
     assert [t.state.name for t in trials] == ["PRUNED", "PRUNED"]
     assert all(list(t.intermediate_values) == [1] for t in trials)  # stopped after its first epoch

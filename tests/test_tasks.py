@@ -9,8 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TINY_ARGS, only_run_dir, read_scalars, run_main
 from tinyimagenet_resnet.training.lr_range import analyse, range_test
+
+from conftest import TINY_ARGS, only_run_dir, read_scalars, run_main
 
 
 def decodable_png(path):
@@ -127,8 +128,10 @@ def test_analyse_refuses_to_suggest_from_noise():
 
 
 def test_lr_find_task(tiny_data, tmp_path):
-    run_main([f"data.path={tiny_data}", "task=lr_find", *TINY_ARGS, "lr_find.num_iters=40", "lr_find.min_lr=1e-6"],
-             cwd=tmp_path)
+    run_main(
+        [f"data.path={tiny_data}", "task=lr_find", *TINY_ARGS, "lr_find.num_iters=40", "lr_find.min_lr=1e-6"],
+        cwd=tmp_path,
+    )
     run = only_run_dir(tmp_path)
     out = json.loads((run / "lr_find.json").read_text())
     curve = rows(run / "lr_find.csv")
@@ -153,8 +156,15 @@ def trained_b333(tiny_data, tmp_path_factory):
 
 def test_evaluate_rebuilds_the_model_from_the_checkpoint(tiny_data, tmp_path, trained_b333):
     # no model overrides repeated: the checkpoint's own config (b333, widths 16, gelu) is used
-    run_main([f"data.path={tiny_data}", "task=evaluate", f"ckpt_path={trained_b333}/checkpoints/best.ckpt",
-              "data.num_workers=0"], cwd=tmp_path)
+    run_main(
+        [
+            f"data.path={tiny_data}",
+            "task=evaluate",
+            f"ckpt_path={trained_b333}/checkpoints/best.ckpt",
+            "data.num_workers=0",
+        ],
+        cwd=tmp_path,
+    )
     run = only_run_dir(tmp_path)
     out = json.loads((run / "metrics.json").read_text())
     assert out["trained_config"]["blocks"] == [3, 3, 3] and out["trained_config"]["activation"] == "gelu"
@@ -188,17 +198,36 @@ def test_evaluate_refuses_bad_checkpoints_in_one_line(tiny_data, tmp_path, train
         proc = run_main([f"data.path={tiny_data}", "task=evaluate", f"ckpt_path={ckpt}"], cwd=tmp_path, check=False)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         assert proc.stderr.strip().splitlines()[-1].startswith(f"error: ckpt_path='{ckpt}'") and fragment in proc.stderr
-    mismatch = run_main([f"data.path={tiny_data}", "task=evaluate", f"ckpt_path={trained_b333}/checkpoints/best.ckpt",
-                         "model/blocks=b222"], cwd=tmp_path, check=False)
+    mismatch = run_main(
+        [
+            f"data.path={tiny_data}",
+            "task=evaluate",
+            f"ckpt_path={trained_b333}/checkpoints/best.ckpt",
+            "model/blocks=b222",
+        ],
+        cwd=tmp_path,
+        check=False,
+    )
     assert mismatch.returncode == 2 and "different architecture" in mismatch.stderr
     assert not list(tmp_path.glob("outputs/*/*"))
 
 
 def test_overfit_small_drives_the_train_loss_down(tiny_data, tmp_path):
     # the experiment, shrunk: 16 images, 30 epochs, a narrower net and a higher lr
-    run_main([f"data.path={tiny_data}", "experiment=overfit_small", "model.widths=[16,16,16]", "data.num_workers=0",
-              "data.train_subset=16", "data.val_subset=8", "trainer.epochs=30", "optim.lr=1e-2",
-              "trainer.val_every_n_epochs=30"], cwd=tmp_path)
+    run_main(
+        [
+            f"data.path={tiny_data}",
+            "experiment=overfit_small",
+            "model.widths=[16,16,16]",
+            "data.num_workers=0",
+            "data.train_subset=16",
+            "data.val_subset=8",
+            "trainer.epochs=30",
+            "optim.lr=1e-2",
+            "trainer.val_every_n_epochs=30",
+        ],
+        cwd=tmp_path,
+    )
     run = only_run_dir(tmp_path)
     metrics = json.loads((run / "metrics.json").read_text())
     cfg = __import__("yaml").safe_load((run / ".hydra/config.yaml").read_text())

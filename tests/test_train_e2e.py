@@ -6,19 +6,38 @@ import math
 import torch
 import yaml
 
-from conftest import TINY_ARGS, only_run_dir, read_hparams, read_scalars, run_main
 from tinyimagenet_resnet.model import build_model
 
-TAGS = {"train/loss", "train/accuracy", "val/loss", "val/accuracy", "val/top5", "val/f1_macro", "lr",
-        "sanity/initial_loss"}
+from conftest import TINY_ARGS, only_run_dir, read_hparams, read_scalars, run_main
+
+TAGS = {
+    "train/loss",
+    "train/accuracy",
+    "val/loss",
+    "val/accuracy",
+    "val/top5",
+    "val/f1_macro",
+    "lr",
+    "sanity/initial_loss",
+}
 
 
 def test_train_run_leaves_a_complete_run_directory(tiny_data, tmp_path):
-    run_main([f"data.path={tiny_data}", *TINY_ARGS, "model/blocks=b333", "model/dropout=p03", "optim=sgd",
-              "optim.lr=0.05"], cwd=tmp_path)
+    run_main(
+        [f"data.path={tiny_data}", *TINY_ARGS, "model/blocks=b333", "model/dropout=p03", "optim=sgd", "optim.lr=0.05"],
+        cwd=tmp_path,
+    )
     run = only_run_dir(tmp_path)
-    for name in (".hydra/config.yaml", ".hydra/overrides.yaml", "main.log", "metrics.json", "split.json",
-                 "checkpoints/best.ckpt", "checkpoints/last.ckpt", "run_name.txt"):
+    for name in (
+        ".hydra/config.yaml",
+        ".hydra/overrides.yaml",
+        "main.log",
+        "metrics.json",
+        "split.json",
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+        "run_name.txt",
+    ):
         assert (run / name).is_file(), name
     cfg = yaml.safe_load((run / ".hydra/config.yaml").read_text())
     assert cfg["model"]["blocks"] == [3, 3, 3] and cfg["model"]["dropout"] == 0.3 and cfg["optim"]["name"] == "sgd"
@@ -36,12 +55,20 @@ def test_train_run_leaves_a_complete_run_directory(tiny_data, tmp_path):
     assert metrics["status"] == "ok" and metrics["epochs_run"] == 2
     best = max(h["val/accuracy"] for h in metrics["history"])
     assert metrics["best"]["val/accuracy"] == best
-    assert 0 <= metrics["final"]["val/f1_macro"] <= 1 and metrics["final"]["val/top5"] >= metrics["final"]["val/accuracy"]
+    assert (
+        0 <= metrics["final"]["val/f1_macro"] <= 1 and metrics["final"]["val/top5"] >= metrics["final"]["val/accuracy"]
+    )
 
     for ckpt_name in ("best.ckpt", "last.ckpt"):
         ckpt = torch.load(run / "checkpoints" / ckpt_name, map_location="cpu", weights_only=False)
-        model = build_model(type("C", (), {"blocks": [3, 3, 3], "widths": [16, 16, 16], "dropout": 0.3,
-                                           "activation": "relu", "batch_norm": True})(), 200)
+        model = build_model(
+            type(
+                "C",
+                (),
+                {"blocks": [3, 3, 3], "widths": [16, 16, 16], "dropout": 0.3, "activation": "relu", "batch_norm": True},
+            )(),
+            200,
+        )
         model.load_state_dict(ckpt["model"])
         assert ckpt["config"]["model"]["blocks"] == [3, 3, 3]
         assert {"model", "optimizer", "epoch", "metrics", "config", "rng"} <= set(ckpt)
@@ -74,8 +101,17 @@ def test_same_seed_same_result(tiny_data, tmp_path):
 
 
 def test_multirun_gives_each_job_its_own_directory(tiny_data, tmp_path):
-    proc = run_main(["-m", f"data.path={tiny_data}", *TINY_ARGS, "trainer.epochs=1",
-                     "model/blocks=b222,b333", "model/dropout=p01,p03"], cwd=tmp_path)
+    proc = run_main(
+        [
+            "-m",
+            f"data.path={tiny_data}",
+            *TINY_ARGS,
+            "trainer.epochs=1",
+            "model/blocks=b222,b333",
+            "model/dropout=p01,p03",
+        ],
+        cwd=tmp_path,
+    )
     sweeps = list((tmp_path / "multirun").glob("*/*"))
     assert len(sweeps) == 1, proc.stdout
     jobs = sorted(p for p in sweeps[0].iterdir() if p.is_dir() and p.name.isdigit())
@@ -86,8 +122,12 @@ def test_multirun_gives_each_job_its_own_directory(tiny_data, tmp_path):
         name = (job / "run_name.txt").read_text().strip()
         names.add(name)
         assert list((job / "tensorboard" / name).glob("events.out.tfevents.*"))
-    assert names == {"blocks=222_dropout=0.1", "blocks=222_dropout=0.3", "blocks=333_dropout=0.1",
-                     "blocks=333_dropout=0.3"}
+    assert names == {
+        "blocks=222_dropout=0.1",
+        "blocks=222_dropout=0.3",
+        "blocks=333_dropout=0.1",
+        "blocks=333_dropout=0.3",
+    }
 
 
 def test_two_runs_started_together_never_share_a_directory(tmp_path):

@@ -35,9 +35,16 @@ def _jpeg(rng: np.random.Generator, label: int, gray: bool) -> bytes:
     return buf.getvalue()
 
 
-def write_tiny_imagenet(root: Path, classes=(0, 1, 2, 3), n_train: int = 20, n_val: int = 5,
-                        num_classes: int = 200, seed: int = 0, corrupt_train_index: int | None = None,
-                        bad_label: int | None = None) -> Path:
+def write_tiny_imagenet(
+    root: Path,
+    classes=(0, 1, 2, 3),
+    n_train: int = 20,
+    n_val: int = 5,
+    num_classes: int = 200,
+    seed: int = 0,
+    corrupt_train_index: int | None = None,
+    bad_label: int | None = None,
+) -> Path:
     import datasets
 
     rng = np.random.default_rng(seed)

@@ -38,5 +38,5 @@ def one_line(exc: BaseException) -> str:
     text = lines[-1] if lines else type(exc).__name__
     for prefix in (f"{type(exc).__module__}.{type(exc).__name__}: ", f"{type(exc).__name__}: "):
         if text.startswith(prefix):  # a DataLoader worker re-raises with the (qualified) class name in front
-            return text[len(prefix):]
+            return text[len(prefix) :]
     return text

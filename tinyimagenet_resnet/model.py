@@ -76,7 +76,7 @@ class ResNet(nn.Module):
         )
         stages = []
         c_in = widths[0]
-        for i, (n, width) in enumerate(zip(blocks, widths)):
+        for i, (n, width) in enumerate(zip(blocks, widths, strict=True)):
             stride = 1 if i == 0 else 2
             layers = []
             for j in range(n):

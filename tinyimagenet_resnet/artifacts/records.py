@@ -66,8 +66,14 @@ class SplitMetrics:
 
 
 # field of EpochRow / Best -> its tag (and JSON key)
-_ROW_TAGS = {"train_loss": names.TRAIN_LOSS, "train_accuracy": names.TRAIN_ACC, "val_loss": names.VAL_LOSS,
-             "val_accuracy": names.VAL_ACC, "val_top5": names.VAL_TOP5, "val_f1_macro": names.VAL_F1}
+_ROW_TAGS = {
+    "train_loss": names.TRAIN_LOSS,
+    "train_accuracy": names.TRAIN_ACC,
+    "val_loss": names.VAL_LOSS,
+    "val_accuracy": names.VAL_ACC,
+    "val_top5": names.VAL_TOP5,
+    "val_f1_macro": names.VAL_F1,
+}
 _TAG_FIELDS = {tag: f for f, tag in _ROW_TAGS.items()}
 
 
@@ -107,8 +113,9 @@ class EpochRow:
     def with_val(self, m: SplitMetrics | None) -> EpochRow:
         if m is None:
             return self
-        return dataclasses.replace(self, val_loss=m.loss, val_accuracy=m.accuracy, val_top5=m.top5,
-                                   val_f1_macro=m.f1_macro)
+        return dataclasses.replace(
+            self, val_loss=m.loss, val_accuracy=m.accuracy, val_top5=m.top5, val_f1_macro=m.f1_macro
+        )
 
     def scalars(self) -> dict[str, float]:
         """The TensorBoard scalars of the epoch (train/*, val/*, lr)."""
@@ -174,11 +181,21 @@ class TrainMetrics(Record):
         return self.history[-1] if self.history else None
 
     def to_json(self) -> dict:
-        return {"kind": self.KIND, "status": self.status, "epochs_run": self.epochs_run, "best": self.best.to_json(),
-                "final": self.final.to_json() if self.final else {}, "initial_loss": self.initial_loss,
-                "ln_num_classes": self.ln_num_classes, "wall_time_s": round(self.wall_time_s, 3),
-                "history": [r.to_json() for r in self.history], "run_name": self.run_name, "params": self.params,
-                "split": self.split, "hparams": self.hparams}
+        return {
+            "kind": self.KIND,
+            "status": self.status,
+            "epochs_run": self.epochs_run,
+            "best": self.best.to_json(),
+            "final": self.final.to_json() if self.final else {},
+            "initial_loss": self.initial_loss,
+            "ln_num_classes": self.ln_num_classes,
+            "wall_time_s": round(self.wall_time_s, 3),
+            "history": [r.to_json() for r in self.history],
+            "run_name": self.run_name,
+            "params": self.params,
+            "split": self.split,
+            "hparams": self.hparams,
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> TrainMetrics:
@@ -207,16 +224,27 @@ class EvalMetrics(Record):
         return {k: getattr(self.val, k) - getattr(self.test, k) for k in ("accuracy", "top5", "f1_macro", "loss")}
 
     def to_json(self) -> dict:
-        return {"kind": self.KIND, "checkpoint": self.checkpoint, "epoch": self.epoch,
-                "trained_config": self.trained_config, "val": dataclasses.asdict(self.val),
-                "test": dataclasses.asdict(self.test), "top_confusions": self.top_confusions,
-                "gap_val_minus_test": self.gap_val_minus_test}
+        return {
+            "kind": self.KIND,
+            "checkpoint": self.checkpoint,
+            "epoch": self.epoch,
+            "trained_config": self.trained_config,
+            "val": dataclasses.asdict(self.val),
+            "test": dataclasses.asdict(self.test),
+            "top_confusions": self.top_confusions,
+            "gap_val_minus_test": self.gap_val_minus_test,
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> EvalMetrics:
-        return cls(checkpoint=data["checkpoint"], epoch=data["epoch"], trained_config=data.get("trained_config", {}),
-                   val=SplitMetrics(**data["val"]), test=SplitMetrics(**data["test"]),
-                   top_confusions=data.get("top_confusions", []))
+        return cls(
+            checkpoint=data["checkpoint"],
+            epoch=data["epoch"],
+            trained_config=data.get("trained_config", {}),
+            val=SplitMetrics(**data["val"]),
+            test=SplitMetrics(**data["test"]),
+            top_confusions=data.get("top_confusions", []),
+        )
 
 
 def read_metrics(run_dir: Path | str) -> TrainMetrics | EvalMetrics | None:
@@ -307,8 +335,20 @@ class SummaryRow:
     wall_time_s: float | None
     rank: int = 0
 
-    COLUMNS: ClassVar[list[str]] = ["rank", "job", "run_name", "lr", "weight_decay", "blocks", "dropout",
-                                    "best_val_top1", "val_loss_at_best", "epochs_run", "status", "wall_time_s"]
+    COLUMNS: ClassVar[list[str]] = [
+        "rank",
+        "job",
+        "run_name",
+        "lr",
+        "weight_decay",
+        "blocks",
+        "dropout",
+        "best_val_top1",
+        "val_loss_at_best",
+        "epochs_run",
+        "status",
+        "wall_time_s",
+    ]
 
     def to_json(self) -> dict[str, Any]:
         return {c: getattr(self, c) for c in self.COLUMNS}

@@ -32,8 +32,11 @@ class Run:
     @property
     def choices(self) -> dict:
         f = self.path / ".hydra" / "hydra.yaml"
-        return (yaml.safe_load(f.read_text()) or {}).get("hydra", {}).get("runtime", {}).get("choices", {}) \
-            if f.is_file() else {}
+        return (
+            (yaml.safe_load(f.read_text()) or {}).get("hydra", {}).get("runtime", {}).get("choices", {})
+            if f.is_file()
+            else {}
+        )
 
     def read(self, record: type[R]) -> R | None:
         """One of the run's JSON records (artifacts.records), or None when the run did not write it."""

@@ -105,8 +105,11 @@ def train_step_throughput(blocks, device, batch_size, steps, warmup, channels_la
         step()
     sync(device)
     elapsed = time.perf_counter() - t0
-    out = {"images_per_s": steps * batch_size / elapsed, "step_ms": 1000 * elapsed / steps,
-           "params": count_parameters(model)}
+    out = {
+        "images_per_s": steps * batch_size / elapsed,
+        "step_ms": 1000 * elapsed / steps,
+        "params": count_parameters(model),
+    }
     if device.type == "cuda":
         out["peak_device_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     return out
@@ -126,8 +129,12 @@ def main(argv=None) -> int:
     p.add_argument("--epoch-images", type=int, default=90_000, help="images per epoch for the epoch-time estimate")
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--compile", action="store_true", help="torch.compile the optimized train step")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="optimized step: auto = bf16 autocast on CUDA and on CPUs with native bf16, else fp32")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="optimized step: auto = bf16 autocast on CUDA and on CPUs with native bf16, else fp32",
+    )
     p.add_argument("--peak-tflops", type=float, default=None, help="device bf16 peak (default: known GPUs)")
     p.add_argument("--out", default="bench.json")
     args = p.parse_args(argv)
@@ -140,11 +147,18 @@ def main(argv=None) -> int:
     warmup = args.warmup if args.warmup is not None else (15 if cuda else 2)
     n_images = args.pipeline_images or (50_000 if cuda else 2048)
     if not (Path(args.data_path) / "data").is_dir():
-        raise UsageError(f"--data-path={args.data_path!r}: no such dataset folder; allowed: a folder in the "
-                         "zh-plus/tiny-imagenet layout (README.md + data/*.parquet)")
-    machine = {"device": torch.cuda.get_device_name(device) if cuda else platform.processor() or platform.machine(),
-               "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-               "date": date.today().isoformat(), "command": " ".join(["python -m tinyimagenet_resnet.bench", *sys.argv[1:]])}
+        raise UsageError(
+            f"--data-path={args.data_path!r}: no such dataset folder; allowed: a folder in the "
+            "zh-plus/tiny-imagenet layout (README.md + data/*.parquet)"
+        )
+    machine = {
+        "device": torch.cuda.get_device_name(device) if cuda else platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "date": date.today().isoformat(),
+        "command": " ".join(["python -m tinyimagenet_resnet.bench", *sys.argv[1:]]),
+    }
 
     dm = DataModule.setup(data_config(args, bs), seed=0)
     ref = pipeline_throughput(dm, device, min(n_images, len(dm.splits["train"])), fast=False)
@@ -158,40 +172,71 @@ def main(argv=None) -> int:
 
     result = {
         "machine": machine,
-        "settings": {"blocks": blocks, "batch_size": bs, "steps": steps, "warmup": warmup,
-                     "pipeline_images": n_images, "workers": args.workers, "compile": args.compile,
-                     "optimized": f"channels_last{' + bf16 autocast' if amp else ''}{' + compile' if args.compile else ''}"},
+        "settings": {
+            "blocks": blocks,
+            "batch_size": bs,
+            "steps": steps,
+            "warmup": warmup,
+            "pipeline_images": n_images,
+            "workers": args.workers,
+            "compile": args.compile,
+            "optimized": f"channels_last{' + bf16 autocast' if amp else ''}{' + compile' if args.compile else ''}",
+        },
         "pipeline": {"reference_pil": ref, "fast": fast, "speedup": fast["images_per_s"] / ref["images_per_s"]},
-        "train_step": {"fp32_nchw_eager": base, "optimized": opt, "speedup": opt["images_per_s"] / base["images_per_s"]},
+        "train_step": {
+            "fp32_nchw_eager": base,
+            "optimized": opt,
+            "speedup": opt["images_per_s"] / base["images_per_s"],
+        },
         "gflop_per_image_fwd_bwd": gflop,
         "host_peak_rss_mb": peak_rss_mb(),
     }
     best_train = opt["images_per_s"]
-    result["epoch_time_s"] = {"train_step_bound": args.epoch_images / best_train,
-                              "with_fast_pipeline": args.epoch_images / min(best_train, fast["images_per_s"]),
-                              "with_reference_pipeline": args.epoch_images / min(best_train, ref["images_per_s"])}
+    result["epoch_time_s"] = {
+        "train_step_bound": args.epoch_images / best_train,
+        "with_fast_pipeline": args.epoch_images / min(best_train, fast["images_per_s"]),
+        "with_reference_pipeline": args.epoch_images / min(best_train, ref["images_per_s"]),
+    }
     result["pipeline_over_train_step"] = fast["images_per_s"] / best_train
     if cuda:
         peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in machine["device"]), None)
         achieved = best_train * gflop / 1000
-        result["tflops"] = {"achieved": achieved, "peak_bf16": peak, "fraction_of_peak": achieved / peak if peak else None}
+        result["tflops"] = {
+            "achieved": achieved,
+            "peak_bf16": peak,
+            "fraction_of_peak": achieved / peak if peak else None,
+        }
 
     rows = [
         ("input pipeline, per-image PIL (reference)", f"{ref['images_per_s']:,.0f} img/s", f"{args.workers} workers"),
-        ("input pipeline, fast (cached uint8 + batched aug)", f"{fast['images_per_s']:,.0f} img/s",
-         f"x{result['pipeline']['speedup']:.1f}; cache ready in {fast['setup_s']:.1f}s"),
+        (
+            "input pipeline, fast (cached uint8 + batched aug)",
+            f"{fast['images_per_s']:,.0f} img/s",
+            f"x{result['pipeline']['speedup']:.1f}; cache ready in {fast['setup_s']:.1f}s",
+        ),
         ("train step, fp32 NCHW eager", f"{base['images_per_s']:,.1f} img/s", f"batch {bs}"),
-        (f"train step, {result['settings']['optimized']}", f"{opt['images_per_s']:,.1f} img/s",
-         f"x{result['train_step']['speedup']:.2f}"),
-        ("epoch time (90k images), fast pipeline", f"{result['epoch_time_s']['with_fast_pipeline']:,.1f} s",
-         f"pipeline/train-step x{result['pipeline_over_train_step']:.1f}"),
+        (
+            f"train step, {result['settings']['optimized']}",
+            f"{opt['images_per_s']:,.1f} img/s",
+            f"x{result['train_step']['speedup']:.2f}",
+        ),
+        (
+            "epoch time (90k images), fast pipeline",
+            f"{result['epoch_time_s']['with_fast_pipeline']:,.1f} s",
+            f"pipeline/train-step x{result['pipeline_over_train_step']:.1f}",
+        ),
         ("peak host memory", f"{result['host_peak_rss_mb'] or 0:,.0f} MB", ""),
         ("model cost", f"{gflop:.2f} GFLOP/img", "forward + backward"),
     ]
     if cuda:
         t = result["tflops"]
-        rows.append(("achieved", f"{t['achieved']:.1f} TFLOP/s",
-                     f"{100 * t['fraction_of_peak']:.1f}% of {t['peak_bf16']:.0f}" if t["peak_bf16"] else "peak unknown"))
+        rows.append(
+            (
+                "achieved",
+                f"{t['achieved']:.1f} TFLOP/s",
+                f"{100 * t['fraction_of_peak']:.1f}% of {t['peak_bf16']:.0f}" if t["peak_bf16"] else "peak unknown",
+            )
+        )
         rows.append(("peak device memory", f"{opt.get('peak_device_mem_mb', 0):,.0f} MB", ""))
     width = max(len(r[0]) for r in rows)
     print(f"{machine['device']} | torch {machine['torch']} | {machine['date']}")

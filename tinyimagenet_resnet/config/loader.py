@@ -18,8 +18,21 @@ log = logging.getLogger(__name__)
 # Hydra command-line flags that print something instead of running jobs (no pre-flight for them).
 INFO_FLAGS = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
 MULTIRUN_FLAGS = {"-m", "--multirun"}
-FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
-                    "--config-dir", "-cd", "--experimental-rerun", "--info", "-i"}
+FLAGS_WITH_VALUE = {
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+    "--info",
+    "-i",
+}
 
 
 def config_dir() -> str:
@@ -83,8 +96,13 @@ def check_group_choices(argv: list[str], conf: Path) -> str | None:
         if key == "hydra/launcher" and (problem := missing_plugin(value)):
             return problem
         group = conf / key
-        if key.startswith("hydra") or key.startswith("schema") or not group.is_dir() or "(" in value \
-                or value in ("null", ""):
+        if (
+            key.startswith("hydra")
+            or key.startswith("schema")
+            or not group.is_dir()
+            or "(" in value
+            or value in ("null", "")
+        ):
             continue
         allowed = sorted(p.stem for p in group.glob("*.yaml"))
         for option in value.split(","):
@@ -122,8 +140,11 @@ def from_checkpoint(saved: dict) -> DictConfig:
     """A checkpoint's config on the current schema: the defaults of its optimizer and scheduler (keys added since the
     checkpoint was written take them), then every saved value. A saved value the schema no longer knows is dropped
     with a warning; a saved value of the wrong type is a ConfigError."""
-    choices = [f"{group}={saved[group]['name']}" for group in BY_NAME if isinstance(saved.get(group), dict)
-               and saved[group].get("name") in BY_NAME[group]]
+    choices = [
+        f"{group}={saved[group]['name']}"
+        for group in BY_NAME
+        if isinstance(saved.get(group), dict) and saved[group].get("name") in BY_NAME[group]
+    ]
     cfg = compose_config(choices)
     known = OmegaConf.to_container(cfg, resolve=False)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable, ClassVar, List, Optional, Union
+from typing import Any, Callable, ClassVar, List, Union
 
 from omegaconf import MISSING
 
@@ -146,19 +146,19 @@ class AugmentConfig:
 class DataConfig:
     name: str = spec("a name")
     hub_name: str = spec("a hub dataset id, e.g. zh-plus/tiny-imagenet")
-    path: Optional[str] = spec("null (the hub) or a folder path")
-    train_files: Optional[str] = spec("null or a glob relative to data.path")
-    val_files: Optional[str] = spec("null or a glob relative to data.path")
+    path: str | None = spec("null (the hub) or a folder path")
+    train_files: str | None = spec("null or a glob relative to data.path")
+    val_files: str | None = spec("null or a glob relative to data.path")
     num_classes: int = spec("an integer >= 2", at_least(2))
     test_fraction: float = spec("a number in (0, 1)", in_range(0, 1, lo_open=True))
-    train_subset: Optional[int] = spec(*OPT_INT_GE1)
-    val_subset: Optional[int] = spec(*OPT_INT_GE1)
-    test_subset: Optional[int] = spec(*OPT_INT_GE1)
+    train_subset: int | None = spec(*OPT_INT_GE1)
+    val_subset: int | None = spec(*OPT_INT_GE1)
+    test_subset: int | None = spec(*OPT_INT_GE1)
     stratify_subsets: bool = spec("true|false")
     batch_size: int = spec(*INT_GE1)
-    eval_batch_size: Optional[int] = spec("null (= data.batch_size) or an integer >= 1", optional(at_least(1)))
+    eval_batch_size: int | None = spec("null (= data.batch_size) or an integer >= 1", optional(at_least(1)))
     pipeline: Pipeline = spec("fast|reference")
-    cache_dir: Optional[str] = spec("null or a folder")
+    cache_dir: str | None = spec("null or a folder")
     device_resident: Union[bool, str] = spec("auto|true|false", one_of("auto", True, False))
     num_workers: int = spec("an integer >= 0", non_negative)
     mean: List[float] = spec("three numbers (one per RGB channel)", n_items(3, lambda x: True))
@@ -170,8 +170,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     name: str = spec("resnet", one_of("resnet"))
-    blocks: List[int] = spec("three positive integers, e.g. [2,2,2] (or model/blocks=b222|b333)",
-                             n_items(3, positive))
+    blocks: List[int] = spec("three positive integers, e.g. [2,2,2] (or model/blocks=b222|b333)", n_items(3, positive))
     widths: List[int] = spec("three positive integers, e.g. [64,128,256]", n_items(3, positive))
     dropout: float = spec("a number in [0, 1) (or model/dropout=p00|p01|p03)", in_range(0, 1))
     activation: str = spec(_activations, activation_name)
@@ -226,8 +225,9 @@ class SGDConfig(OptimConfig):
     def build(self, params):
         import torch
 
-        return torch.optim.SGD(params, lr=self.lr, weight_decay=self.weight_decay, momentum=self.momentum,
-                               nesterov=self.nesterov)
+        return torch.optim.SGD(
+            params, lr=self.lr, weight_decay=self.weight_decay, momentum=self.momentum, nesterov=self.nesterov
+        )
 
 
 OPTIMIZERS: dict[str, type[OptimConfig]] = {c.NAME: c for c in (AdamWConfig, AdamConfig, SGDConfig)}
@@ -239,8 +239,9 @@ class SchedulerConfig:
     """Base of the `scheduler` group. `build` returns a per-step scheduler over `total_steps`, or None."""
 
     NAME: ClassVar[str] = ""
-    name: str = spec(lambda: "|".join(SCHEDULERS) + " (scheduler=" + "|".join(SCHEDULERS) + ")",
-                     lambda v: v in SCHEDULERS)
+    name: str = spec(
+        lambda: "|".join(SCHEDULERS) + " (scheduler=" + "|".join(SCHEDULERS) + ")", lambda v: v in SCHEDULERS
+    )
 
     def build(self, optimizer, total_steps: int):
         raise NotImplementedError
@@ -273,8 +274,12 @@ class OneCycleConfig(SchedulerConfig):
     def build(self, optimizer, total_steps: int):
         import torch
 
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
-                                                   total_steps=total_steps, pct_start=self.pct_start)
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=[g["lr"] for g in optimizer.param_groups],
+            total_steps=total_steps,
+            pct_start=self.pct_start,
+        )
 
 
 SCHEDULERS: dict[str, type[SchedulerConfig]] = {c.NAME: c for c in (NoSchedulerConfig, CosineConfig, OneCycleConfig)}
@@ -293,7 +298,7 @@ class TrainerConfig:
     progress_bar: Union[bool, str] = spec("auto|true|false", one_of("auto", True, False))
     log_every_n_steps: int = spec(*INT_GE1)
     val_every_n_epochs: int = spec(*INT_GE1)
-    limit_train_batches: Optional[int] = spec("null or an integer >= 1", optional(at_least(1)))
+    limit_train_batches: int | None = spec("null or an integer >= 1", optional(at_least(1)))
     jobs_per_gpu: int = spec(*INT_GE1)
 
 
@@ -315,7 +320,7 @@ class EvaluateConfig:
 
 @dataclass
 class InspectConfig:
-    stats_images: Optional[int] = spec("null (all) or an integer >= 1", optional(at_least(1)))
+    stats_images: int | None = spec("null (all) or an integer >= 1", optional(at_least(1)))
     grid_images: int = spec(*INT_GE1)
 
 
@@ -323,7 +328,7 @@ class InspectConfig:
 class OptunaConfig:
     """The job side of `sweep=optuna` (present only in Optuna sweeps)."""
 
-    trial_number: Optional[int] = spec("null (set by the sweeper) or an integer >= 0", optional(non_negative))
+    trial_number: int | None = spec("null (set by the sweeper) or an integer >= 0", optional(non_negative))
     pruner: Pruner = spec("median|threshold|none")
     n_startup_trials: int = spec("an integer >= 0", non_negative)
     n_warmup_steps: int = spec("an integer >= 0", non_negative)
@@ -340,9 +345,9 @@ class Config:
 
     task: Task = spec("|".join(t.value for t in Task))
     seed: int = spec("an integer >= 0", non_negative)
-    ckpt_path: Optional[str] = spec("null or a path to a .ckpt file")
+    ckpt_path: str | None = spec("null or a path to a .ckpt file")
     resume: Union[bool, str] = spec("false, true (latest matching run) or a run directory")
-    run_name: Optional[str] = spec("null or a string")
+    run_name: str | None = spec("null or a string")
     lr_find: LRFindConfig = field(default_factory=LRFindConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     inspect: InspectConfig = field(default_factory=InspectConfig)
@@ -351,7 +356,7 @@ class Config:
     optim: Any = MISSING  # an OptimConfig subclass, chosen by the `optim` group
     scheduler: Any = MISSING  # a SchedulerConfig subclass, chosen by the `scheduler` group
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    optuna: Optional[OptunaConfig] = None
+    optuna: OptunaConfig | None = None
 
 
 # group -> {option: schema}; the YAML option `conf/<group>/<option>.yaml` extends `/schema/<group>/<option>`

@@ -72,8 +72,11 @@ def validate_config(cfg: DictConfig) -> None:
     if not cfg.lr_find.min_lr < cfg.lr_find.max_lr:
         fail("lr_find.min_lr", cfg.lr_find.min_lr, f"a number below lr_find.max_lr={cfg.lr_find.max_lr}")
     if cfg.task == Task.evaluate and cfg.ckpt_path is None:
-        fail("ckpt_path", None,
-             "a checkpoint path with task=evaluate, e.g. ckpt_path=outputs/<date>/<time>/checkpoints/best.ckpt")
+        fail(
+            "ckpt_path",
+            None,
+            "a checkpoint path with task=evaluate, e.g. ckpt_path=outputs/<date>/<time>/checkpoints/best.ckpt",
+        )
 
 
 def field_allowed(schema: type | None, key: str) -> str | None:

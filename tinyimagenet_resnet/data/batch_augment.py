@@ -115,5 +115,5 @@ class BatchAugment:
                         if sel.numel():
                             f = factors[op_index][sel]
                             x[sel] = op(x[sel], f if op_index == 3 else f.view(-1, 1, 1, 1))
-                params.update(zip(("brightness", "contrast", "saturation", "hue"), factors))
+                params.update(zip(("brightness", "contrast", "saturation", "hue"), factors, strict=True))
         return (x, params) if return_params else x

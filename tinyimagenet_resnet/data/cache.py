@@ -72,9 +72,16 @@ def decoded(raw_split, split: Split, cache_dir: Path | None, threads: int = 2) -
             if not path.exists():
                 log.info("Decoding %d %s images once into %s", len(split), split.name, path)
                 build(path, raw_split, split, threads)
-                write_json(cache_dir / f"{key}.json",
-                           {"split": split.name, "source_split": split.source_split, "n": len(split),
-                            "fingerprint": split.fingerprint(), "dataset_fingerprint": dataset_fingerprint})
+                write_json(
+                    cache_dir / f"{key}.json",
+                    {
+                        "split": split.name,
+                        "source_split": split.source_split,
+                        "n": len(split),
+                        "fingerprint": split.fingerprint(),
+                        "dataset_fingerprint": dataset_fingerprint,
+                    },
+                )
                 built = True
     arr = np.load(path, mmap_mode="r")
     if arr.shape != (len(split), SIZE, SIZE, 3):

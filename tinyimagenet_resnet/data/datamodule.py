@@ -29,7 +29,7 @@ class DataModule:
     splits: dict[str, Split]
 
     @classmethod
-    def setup(cls, data_cfg, seed: int) -> "DataModule":
+    def setup(cls, data_cfg, seed: int) -> DataModule:
         raw, source = load_raw(data_cfg)
         splits = make_splits(labels_of(raw["train"]), labels_of(raw["valid"]), data_cfg, seed)
         dm = cls(data_cfg, seed, raw, source, splits)
@@ -74,8 +74,9 @@ class DataModule:
     def decoded(self, name: str):
         """The split decoded once into a cached uint8 (N, 64, 64, 3) memmap (see data/cache.py)."""
         split = self.splits[name]
-        arr, _ = decoded(self.raw[split.source_split], split, self.cfg.cache_dir,
-                         threads=max(1, int(self.cfg.num_workers)))
+        arr, _ = decoded(
+            self.raw[split.source_split], split, self.cfg.cache_dir, threads=max(1, int(self.cfg.num_workers))
+        )
         return arr
 
     def _device_loader(self, name: str, device: torch.device, batch_size: int, train: bool) -> DeviceLoader:
@@ -83,8 +84,18 @@ class DataModule:
         resident = self.cfg.device_resident
         if resident == "auto":
             resident = device.type != "cuda" or images.nbytes < 0.5 * torch.cuda.mem_get_info(device)[0]
-        return DeviceLoader(images, self.splits[name].labels, batch_size, device, self.seed, self.cfg.mean,
-                            self.cfg.std, self.cfg.augment if train else None, shuffle=train, resident=bool(resident))
+        return DeviceLoader(
+            images,
+            self.splits[name].labels,
+            batch_size,
+            device,
+            self.seed,
+            self.cfg.mean,
+            self.cfg.std,
+            self.cfg.augment if train else None,
+            shuffle=train,
+            resident=bool(resident),
+        )
 
     def train_loader(self, device: torch.device):
         """Shuffled by an EpochSampler (`loader.sampler.set_epoch`); `loader.generator` seeds the augmentation

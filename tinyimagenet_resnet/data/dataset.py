@@ -18,9 +18,7 @@ def decode_image(cell: dict, split: str, index: int) -> Image.Image:
         img = Image.open(io.BytesIO(data)) if data is not None else Image.open(cell["path"])
         img.load()
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a corrupt image
-        raise DataError(
-            f"corrupt image in split {split!r} at index {index}: {type(exc).__name__}: {exc}"
-        ) from None
+        raise DataError(f"corrupt image in split {split!r} at index {index}: {type(exc).__name__}: {exc}") from None
     return img if img.mode == "RGB" else img.convert("RGB")
 
 

@@ -18,8 +18,19 @@ class DeviceLoader:
     Has the attributes the engine uses on a DataLoader: `sampler` (EpochSampler: set_epoch) and `generator`
     (the augmentation RNG, reseeded per epoch), so resume stays exact."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, device: torch.device, seed: int,
-                 mean, std, augment_cfg=None, shuffle: bool = True, resident: bool = True):
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        batch_size: int,
+        device: torch.device,
+        seed: int,
+        mean,
+        std,
+        augment_cfg=None,
+        shuffle: bool = True,
+        resident: bool = True,
+    ):
         self.device = device
         storage = device if resident else torch.device("cpu")
         self.x = torch.from_numpy(np.array(images)).to(storage)  # read the memmap into memory once
@@ -45,6 +56,6 @@ class DeviceLoader:
         return (x - self.mean) / self.std, yb
 
     def __iter__(self):
-        order = self.sampler.order()[self.sampler.start:].to(self.x.device)
+        order = self.sampler.order()[self.sampler.start :].to(self.x.device)
         for k in range(0, len(order), self.batch_size):
-            yield self.batch(order[k:k + self.batch_size])
+            yield self.batch(order[k : k + self.batch_size])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-
 # Offsets of the per-epoch RNG streams derived from (seed, epoch): the sample order and the augmentation.
 ORDER_STREAM = 0
 AUGMENT_STREAM = 7

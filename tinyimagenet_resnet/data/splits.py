@@ -39,8 +39,9 @@ def stratified_take(labels: np.ndarray, n_take: int, seed: int) -> tuple[np.ndar
     `np.random.default_rng(seed)`, called on the label array directly (building a Dataset for it costs ~4 s on 100k)."""
     if n_take >= len(labels):
         return np.array([], dtype=np.int64), np.arange(len(labels))
-    keep, take = compat.stratified_split_indices(np.asarray(labels), len(labels) - n_take, n_take,
-                                                 np.random.default_rng(seed))
+    keep, take = compat.stratified_split_indices(
+        np.asarray(labels), len(labels) - n_take, n_take, np.random.default_rng(seed)
+    )
     return np.sort(np.asarray(keep, dtype=np.int64)), np.sort(np.asarray(take, dtype=np.int64))
 
 
@@ -50,7 +51,9 @@ def _subset(split: Split, size, key: str, seed: int, stratify: bool = True) -> S
     size = int(size)
     if not stratify:
         if size > len(split):
-            raise ConfigError(f"{key}={size}: allowed null or an int in [1, {len(split)}] (the {split.name} split size)")
+            raise ConfigError(
+                f"{key}={size}: allowed null or an int in [1, {len(split)}] (the {split.name} split size)"
+            )
         take = np.sort(np.random.default_rng(seed).choice(len(split), size, replace=False))
         return Split(split.name, split.source_split, split.indices[take], split.labels[take])
     n_classes = len(np.unique(split.labels))

@@ -22,17 +22,13 @@ def train_transform(data_cfg) -> v2.Compose:
         crop = aug.random_resized_crop
         if crop.enabled:
             ops.append(
-                v2.RandomResizedCrop(
-                    IMAGE_SIZE, scale=tuple(crop.scale), ratio=tuple(crop.ratio), antialias=True
-                )
+                v2.RandomResizedCrop(IMAGE_SIZE, scale=tuple(crop.scale), ratio=tuple(crop.ratio), antialias=True)
             )
         if aug.hflip > 0:
             ops.append(v2.RandomHorizontalFlip(p=float(aug.hflip)))
         jit = aug.color_jitter
         if jit.enabled:
             ops.append(
-                v2.ColorJitter(
-                    brightness=jit.brightness, contrast=jit.contrast, saturation=jit.saturation, hue=jit.hue
-                )
+                v2.ColorJitter(brightness=jit.brightness, contrast=jit.contrast, saturation=jit.saturation, hue=jit.hue)
             )
     return v2.Compose(ops + list(eval_transform(data_cfg).transforms))

@@ -26,10 +26,13 @@ def save(fig, path: Path) -> Path:
 
 def class_distribution(counts: dict[str, np.ndarray], title: str):
     fig, axes = plt.subplots(len(counts), 1, figsize=(14, 2.6 * len(counts)), squeeze=False)
-    for ax, (split, c) in zip(axes[:, 0], counts.items()):
+    for ax, (split, c) in zip(axes[:, 0], counts.items(), strict=True):
         ax.bar(np.arange(len(c)), c, width=1.0, color="tab:blue")
-        ax.set_title(f"{split}: {int(c.sum())} images, {int((c > 0).sum())} classes, "
-                     f"min {int(c.min())} / max {int(c.max())} per class", fontsize=10)
+        ax.set_title(
+            f"{split}: {int(c.sum())} images, {int((c > 0).sum())} classes, "
+            f"min {int(c.min())} / max {int(c.max())} per class",
+            fontsize=10,
+        )
         ax.set_xlim(-0.5, len(c) - 0.5)
         ax.set_ylabel("images")
     axes[-1, 0].set_xlabel("class label")
@@ -78,9 +81,12 @@ def confusion_matrix(cm: np.ndarray, names: list[str], title: str):
     norm = np.where(rows > 0, cm / np.maximum(rows, 1), 0.0)
     n = len(cm)
     fig, ax = plt.subplots(figsize=(13, 11.5))
-    im = ax.imshow(np.where(norm > 0, norm, np.nan), cmap="viridis", norm=LogNorm(vmin=max(norm[norm > 0].min(), 1e-3)
-                                                                                  if (norm > 0).any() else 1e-3,
-                                                                                  vmax=1.0), interpolation="nearest")
+    im = ax.imshow(
+        np.where(norm > 0, norm, np.nan),
+        cmap="viridis",
+        norm=LogNorm(vmin=max(norm[norm > 0].min(), 1e-3) if (norm > 0).any() else 1e-3, vmax=1.0),
+        interpolation="nearest",
+    )
     step = max(1, n // 20)
     ticks = np.arange(0, n, step)
     ax.set_xticks(ticks, [f"{i} {names[i][:14]}" for i in ticks], rotation=90, fontsize=7)

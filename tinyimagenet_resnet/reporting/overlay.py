@@ -24,8 +24,12 @@ def overlay(runs: list[Run], metric: str, out: Path, title: str | None = None, l
             series[key] = (steps, values)
     if not series:
         return None
-    fig = figures.curves(series, metric, title or f"{metric} ({len(series)} runs)",
-                         xlabel="epoch" if not metric.endswith("_step") else "step")
+    fig = figures.curves(
+        series,
+        metric,
+        title or f"{metric} ({len(series)} runs)",
+        xlabel="epoch" if not metric.endswith("_step") else "step",
+    )
     return figures.save(fig, out)
 
 
@@ -44,8 +48,10 @@ def main(argv=None) -> int:
         raise UsageError(f"dirs={args.dirs}: no run directory found (a run has .hydra/config.yaml)")
     path = overlay(runs, args.metric, Path(args.out), args.title)
     if path is None:
-        raise UsageError(f"--metric={args.metric!r}: not logged by any of the {len(runs)} runs; allowed: e.g. "
-                         + ", ".join(names.EPOCH_TAGS))
+        raise UsageError(
+            f"--metric={args.metric!r}: not logged by any of the {len(runs)} runs; allowed: e.g. "
+            + ", ".join(names.EPOCH_TAGS)
+        )
     print(f"{len(runs)} runs -> {path}")
     return 0
 

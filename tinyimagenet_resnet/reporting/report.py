@@ -42,6 +42,8 @@ class ReportOptions:
     project: str = "Tiny ImageNet-200 × residual blocks + Dropout2d inside the blocks"
     runs: dict = field(default_factory=dict)  # kind -> run directory, chosen by the user
     sweeps: list = field(default_factory=list)  # sweep directories, chosen by the user
+
+
 MAIN = "python -m tinyimagenet_resnet.main"
 HOW = {
     "inspect": f"{MAIN} task=inspect data.path=<data>",
@@ -75,8 +77,12 @@ def sweep_kind(sweep: Path) -> str:
     if choice in ("lr_wd", "blocks_dropout", "optuna"):
         return choice
     keys = {o.split("=", 1)[0] for j in jobs for o in j.overrides}
-    return "blocks_dropout" if keys & {"model/blocks", "model/dropout", "model.blocks", "model.dropout"} \
-        and not keys & {"optim.lr", "optim.weight_decay"} else "lr_wd"
+    return (
+        "blocks_dropout"
+        if keys & {"model/blocks", "model/dropout", "model.blocks", "model.dropout"}
+        and not keys & {"optim.lr", "optim.weight_decay"}
+        else "lr_wd"
+    )
 
 
 def discover(cfg: ReportOptions) -> dict:
@@ -130,8 +136,11 @@ class Doc:
         self.add(f"![{caption}](figures/{name})", f"*{caption}*", "")
 
     def prompt(self, qid, facts: str = ""):
-        self.add(f"> ✏️ **{self.t['fill']} ({qid}):** {self.t['q_' + qid]}"
-                 + (f" — *{self.t['measured']}: {facts}*" if facts else ""), "")
+        self.add(
+            f"> ✏️ **{self.t['fill']} ({qid}):** {self.t['q_' + qid]}"
+            + (f" — *{self.t['measured']}: {facts}*" if facts else ""),
+            "",
+        )
 
     def missing(self, kind):
         self.add(f"*{self.t['not_run']}* `{HOW[kind]}`", "")
@@ -154,18 +163,27 @@ def sweep_command(sweep: Path) -> str:
 def architecture(model_cfg, num_classes: int) -> tuple[list, int]:
     model = build_model(OmegaConf.create(model_cfg), num_classes).eval()
     rows, hooks = [], []
-    named = [("stem", model.stem)] + [(f"stage{s + 1}.block{b + 1}", blk) for s, stage in enumerate(model.stages)
-                                      for b, blk in enumerate(stage)] + [("head", model.head)]
+    named = (
+        [("stem", model.stem)]
+        + [(f"stage{s + 1}.block{b + 1}", blk) for s, stage in enumerate(model.stages) for b, blk in enumerate(stage)]
+        + [("head", model.head)]
+    )
     for name, module in named:
+
         def hook(m, i, o, name=name):
             desc = type(m).__name__ if name != "stem" else "Conv3x3 + BN + act"
             if name.startswith("stage"):
-                desc = f"ResidualBlock(Conv3x3-BN-act-Dropout2d({m.drop.p:g})-Conv3x3-BN, " + \
-                       ("1x1 conv shortcut" if isinstance(m.shortcut, torch.nn.Sequential) else "identity") + ")"
+                desc = (
+                    f"ResidualBlock(Conv3x3-BN-act-Dropout2d({m.drop.p:g})-Conv3x3-BN, "
+                    + ("1x1 conv shortcut" if isinstance(m.shortcut, torch.nn.Sequential) else "identity")
+                    + ")"
+                )
             elif name == "head":
                 desc = "AdaptiveAvgPool2d(1) -> Flatten -> Linear"
-            rows.append((name, desc, "×".join(str(s) for s in o.shape[1:]),
-                         f"{sum(p.numel() for p in m.parameters()):,}"))
+            rows.append(
+                (name, desc, "×".join(str(s) for s in o.shape[1:]), f"{sum(p.numel() for p in m.parameters()):,}")
+            )
+
         hooks.append(module.register_forward_hook(hook))
     with torch.no_grad():
         model(torch.zeros(1, 3, 64, 64))
@@ -182,7 +200,7 @@ def build(cfg: ReportOptions) -> Path:
     sweeps = runs.get("sweeps", {})
     train, ev, ins = runs.get("train"), runs.get("evaluate"), runs.get("inspect")
     ins_rec = ins.read(InspectRecord) if ins else None
-    ref_cfg = (train or ins or runs.get("lr_find") or runs.get("baselines"))
+    ref_cfg = train or ins or runs.get("lr_find") or runs.get("baselines")
     ref_cfg = ref_cfg.config if ref_cfg else None
 
     doc.add(f"# {t['title']}: {cfg.project}", "")
@@ -194,9 +212,13 @@ def build(cfg: ReportOptions) -> Path:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[pkg] = "–"
-    doc.add(f"- **{t['project']}:** {cfg.project}",
-            f"- **{t['env']}:** " + ", ".join(f"{k} {v}" for k, v in versions.items())
-            + f"; {platform.platform()}; cuda available: {torch.cuda.is_available()}", "")
+    doc.add(
+        f"- **{t['project']}:** {cfg.project}",
+        f"- **{t['env']}:** "
+        + ", ".join(f"{k} {v}" for k, v in versions.items())
+        + f"; {platform.platform()}; cuda available: {torch.cuda.is_available()}",
+        "",
+    )
     doc.add(f"**{t['commands']}:**", "", "```bash")
     for kind in ("inspect", "baselines", "overfit", "lr_find", "train", "evaluate"):
         if runs.get(kind):
@@ -211,9 +233,13 @@ def build(cfg: ReportOptions) -> Path:
     data_cfg = ref_cfg["data"] if ref_cfg else None
     doc.h3("D1")
     if data_cfg:
-        doc.add(f"Hugging Face `datasets` ({'hub `' + data_cfg['hub_name'] + '`' if not data_cfg['path'] else 'local copy `' + str(data_cfg['path']) + '`'}"
-                f", layout of `zh-plus/tiny-imagenet`): parquet shards, `image` = 64×64 JPEG bytes, `label` = ClassLabel "
-                f"over {data_cfg['num_classes']} WordNet ids.", "")
+        source = f"hub `{data_cfg['hub_name']}`" if not data_cfg["path"] else f"local copy `{data_cfg['path']}`"
+        doc.add(
+            f"Hugging Face `datasets` ({source}"
+            f", layout of `zh-plus/tiny-imagenet`): parquet shards, `image` = 64×64 JPEG bytes, `label` = ClassLabel "
+            f"over {data_cfg['num_classes']} WordNet ids.",
+            "",
+        )
     else:
         doc.missing("inspect")
     doc.h3("D2")
@@ -223,9 +249,12 @@ def build(cfg: ReportOptions) -> Path:
         doc.missing("inspect")
     doc.h3("D3")
     if split:
-        doc.add(f"val = the hub `valid` split; test = a stratified {split.test_fraction:.0%} of the hub `train` "
-                f"split carved with seed {split.seed} (`datasets`' stratified splitter); train = the rest. "
-                f"Split fingerprint `{split.fingerprint}`.", "")
+        doc.add(
+            f"val = the hub `valid` split; test = a stratified {split.test_fraction:.0%} of the hub `train` "
+            f"split carved with seed {split.seed} (`datasets`' stratified splitter); train = the rest. "
+            f"Split fingerprint `{split.fingerprint}`.",
+            "",
+        )
     else:
         doc.missing("inspect")
     doc.h3("D4")
@@ -233,18 +262,23 @@ def build(cfg: ReportOptions) -> Path:
         doc.use(ins)
         doc.figure(ins.path / "class_distribution.png", "class_distribution.png", t["D4"])
         cc = ins_rec.class_counts
-        doc.table(["split", "classes", "min / class", "max / class"],
-                  [(k, v["classes_present"], v["min"], v["max"]) for k, v in cc.items()])
+        doc.table(
+            ["split", "classes", "min / class", "max / class"],
+            [(k, v["classes_present"], v["min"], v["max"]) for k, v in cc.items()],
+        )
     else:
         doc.missing("inspect")
     doc.h3("D5")
     if ins_rec:
         sizes = sorted({s for v in ins_rec.image_sizes.values() for s in v})
-        doc.add(f"- grayscale (mode L) images: {ins_rec.grayscale_share:.2%} of all "
-                f"({', '.join(f'{k}: {v}' for k, v in ins_rec.image_modes.items())})",
-                f"- image sizes seen: {', '.join(sizes)}",
-                f"- train mean {ins_rec.train_stats['mean']} / std {ins_rec.train_stats['std']} over "
-                f"{ins_rec.train_stats['images']} images", "")
+        doc.add(
+            f"- grayscale (mode L) images: {ins_rec.grayscale_share:.2%} of all "
+            f"({', '.join(f'{k}: {v}' for k, v in ins_rec.image_modes.items())})",
+            f"- image sizes seen: {', '.join(sizes)}",
+            f"- train mean {ins_rec.train_stats['mean']} / std {ins_rec.train_stats['std']} over "
+            f"{ins_rec.train_stats['images']} images",
+            "",
+        )
         doc.prompt("D5", f"grayscale share {ins_rec.grayscale_share:.2%}")
     else:
         doc.missing("inspect")
@@ -257,12 +291,22 @@ def build(cfg: ReportOptions) -> Path:
     doc.h3("D9")
     if data_cfg:
         a = data_cfg["augment"]
-        doc.table(["augmentation (train only)", "parameters", "enabled"], [
-            ("RandomResizedCrop(64)", f"scale={a['random_resized_crop']['scale']}, ratio={a['random_resized_crop']['ratio']}",
-             a["enabled"] and a["random_resized_crop"]["enabled"]),
-            ("RandomHorizontalFlip", f"p={a['hflip']}", a["enabled"] and a["hflip"] > 0),
-            ("ColorJitter", ", ".join(f"{k}={a['color_jitter'][k]}" for k in ("brightness", "contrast", "saturation", "hue")),
-             a["enabled"] and a["color_jitter"]["enabled"])])
+        doc.table(
+            ["augmentation (train only)", "parameters", "enabled"],
+            [
+                (
+                    "RandomResizedCrop(64)",
+                    f"scale={a['random_resized_crop']['scale']}, ratio={a['random_resized_crop']['ratio']}",
+                    a["enabled"] and a["random_resized_crop"]["enabled"],
+                ),
+                ("RandomHorizontalFlip", f"p={a['hflip']}", a["enabled"] and a["hflip"] > 0),
+                (
+                    "ColorJitter",
+                    ", ".join(f"{k}={a['color_jitter'][k]}" for k in ("brightness", "contrast", "saturation", "hue")),
+                    a["enabled"] and a["color_jitter"]["enabled"],
+                ),
+            ],
+        )
         doc.add(f"Pipeline: `{data_cfg.get('pipeline', 'reference')}`; val/test get no random operation.", "")
     doc.h3("D10")
     if ins:
@@ -272,8 +316,11 @@ def build(cfg: ReportOptions) -> Path:
     doc.h3("D11")
     if ins_rec:
         b = ins_rec.batch
-        doc.add(f"One train batch: x {b['x_shape']} ({b['x_dtype']}), y {b['y_shape']}; model input (B, 3, 64, 64): "
-                f"{'match' if b['matches_model_input'] else 'MISMATCH'}.", "")
+        doc.add(
+            f"One train batch: x {b['x_shape']} ({b['x_dtype']}), y {b['y_shape']}; model input (B, 3, 64, 64): "
+            f"{'match' if b['matches_model_input'] else 'MISMATCH'}.",
+            "",
+        )
     else:
         doc.missing("inspect")
 
@@ -284,28 +331,43 @@ def build(cfg: ReportOptions) -> Path:
     if base:
         doc.use(base)
         bj = base.read(BaselinesRecord)
-        doc.table(["split", "majority class", "uniform random (expected)", "class-prior random"],
-                  [(s, f4(r["majority_class"]["accuracy"]), f4(r["uniform_random"]["expected_accuracy"]),
-                    f4(r["class_prior_random"]["expected_accuracy"])) for s, r in (("val", bj.val), ("test", bj.test))])
+        doc.table(
+            ["split", "majority class", "uniform random (expected)", "class-prior random"],
+            [
+                (
+                    s,
+                    f4(r["majority_class"]["accuracy"]),
+                    f4(r["uniform_random"]["expected_accuracy"]),
+                    f4(r["class_prior_random"]["expected_accuracy"]),
+                )
+                for s, r in (("val", bj.val), ("test", bj.test))
+            ],
+        )
     else:
         doc.missing("baselines")
     doc.h3("M1")
     if ref_cfg:
         rows, total = architecture(ref_cfg["model"], ref_cfg["data"]["num_classes"])
         doc.table(["layer", "module", "output (C×H×W)", "parameters"], rows)
-        doc.add(f"Total parameters: **{total:,}** (blocks {ref_cfg['model']['blocks']}, widths "
-                f"{ref_cfg['model']['widths']}, activation {ref_cfg['model']['activation']}, batch norm "
-                f"{ref_cfg['model']['batch_norm']}).", "")
+        doc.add(
+            f"Total parameters: **{total:,}** (blocks {ref_cfg['model']['blocks']}, widths "
+            f"{ref_cfg['model']['widths']}, activation {ref_cfg['model']['activation']}, batch norm "
+            f"{ref_cfg['model']['batch_norm']}).",
+            "",
+        )
         doc.prompt("M1")
     else:
         doc.missing("train")
     doc.h3("M2")
     if ins_rec:
         il = ins_rec.initial_loss
-        doc.add(f"First-batch loss **{f4(il['loss'])}** vs ln({ref_cfg['data']['num_classes']}) = "
-                f"{f4(il['ln_num_classes'])} (|diff| {f4(il['abs_diff'])}); after one backward all "
-                f"{ins_rec.gradients['parameters']} parameter gradients finite and non-zero: "
-                f"{ins_rec.gradients['all_finite_and_nonzero']}.", "")
+        doc.add(
+            f"First-batch loss **{f4(il['loss'])}** vs ln({ref_cfg['data']['num_classes']}) = "
+            f"{f4(il['ln_num_classes'])} (|diff| {f4(il['abs_diff'])}); after one backward all "
+            f"{ins_rec.gradients['parameters']} parameter gradients finite and non-zero: "
+            f"{ins_rec.gradients['all_finite_and_nonzero']}.",
+            "",
+        )
         doc.prompt("M2", f"{f4(il['loss'])} vs {f4(il['ln_num_classes'])}")
     else:
         doc.missing("inspect")
@@ -318,11 +380,15 @@ def build(cfg: ReportOptions) -> Path:
         doc.use(ov)
         oc, om = ov.config, ov.read(TrainMetrics)
         hist = om.history
-        doc.add(f"{oc['data']['train_subset']} train images, augmentation {'on' if oc['data']['augment']['enabled'] else 'off'}, "
-                f"blocks {oc['model']['blocks']}, dropout {oc['model']['dropout']}, {oc['optim']['name']} lr "
-                f"{oc['optim']['lr']:g}, weight decay {oc['optim']['weight_decay']:g}, {len(hist)} epochs: train loss "
-                f"{f4(hist[0].train_loss)} → **{f4(hist[-1].train_loss)}**, train accuracy "
-                f"{f4(hist[-1].train_accuracy)}.", "")
+        doc.add(
+            f"{oc['data']['train_subset']} train images, "
+            f"augmentation {'on' if oc['data']['augment']['enabled'] else 'off'}, "
+            f"blocks {oc['model']['blocks']}, dropout {oc['model']['dropout']}, {oc['optim']['name']} lr "
+            f"{oc['optim']['lr']:g}, weight decay {oc['optim']['weight_decay']:g}, {len(hist)} epochs: train loss "
+            f"{f4(hist[0].train_loss)} → **{f4(hist[-1].train_loss)}**, train accuracy "
+            f"{f4(hist[-1].train_accuracy)}.",
+            "",
+        )
         steps, values = ov.scalars(names.TRAIN_LOSS)
         if steps:
             fig = curves({names.TRAIN_LOSS: (steps, values)}, "train loss", "Overfit-small: train loss", logy=True)
@@ -340,12 +406,19 @@ def build(cfg: ReportOptions) -> Path:
         lj = lf.read(LRFindRecord)
         doc.figure(lf.path / "lr_find.png", "lr_find.png", t["M4"])
         window, suggestion = lj.stable_window, lj.suggested_lr
-        found = (f"suggested LR **{suggestion:.3g}**; stable window **{window[0]:.3g} – {window[1]:.3g}**"
-                 if suggestion is not None else
-                 "no clear descent (the smoothed loss never fell by `lr_find.min_drop`): run more iterations")
-        doc.add(f"Range {lj.min_lr:g} → {lj.max_lr:g} over {lj.iterations} iterations ({lj.optimizer}, "
-                f"weight decay {lj.weight_decay:g}); {found}.", "")
-        chosen = f"chosen lr {train.config['optim']['lr']:g}, wd {train.config['optim']['weight_decay']:g}" if train else ""
+        found = (
+            f"suggested LR **{suggestion:.3g}**; stable window **{window[0]:.3g} – {window[1]:.3g}**"
+            if suggestion is not None
+            else "no clear descent (the smoothed loss never fell by `lr_find.min_drop`): run more iterations"
+        )
+        doc.add(
+            f"Range {lj.min_lr:g} → {lj.max_lr:g} over {lj.iterations} iterations ({lj.optimizer}, "
+            f"weight decay {lj.weight_decay:g}); {found}.",
+            "",
+        )
+        chosen = (
+            f"chosen lr {train.config['optim']['lr']:g}, wd {train.config['optim']['weight_decay']:g}" if train else ""
+        )
         facts = f"suggestion {suggestion:.3g}" if suggestion is not None else "no suggestion"
         doc.prompt("M4", facts + (f"; {chosen}" if chosen else ""))
     else:
@@ -362,9 +435,24 @@ def build(cfg: ReportOptions) -> Path:
             continue
         rows = collect(sweep)
         doc.add(f"**{kind}** — `{sweep}` ({len(rows)} runs, best first)", "")
-        doc.table(["rank", "run", "lr", "wd", "blocks", "dropout", "best val top-1", "val loss", "epochs", "status"],
-                  [(r.rank, r.run_name, f"{r.lr:g}", f"{r.weight_decay:g}", r.blocks, f"{r.dropout:g}",
-                    f4(r.best_val_top1), f4(r.val_loss_at_best), r.epochs_run, r.status) for r in rows[:12]])
+        doc.table(
+            ["rank", "run", "lr", "wd", "blocks", "dropout", "best val top-1", "val loss", "epochs", "status"],
+            [
+                (
+                    r.rank,
+                    r.run_name,
+                    f"{r.lr:g}",
+                    f"{r.weight_decay:g}",
+                    r.blocks,
+                    f"{r.dropout:g}",
+                    f4(r.best_val_top1),
+                    f4(r.val_loss_at_best),
+                    r.epochs_run,
+                    r.status,
+                )
+                for r in rows[:12]
+            ],
+        )
         best = next((r for r in rows if r.status == "ok"), None)
         if best:
             doc.add(f"Best: `{best.run_name}` — val top-1 {f4(best.best_val_top1)}.", "")
@@ -376,18 +464,25 @@ def build(cfg: ReportOptions) -> Path:
     if train:
         doc.use(train)
         tc, tm = train.config, train.read(TrainMetrics)
-        doc.add(f"Configuration: blocks {tc['model']['blocks']}, dropout {tc['model']['dropout']}, {tc['optim']['name']} "
-                f"lr {tc['optim']['lr']:g}, weight decay {tc['optim']['weight_decay']:g}, batch {tc['data']['batch_size']}, "
-                f"{tc['trainer']['epochs']} epochs, scheduler {tc['scheduler']['name']}, seed {tc['seed']}.",
-                f"Best val top-1 **{f4(tm.best.val_accuracy)}** at epoch {tm.best.epoch} "
-                f"(val loss {f4(tm.best.val_loss)}, top-5 {f4(tm.best.val_top5)}, macro-F1 "
-                f"{f4(tm.best.val_f1_macro)}); {tm.epochs_run} epochs in {tm.wall_time_s:.0f} s.", "")
+        doc.add(
+            f"Configuration: blocks {tc['model']['blocks']}, dropout {tc['model']['dropout']}, {tc['optim']['name']} "
+            f"lr {tc['optim']['lr']:g}, weight decay {tc['optim']['weight_decay']:g}, "
+            f"batch {tc['data']['batch_size']}, "
+            f"{tc['trainer']['epochs']} epochs, scheduler {tc['scheduler']['name']}, seed {tc['seed']}.",
+            f"Best val top-1 **{f4(tm.best.val_accuracy)}** at epoch {tm.best.epoch} "
+            f"(val loss {f4(tm.best.val_loss)}, top-5 {f4(tm.best.val_top5)}, macro-F1 "
+            f"{f4(tm.best.val_f1_macro)}); {tm.epochs_run} epochs in {tm.wall_time_s:.0f} s.",
+            "",
+        )
         for metric, name in (("loss", "train_val_loss.png"), ("accuracy", "train_val_accuracy.png")):
             series = {names.split_tag(s, metric): train.scalars(names.split_tag(s, metric)) for s in ("train", "val")}
             series = {k: v for k, v in series.items() if v[0]}
             if series:
-                doc.figure(save(curves(series, metric, f"Full training: {metric}"), doc.figures / name), name,
-                           f"{t['M6']}: {metric}")
+                doc.figure(
+                    save(curves(series, metric, f"Full training: {metric}"), doc.figures / name),
+                    name,
+                    f"{t['M6']}: {metric}",
+                )
         doc.prompt("M6", f"best val top-1 {f4(tm.best.val_accuracy)} at epoch {tm.best.epoch}")
     else:
         doc.missing("train")
@@ -403,18 +498,31 @@ def build(cfg: ReportOptions) -> Path:
             same_wd = [j for j in jobs if j.config["optim"]["weight_decay"] == best.weight_decay]
             same_lr = [j for j in jobs if j.config["optim"]["lr"] == best.lr]
             for subset, label, name, what in (
-                    (same_wd, lambda r: f"lr={r.config['optim']['lr']:g}", "compare_lr.png",
-                     f"LR variation (wd={best.weight_decay:g})"),
-                    (same_lr, lambda r: f"wd={r.config['optim']['weight_decay']:g}", "compare_wd.png",
-                     f"weight-decay variation (lr={best.lr:g})")):
+                (
+                    same_wd,
+                    lambda r: f"lr={r.config['optim']['lr']:g}",
+                    "compare_lr.png",
+                    f"LR variation (wd={best.weight_decay:g})",
+                ),
+                (
+                    same_lr,
+                    lambda r: f"wd={r.config['optim']['weight_decay']:g}",
+                    "compare_wd.png",
+                    f"weight-decay variation (lr={best.lr:g})",
+                ),
+            ):
                 path = overlay(subset, names.VAL_ACC, doc.figures / name, what, label=label)
                 if path:
                     doc.figure(path, name, what)
     else:
         doc.missing("lr_wd")
     if "blocks_dropout" in sweeps:
-        path = overlay(expand([sweeps["blocks_dropout"]]), names.VAL_ACC, doc.figures / "compare_blocks_dropout.png",
-                       "blocks × dropout variation")
+        path = overlay(
+            expand([sweeps["blocks_dropout"]]),
+            names.VAL_ACC,
+            doc.figures / "compare_blocks_dropout.png",
+            "blocks × dropout variation",
+        )
         if path:
             doc.figure(path, "compare_blocks_dropout.png", "blocks × dropout variation")
     else:
@@ -431,15 +539,23 @@ def build(cfg: ReportOptions) -> Path:
     if ev:
         doc.use(ev)
         ej = ev.read(EvalMetrics)
-        doc.table(["split", "images", "loss", "top-1", "top-5", "macro-F1"],
-                  [(s, m.n, f4(m.loss), f4(m.accuracy), f4(m.top5), f4(m.f1_macro))
-                   for s, m in (("val", ej.val), ("test", ej.test))])
+        doc.table(
+            ["split", "images", "loss", "top-1", "top-5", "macro-F1"],
+            [
+                (s, m.n, f4(m.loss), f4(m.accuracy), f4(m.top5), f4(m.f1_macro))
+                for s, m in (("val", ej.val), ("test", ej.test))
+            ],
+        )
         doc.add(f"Checkpoint `{ej.checkpoint}` (epoch {ej.epoch}).", "")
         doc.figure(ev.path / "confusion_matrix.png", "confusion_matrix.png", "Test confusion matrix")
         if ej.top_confusions:
-            doc.table(["true", "predicted", "count", "share of true"],
-                      [(r["true_name"], r["predicted_name"], r["count"], f"{r['share_of_true']:.0%}")
-                       for r in ej.top_confusions[:10]])
+            doc.table(
+                ["true", "predicted", "count", "share of true"],
+                [
+                    (r["true_name"], r["predicted_name"], r["count"], f"{r['share_of_true']:.0%}")
+                    for r in ej.top_confusions[:10]
+                ],
+            )
         doc.prompt("M9", f"test top-1 {f4(ej.test.accuracy)} vs val {f4(ej.val.accuracy)}")
     else:
         doc.missing("evaluate")
@@ -451,9 +567,16 @@ def build(cfg: ReportOptions) -> Path:
     # 11 Reproducibility ----------------------------------------------------------------------------------------
     doc.h2("s11")
     if ref_cfg:
-        doc.add(f"Seed **{ref_cfg['seed']}**; deterministic kernels: {ref_cfg['trainer']['deterministic']}.", "",
-                "```yaml", OmegaConf.to_yaml(OmegaConf.create({k: ref_cfg[k] for k in ("seed", "model", "optim")
-                                                               if k in ref_cfg})).rstrip(), "```", "")
+        doc.add(
+            f"Seed **{ref_cfg['seed']}**; deterministic kernels: {ref_cfg['trainer']['deterministic']}.",
+            "",
+            "```yaml",
+            OmegaConf.to_yaml(
+                OmegaConf.create({k: ref_cfg[k] for k in ("seed", "model", "optim") if k in ref_cfg})
+            ).rstrip(),
+            "```",
+            "",
+        )
     doc.add(f"**{t['checklist']}:**", "")
     for kind in RUN_KINDS:
         run = runs.get(kind)
@@ -474,8 +597,13 @@ def main(argv=None) -> int:
     p.add_argument("--outputs", default=d.outputs, help="where single runs are found (default outputs/)")
     p.add_argument("--multirun", default=d.multirun, help="where sweeps are found (default multirun/)")
     p.add_argument("--project", default=d.project, help="the project title")
-    p.add_argument("--run", action="append", default=[], metavar="KIND=DIR",
-                   help=f"use this run directory for KIND ({'|'.join(RUN_KINDS)}); repeatable")
+    p.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        metavar="KIND=DIR",
+        help=f"use this run directory for KIND ({'|'.join(RUN_KINDS)}); repeatable",
+    )
     p.add_argument("--sweep", action="append", default=[], metavar="DIR", help="use this sweep directory; repeatable")
     args = p.parse_args(argv)
     runs = {}

@@ -35,8 +35,7 @@ def missing_plugin(choice: str) -> str | None:
     if choice not in LAUNCHERS or _schema(choice) is not None:
         return None
     extra = LAUNCHERS[choice][2]
-    return (f"hydra/launcher={choice!r} needs its Hydra plugin: pip install -e \".[{extra}]\" "
-            f"(extras: joblib|slurm|ray)")
+    return f'hydra/launcher={choice!r} needs its Hydra plugin: pip install -e ".[{extra}]" (extras: joblib|slurm|ray)'
 
 
 def gpu_count() -> int:

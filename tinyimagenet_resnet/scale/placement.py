@@ -41,8 +41,9 @@ def _try_lock(path: Path):
 
 
 @contextlib.contextmanager
-def lease_slot(device_ids: Sequence[str], jobs_per_gpu: int, lock_dir: Path | None = None,
-               poll_s: float = 2.0) -> Iterator[int]:
+def lease_slot(
+    device_ids: Sequence[str], jobs_per_gpu: int, lock_dir: Path | None = None, poll_s: float = 2.0
+) -> Iterator[int]:
     """Hold one of the `len(device_ids) x jobs_per_gpu` slots and yield the index of its device.
 
     Slots are tried round by round (slot 0 of every device, then slot 1, ...), so jobs spread over the devices
@@ -51,8 +52,9 @@ def lease_slot(device_ids: Sequence[str], jobs_per_gpu: int, lock_dir: Path | No
         raise ValueError(f"jobs_per_gpu={jobs_per_gpu}: allowed an integer >= 1")
     lock_dir = Path(lock_dir or default_lock_dir())
     lock_dir.mkdir(parents=True, exist_ok=True)
-    candidates = [(i, lock_dir / f"{dev}.slot{s}.lock") for s in range(jobs_per_gpu)
-                  for i, dev in enumerate(device_ids)]
+    candidates = [
+        (i, lock_dir / f"{dev}.slot{s}.lock") for s in range(jobs_per_gpu) for i, dev in enumerate(device_ids)
+    ]
     waited = False
     while True:
         for index, path in candidates:
@@ -64,8 +66,12 @@ def lease_slot(device_ids: Sequence[str], jobs_per_gpu: int, lock_dir: Path | No
                     held.release()
                 return
         if not waited:
-            log.info("All %d GPU slots (%d GPUs x trainer.jobs_per_gpu=%d) are taken; waiting for one",
-                     len(candidates), len(device_ids), jobs_per_gpu)
+            log.info(
+                "All %d GPU slots (%d GPUs x trainer.jobs_per_gpu=%d) are taken; waiting for one",
+                len(candidates),
+                len(device_ids),
+                jobs_per_gpu,
+            )
             waited = True
         time.sleep(poll_s)
 
@@ -96,6 +102,7 @@ def placed(cfg, multirun: bool) -> Iterator[None]:
     ids = visible_gpu_ids()
     with lease_slot(ids, int(cfg.trainer.jobs_per_gpu)) as index:
         torch.cuda.set_device(index)
-        log.info("GPU placement: cuda:%d (%s), trainer.jobs_per_gpu=%d", index, ids[index],
-                 int(cfg.trainer.jobs_per_gpu))
+        log.info(
+            "GPU placement: cuda:%d (%s), trainer.jobs_per_gpu=%d", index, ids[index], int(cfg.trainer.jobs_per_gpu)
+        )
         yield

@@ -92,8 +92,12 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                 _tell(study, trial, state=TrialState.PRUNED)
                 return "PRUNED"
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
-            log.warning("Trial %d failed: %s: %s", trial.number, type(exc).__name__, str(exc).splitlines()[0][:300]
-                        if str(exc) else "")
+            log.warning(
+                "Trial %d failed: %s: %s",
+                trial.number,
+                type(exc).__name__,
+                str(exc).splitlines()[0][:300] if str(exc) else "",
+            )
         _tell(study, trial, state=TrialState.FAIL)
         return "FAIL"
 
@@ -123,10 +127,20 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         storage = make_storage(self.storage, heartbeat_s, grace_s, stale_callback=mark_interrupted)
         lock = functools.partial(study_lock, storage, self.storage, self.study_name)
         with lock():  # two workers starting together create the study once
-            study = optuna.create_study(study_name=self.study_name, storage=storage, sampler=self.sampler,
-                                        direction=compat.study_directions(self)[0], load_if_exists=True)
-        log.info("Study %r in %s: %d of %d trials already counted", study.study_name, self.storage,
-                 counted_trials(study.get_trials(deepcopy=False)), self.n_trials)
+            study = optuna.create_study(
+                study_name=self.study_name,
+                storage=storage,
+                sampler=self.sampler,
+                direction=compat.study_directions(self)[0],
+                load_if_exists=True,
+            )
+        log.info(
+            "Study %r in %s: %d of %d trials already counted",
+            study.study_name,
+            self.storage,
+            counted_trials(study.get_trials(deepcopy=False)),
+            self.n_trials,
+        )
         first_ask = True
         heartbeat = _Heartbeat(storage, heartbeat_s)
         while True:
@@ -150,11 +164,17 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                     time.sleep(poll_s)  # another worker's trial, or a dead one about to be re-queued
                     continue
                 break
-            overrides = [tuple(o) + (f"optuna.trial_number={t.number}",) for o, t in zip(
-                compat.configure_trials(self, trials, distributions, fixed_params, fixed_overrides), trials)]
+            overrides = [
+                tuple(o) + (f"optuna.trial_number={t.number}",)
+                for o, t in zip(
+                    compat.configure_trials(self, trials, distributions, fixed_params, fixed_overrides),
+                    trials,
+                    strict=True,
+                )
+            ]
             returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
             self.job_idx += len(returns)
-            for trial, ret in zip(trials, returns):
+            for trial, ret in zip(trials, returns, strict=True):
                 self._record_run(trial, ret)
                 self._record_result(study, trial, ret)
             heartbeat.untrack(trials)
@@ -179,8 +199,13 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         states: dict[str, int] = {}
         for t in study.get_trials(deepcopy=False):
             states[t.state.name] = states.get(t.state.name, 0) + 1
-        results: dict[str, Any] = {"name": "optuna", "study_name": study.study_name, "storage": self.storage,
-                                   "n_trials": self.n_trials, "trial_states": states}
+        results: dict[str, Any] = {
+            "name": "optuna",
+            "study_name": study.study_name,
+            "storage": self.storage,
+            "n_trials": self.n_trials,
+            "trial_states": states,
+        }
         try:
             best = study.best_trial
             results.update(best_params=best.params, best_value=best.value, best_trial=best.number)

@@ -19,14 +19,25 @@ from .. import compat
 
 
 class ResumableOptunaSweeper(OptunaSweeper):
-    def __init__(self, sampler, direction, storage, study_name, n_trials, n_jobs, max_failure_rate,
-                 custom_search_space, params) -> None:
+    def __init__(
+        self, sampler, direction, storage, study_name, n_trials, n_jobs, max_failure_rate, custom_search_space, params
+    ) -> None:
         from .optuna_loop import ResumableOptunaSweeperImpl
 
-        super().__init__(sampler, direction, storage, study_name, n_trials, n_jobs, max_failure_rate,
-                         custom_search_space, params)
-        impl = ResumableOptunaSweeperImpl(compat.sweeper_sampler(self.sweeper), direction, storage, study_name,
-                                          n_trials, n_jobs, max_failure_rate, custom_search_space, params)
+        super().__init__(
+            sampler, direction, storage, study_name, n_trials, n_jobs, max_failure_rate, custom_search_space, params
+        )
+        impl = ResumableOptunaSweeperImpl(
+            compat.sweeper_sampler(self.sweeper),
+            direction,
+            storage,
+            study_name,
+            n_trials,
+            n_jobs,
+            max_failure_rate,
+            custom_search_space,
+            params,
+        )
         compat.replace_sweeper_impl(self, impl)
 
 

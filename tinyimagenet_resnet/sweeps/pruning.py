@@ -27,8 +27,12 @@ class OptunaPruning(Callback):
         self.trial.report(row.val_accuracy, step=row.epoch)
         if self.trial.should_prune():
             trainer.state.status = "pruned"
-            log.info("optuna: trial %d pruned after epoch %d (val top-1 %.4f)", self.trial.number, row.epoch,
-                     row.val_accuracy)
+            log.info(
+                "optuna: trial %d pruned after epoch %d (val top-1 %.4f)",
+                self.trial.number,
+                row.epoch,
+                row.val_accuracy,
+            )
             raise optuna.TrialPruned(f"pruned at epoch {row.epoch}")
 
 

@@ -30,14 +30,15 @@ JOURNAL = "journal:"
 def _local_path(url: str) -> Path | None:
     """The file behind a sqlite or journal storage (None for a database server)."""
     if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///"):]).expanduser()
+        return Path(url[len("sqlite:///") :]).expanduser()
     if url.startswith(JOURNAL):
-        return Path(url[len(JOURNAL):]).expanduser()
+        return Path(url[len(JOURNAL) :]).expanduser()
     return None
 
 
-def make_storage(url: str | None, heartbeat_s: int | None = None, grace_s: int | None = None,
-                 stale_callback: Callable | None = None):
+def make_storage(
+    url: str | None, heartbeat_s: int | None = None, grace_s: int | None = None, stale_callback: Callable | None = None
+):
     """The storage behind `url`, with heartbeats every `heartbeat_s` seconds when given."""
     import optuna
 
@@ -48,8 +49,11 @@ def make_storage(url: str | None, heartbeat_s: int | None = None, grace_s: int |
         path.parent.mkdir(parents=True, exist_ok=True)
     beat = {}
     if heartbeat_s:
-        beat = {"heartbeat_interval": int(heartbeat_s), "grace_period": int(grace_s or 3 * heartbeat_s),
-                "heartbeat_stale_trial_callback": stale_callback}
+        beat = {
+            "heartbeat_interval": int(heartbeat_s),
+            "grace_period": int(grace_s or 3 * heartbeat_s),
+            "heartbeat_stale_trial_callback": stale_callback,
+        }
     if url.startswith(JOURNAL):
         from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
@@ -80,8 +84,13 @@ def _journal_heartbeat_storage():
         `optuna.storages.fail_stale_trials` finds the trials of a killed worker as it does with RDBStorage.
         Workers on several machines compare their clocks with the beat: keep them NTP-synchronised."""
 
-        def __init__(self, backend, heartbeat_interval: int | None = None, grace_period: int | None = None,
-                     heartbeat_stale_trial_callback: Callable | None = None):
+        def __init__(
+            self,
+            backend,
+            heartbeat_interval: int | None = None,
+            grace_period: int | None = None,
+            heartbeat_stale_trial_callback: Callable | None = None,
+        ):
             super().__init__(backend)
             self.heartbeat_interval = heartbeat_interval
             self.grace_period = grace_period if grace_period is not None else 2 * (heartbeat_interval or 0)
@@ -142,7 +151,9 @@ def study_lock(storage, url: str, study_name: str):
         return _pg_advisory_lock(storage.engine, _pg_key(f"study/{study_name}"))
     if url not in _warned:
         _warned.add(url)
-        log.warning("optuna storage %s: no cross-worker lock for this database; concurrent workers may run up to "
-                    "(workers - 1) trials more than n_trials (locks exist for sqlite, postgresql and journal:)",
-                    url.split("@")[-1])
+        log.warning(
+            "optuna storage %s: no cross-worker lock for this database; concurrent workers may run up to "
+            "(workers - 1) trials more than n_trials (locks exist for sqlite, postgresql and journal:)",
+            url.split("@")[-1],
+        )
     return contextlib.nullcontext()

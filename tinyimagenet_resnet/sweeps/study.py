@@ -23,11 +23,13 @@ def make_pruner(opt_cfg):
     if name == "none":
         pruner = optuna.pruners.NopPruner()
     elif name == "median":
-        pruner = optuna.pruners.MedianPruner(n_startup_trials=int(opt_cfg.n_startup_trials),
-                                             n_warmup_steps=int(opt_cfg.n_warmup_steps))
+        pruner = optuna.pruners.MedianPruner(
+            n_startup_trials=int(opt_cfg.n_startup_trials), n_warmup_steps=int(opt_cfg.n_warmup_steps)
+        )
     else:  # threshold (the schema's Pruner enum allows nothing else)
-        pruner = optuna.pruners.ThresholdPruner(lower=float(opt_cfg.threshold),
-                                                n_warmup_steps=int(opt_cfg.n_warmup_steps))
+        pruner = optuna.pruners.ThresholdPruner(
+            lower=float(opt_cfg.threshold), n_warmup_steps=int(opt_cfg.n_warmup_steps)
+        )
     if opt_cfg.patience > 0:
         pruner = optuna.pruners.PatientPruner(pruner, patience=int(opt_cfg.patience))
     return pruner

@@ -58,11 +58,18 @@ def study_rows(sweeper) -> list[SummaryRow]:
     try:
         study = optuna.load_study(study_name=name, storage=make_storage(url))
     except Exception as exc:  # noqa: BLE001 - the summary of local runs is still worth writing
-        log.warning("Sweep summary without the study's other workers: cannot open study %r in %s (%s)", name,
-                    url.split("@")[-1], str(exc).splitlines()[0][:200])
+        log.warning(
+            "Sweep summary without the study's other workers: cannot open study %r in %s (%s)",
+            name,
+            url.split("@")[-1],
+            str(exc).splitlines()[0][:200],
+        )
         return []
-    return [SummaryRow.from_json(t.user_attrs["summary_row"]) for t in study.get_trials(deepcopy=False)
-            if "summary_row" in t.user_attrs]
+    return [
+        SummaryRow.from_json(t.user_attrs["summary_row"])
+        for t in study.get_trials(deepcopy=False)
+        if "summary_row" in t.user_attrs
+    ]
 
 
 def collect(sweep_dir: Path, extra_rows: list[SummaryRow] = ()) -> list[SummaryRow]:
@@ -94,16 +101,27 @@ def write_summary(sweep_dir: Path, sweeper=None) -> list[SummaryRow]:
     rows = collect(sweep_dir, study_rows(sweeper))
     columns = SummaryRow.COLUMNS
     write_csv(sweep_dir / "summary.csv", columns, (r.to_json() for r in rows))
-    lines = [f"# Sweep summary: {sweep_dir}", "", f"{len(rows)} runs, best val top-1 first.", "",
-             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = [
+        f"# Sweep summary: {sweep_dir}",
+        "",
+        f"{len(rows)} runs, best val top-1 first.",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+    ]
     lines += ["| " + " | ".join(fmt(getattr(r, c), c) for c in columns) + " |" for r in rows]
     best = next((r for r in rows if r.status == "ok" and r.best_val_top1 is not None), None)
     if best:
         overrides = sweep_dir / best.job / ".hydra" / "overrides.yaml"
         cmd = " ".join(yaml.safe_load(overrides.read_text()) or []) if overrides.is_file() else ""
-        lines += ["", f"**Best:** `{best.run_name}` (job {best.job}): val top-1 {best.best_val_top1:.4f}, "
-                      f"lr={best.lr:g}, wd={best.weight_decay:g}, blocks={best.blocks}, "
-                      f"dropout={best.dropout:g}", "", f"Overrides: `{cmd}`"]
+        lines += [
+            "",
+            f"**Best:** `{best.run_name}` (job {best.job}): val top-1 {best.best_val_top1:.4f}, "
+            f"lr={best.lr:g}, wd={best.weight_decay:g}, blocks={best.blocks}, "
+            f"dropout={best.dropout:g}",
+            "",
+            f"Overrides: `{cmd}`",
+        ]
         log.info("Best configuration: %s (job %s) val top-1 %.4f", best.run_name, best.job, best.best_val_top1)
     write_text(sweep_dir / "summary.md", "\n".join(lines) + "\n")
     return rows

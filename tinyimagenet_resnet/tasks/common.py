@@ -46,8 +46,15 @@ def run_context(cfg: DictConfig) -> RunContext:
     name = run_name(cfg, overrides)
     write_text(run_dir / "run_name.txt", name + "\n")
     log.info("Run %s in %s on %s (%d CPU threads)", name, run_dir, device, torch.get_num_threads())
-    return RunContext(cfg, run_dir, name, overrides, device, resolve_precision(cfg.trainer.precision, device),
-                      use_channels_last(cfg, device))
+    return RunContext(
+        cfg,
+        run_dir,
+        name,
+        overrides,
+        device,
+        resolve_precision(cfg.trainer.precision, device),
+        use_channels_last(cfg, device),
+    )
 
 
 def use_channels_last(cfg: DictConfig, device: torch.device) -> bool:
@@ -55,17 +62,25 @@ def use_channels_last(cfg: DictConfig, device: torch.device) -> bool:
     backward of a 1x1 stride-2 channels_last convolution with so few input channels."""
     wanted = bool(cfg.trainer.channels_last)
     if wanted and device.type == "cpu" and min(cfg.model.widths) <= 8:
-        log.warning("trainer.channels_last disabled: model.widths=%s has a stage of <= 8 channels (oneDNN bug on CPU)",
-                    list(cfg.model.widths))
+        log.warning(
+            "trainer.channels_last disabled: model.widths=%s has a stage of <= 8 channels (oneDNN bug on CPU)",
+            list(cfg.model.widths),
+        )
         return False
     return wanted
 
 
 def make_model(cfg: DictConfig, num_classes: int, device: torch.device, channels_last: bool) -> torch.nn.Module:
     model = build_model(cfg.model, num_classes)
-    log.info("Model ResNet blocks=%s widths=%s dropout=%s act=%s bn=%s: %s parameters",
-             list(cfg.model.blocks), list(cfg.model.widths), cfg.model.dropout, cfg.model.activation,
-             cfg.model.batch_norm, f"{count_parameters(model):,}")
+    log.info(
+        "Model ResNet blocks=%s widths=%s dropout=%s act=%s bn=%s: %s parameters",
+        list(cfg.model.blocks),
+        list(cfg.model.widths),
+        cfg.model.dropout,
+        cfg.model.activation,
+        cfg.model.batch_norm,
+        f"{count_parameters(model):,}",
+    )
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -88,8 +103,18 @@ def resolved(cfg: DictConfig) -> dict:
 
 
 # Keys a command line may set when it continues or evaluates a checkpoint: where and how to run, not what.
-RUNTIME_KEYS = ("task", "ckpt_path", "resume", "data.path", "data.num_workers", "trainer.device",
-                "trainer.progress_bar", "evaluate", "lr_find", "inspect")
+RUNTIME_KEYS = (
+    "task",
+    "ckpt_path",
+    "resume",
+    "data.path",
+    "data.num_workers",
+    "trainer.device",
+    "trainer.progress_bar",
+    "evaluate",
+    "lr_find",
+    "inspect",
+)
 
 
 def config_from_checkpoint(cfg: DictConfig, ckpt: dict, overrides: list, keep: tuple = ()) -> DictConfig:

@@ -18,8 +18,13 @@ from .common import config_from_checkpoint, load_for_model, make_model, open_tb,
 log = logging.getLogger(__name__)
 
 # Command-line keys that may differ from the training run without changing what is evaluated.
-EVAL_KEYS = ("data.val_subset", "data.test_subset", "data.eval_batch_size", "trainer.precision",
-             "trainer.channels_last")
+EVAL_KEYS = (
+    "data.val_subset",
+    "data.test_subset",
+    "data.eval_batch_size",
+    "trainer.precision",
+    "trainer.channels_last",
+)
 
 
 def top_confusions(cm: np.ndarray, k: int) -> list[dict]:
@@ -31,9 +36,16 @@ def top_confusions(cm: np.ndarray, k: int) -> list[dict]:
         t, p = np.unravel_index(flat, off.shape)
         if off[t, p] == 0:
             break
-        rows.append({"true": int(t), "true_name": class_name(int(t)), "predicted": int(p),
-                     "predicted_name": class_name(int(p)), "count": int(off[t, p]),
-                     "share_of_true": float(off[t, p] / max(cm[t].sum(), 1))})
+        rows.append(
+            {
+                "true": int(t),
+                "true_name": class_name(int(t)),
+                "predicted": int(p),
+                "predicted_name": class_name(int(p)),
+                "count": int(off[t, p]),
+                "share_of_true": float(off[t, p] / max(cm[t].sum(), 1)),
+            }
+        )
     return rows
 
 
@@ -45,44 +57,88 @@ def run(cfg) -> float:
     dm = setup_data(cfg, ctx.run_dir)
     recorded = (ckpt.get("split") or {}).get("fingerprints", {})
     if recorded and recorded.get("train") != dm.splits["train"].fingerprint():
-        log.warning("The train split differs from the one this checkpoint was trained on (data changed?): "
-                    "the test split may not be held out")
+        log.warning(
+            "The train split differs from the one this checkpoint was trained on (data changed?): "
+            "the test split may not be held out"
+        )
     model = make_model(cfg, dm.num_classes, ctx.device, ctx.channels_last)
     model.load_state_dict(ckpt["model"])
     show = use_progress_bar(cfg.trainer.progress_bar)
     tb = open_tb(ctx.run_dir, ctx.name)
     meters, results = {}, {}
     for split in ("val", "test"):
-        meter = evaluate(model, dm.eval_loader(split, ctx.device), ctx.device, dm.num_classes, ctx.amp_dtype,
-                         ctx.channels_last, show, desc=split)
+        meter = evaluate(
+            model,
+            dm.eval_loader(split, ctx.device),
+            ctx.device,
+            dm.num_classes,
+            ctx.amp_dtype,
+            ctx.channels_last,
+            show,
+            desc=split,
+        )
         meters[split], results[split] = meter, meter.compute()
         tb.scalars(results[split].tags(split), int(ckpt["epoch"]))
     cm = meters["test"].confusion.cpu().numpy()
     per_class = meters["test"].per_class_accuracy().cpu().numpy()
     support = cm.sum(1)
     table = class_table()
-    write_csv(ctx.run_dir / "per_class_accuracy.csv", ["label", "wnid", "name", "support", "accuracy"],
-              ([c, table[c][0] if c < len(table) else "", class_name(c), int(support[c]),
-                f"{per_class[c]:.6f}" if support[c] else ""] for c in range(dm.num_classes)))
+    write_csv(
+        ctx.run_dir / "per_class_accuracy.csv",
+        ["label", "wnid", "name", "support", "accuracy"],
+        (
+            [
+                c,
+                table[c][0] if c < len(table) else "",
+                class_name(c),
+                int(support[c]),
+                f"{per_class[c]:.6f}" if support[c] else "",
+            ]
+            for c in range(dm.num_classes)
+        ),
+    )
     confused = top_confusions(cm, int(cfg.evaluate.top_confusions))
-    write_csv(ctx.run_dir / "top_confusions.csv",
-              ["true", "true_name", "predicted", "predicted_name", "count", "share_of_true"], confused)
+    write_csv(
+        ctx.run_dir / "top_confusions.csv",
+        ["true", "true_name", "predicted", "predicted_name", "count", "share_of_true"],
+        confused,
+    )
     with atomic_path(ctx.run_dir / "confusion_matrix.npy") as tmp, open(tmp, "wb") as f:
         np.save(f, cm)
     names = [class_name(c) for c in range(dm.num_classes)]
-    fig = figures.confusion_matrix(cm, names, f"Test confusion matrix ({len(dm.splits['test'])} images, "
-                                              f"top-1 {results['test'].accuracy:.2%})")
+    fig = figures.confusion_matrix(
+        cm, names, f"Test confusion matrix ({len(dm.splits['test'])} images, top-1 {results['test'].accuracy:.2%})"
+    )
     tb.figure("test/confusion_matrix", fig)
     figures.save(fig, ctx.run_dir / "confusion_matrix.png")
-    out = EvalMetrics(checkpoint=str(cfg.ckpt_path), epoch=int(ckpt["epoch"]), trained_config=ckpt["config"]["model"],
-                      val=results["val"], test=results["test"], top_confusions=confused)
+    out = EvalMetrics(
+        checkpoint=str(cfg.ckpt_path),
+        epoch=int(ckpt["epoch"]),
+        trained_config=ckpt["config"]["model"],
+        val=results["val"],
+        test=results["test"],
+        top_confusions=confused,
+    )
     out.write(ctx.run_dir)
     tb.close()
     for split in ("val", "test"):
         m = results[split]
-        log.info("%-4s n=%d  loss %.4f  top-1 %.4f  top-5 %.4f  macro-F1 %.4f", split, m.n, m.loss, m.accuracy,
-                 m.top5, m.f1_macro)
+        log.info(
+            "%-4s n=%d  loss %.4f  top-1 %.4f  top-5 %.4f  macro-F1 %.4f",
+            split,
+            m.n,
+            m.loss,
+            m.accuracy,
+            m.top5,
+            m.f1_macro,
+        )
     for r in confused[:5]:
-        log.info("confused: %s -> %s (%d, %.0f%% of %s)", r["true_name"], r["predicted_name"], r["count"],
-                 100 * r["share_of_true"], r["true_name"])
+        log.info(
+            "confused: %s -> %s (%d, %.0f%% of %s)",
+            r["true_name"],
+            r["predicted_name"],
+            r["count"],
+            100 * r["share_of_true"],
+            r["true_name"],
+        )
     return float(results["test"].accuracy)

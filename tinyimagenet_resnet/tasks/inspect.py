@@ -45,8 +45,9 @@ def image_headers(raw_split, indices: np.ndarray, split_name: str) -> tuple[Coun
                         modes[img.mode] += 1
                         sizes[f"{img.size[0]}x{img.size[1]}"] += 1
                 except Exception as exc:  # noqa: BLE001 - any decoder failure is a corrupt image
-                    raise DataError(f"corrupt image in split {split_name!r} at index {start + offset}: "
-                                    f"{type(exc).__name__}: {exc}") from None
+                    raise DataError(
+                        f"corrupt image in split {split_name!r} at index {start + offset}: {type(exc).__name__}: {exc}"
+                    ) from None
         start += len(cells)
     return modes, sizes
 
@@ -71,10 +72,17 @@ def gradient_check(model, x, y) -> dict:
     model.zero_grad(set_to_none=True)
     loss = torch.nn.functional.cross_entropy(model(x).float(), y)
     loss.backward()
-    bad = [name for name, p in model.named_parameters()
-           if p.grad is None or not torch.isfinite(p.grad).all() or not bool(p.grad.abs().sum() > 0)]
-    return {"loss": float(loss.detach()), "parameters": sum(1 for _ in model.parameters()),
-            "all_finite_and_nonzero": not bad, "bad_parameters": bad}
+    bad = [
+        name
+        for name, p in model.named_parameters()
+        if p.grad is None or not torch.isfinite(p.grad).all() or not bool(p.grad.abs().sum() > 0)
+    ]
+    return {
+        "loss": float(loss.detach()),
+        "parameters": sum(1 for _ in model.parameters()),
+        "all_finite_and_nonzero": not bad,
+        "bad_parameters": bad,
+    }
 
 
 def run(cfg) -> float:
@@ -84,10 +92,14 @@ def run(cfg) -> float:
     out: dict = {"sizes": {k: len(v) for k, v in dm.splits.items()}, "split": dm.summary().to_json()}
 
     counts = {k: np.bincount(v.labels, minlength=dm.num_classes) for k, v in dm.splits.items()}
-    write_csv(ctx.run_dir / "class_distribution.csv", ["label", "name", *counts],
-              ([c, class_name(c), *(int(counts[k][c]) for k in counts)] for c in range(dm.num_classes)))
-    out["class_counts"] = {k: {"min": int(c.min()), "max": int(c.max()), "classes_present": int((c > 0).sum())}
-                           for k, c in counts.items()}
+    write_csv(
+        ctx.run_dir / "class_distribution.csv",
+        ["label", "name", *counts],
+        ([c, class_name(c), *(int(counts[k][c]) for k in counts)] for c in range(dm.num_classes)),
+    )
+    out["class_counts"] = {
+        k: {"min": int(c.min()), "max": int(c.max()), "classes_present": int((c > 0).sum())} for k, c in counts.items()
+    }
     fig = figures.class_distribution(counts, "Images per class")
     tb.figure("inspect/class_distribution", fig)
     figures.save(fig, ctx.run_dir / "class_distribution.png")
@@ -117,9 +129,15 @@ def run(cfg) -> float:
     tb.figure("inspect/augmented_samples", fig)
     figures.save(fig, ctx.run_dir / "augmented_samples.png")
 
-    out["batch"] = {"x_shape": list(x.shape), "x_dtype": str(x.dtype), "y_shape": list(y.shape),
-                    "x_mean": float(x.mean()), "x_std": float(x.std()),
-                    "model_input_shape": ["B", 3, 64, 64], "matches_model_input": list(x.shape[1:]) == [3, 64, 64]}
+    out["batch"] = {
+        "x_shape": list(x.shape),
+        "x_dtype": str(x.dtype),
+        "y_shape": list(y.shape),
+        "x_mean": float(x.mean()),
+        "x_std": float(x.std()),
+        "model_input_shape": ["B", 3, 64, 64],
+        "matches_model_input": list(x.shape[1:]) == [3, 64, 64],
+    }
     out["parameters"] = count_parameters(model)
     x, y = x.to(ctx.device), y.to(ctx.device)
     model.train()
@@ -131,14 +149,33 @@ def run(cfg) -> float:
     InspectRecord(**out).write(ctx.run_dir)
     tb.close()
 
-    log.info("Splits %s; grayscale %.2f%% of images; sizes %s", out["sizes"], 100 * out["grayscale_share"],
-             sorted({s for v in out["image_sizes"].values() for s in v}))
-    log.info("Train mean %s std %s over %d images (configured %s / %s)", out["train_stats"]["mean"],
-             out["train_stats"]["std"], out["train_stats"]["images"], list(cfg.data.mean), list(cfg.data.std))
-    log.info("Batch %s %s -> model input (B, 3, 64, 64): %s; %s parameters", out["batch"]["x_shape"],
-             out["batch"]["x_dtype"], "ok" if out["batch"]["matches_model_input"] else "MISMATCH",
-             f"{out['parameters']:,}")
-    log.info("Initial loss %.4f vs ln(%d) = %.4f; gradients finite and non-zero for all %d parameters: %s",
-             out["initial_loss"]["loss"], dm.num_classes, out["initial_loss"]["ln_num_classes"],
-             grads["parameters"], grads["all_finite_and_nonzero"])
+    log.info(
+        "Splits %s; grayscale %.2f%% of images; sizes %s",
+        out["sizes"],
+        100 * out["grayscale_share"],
+        sorted({s for v in out["image_sizes"].values() for s in v}),
+    )
+    log.info(
+        "Train mean %s std %s over %d images (configured %s / %s)",
+        out["train_stats"]["mean"],
+        out["train_stats"]["std"],
+        out["train_stats"]["images"],
+        list(cfg.data.mean),
+        list(cfg.data.std),
+    )
+    log.info(
+        "Batch %s %s -> model input (B, 3, 64, 64): %s; %s parameters",
+        out["batch"]["x_shape"],
+        out["batch"]["x_dtype"],
+        "ok" if out["batch"]["matches_model_input"] else "MISMATCH",
+        f"{out['parameters']:,}",
+    )
+    log.info(
+        "Initial loss %.4f vs ln(%d) = %.4f; gradients finite and non-zero for all %d parameters: %s",
+        out["initial_loss"]["loss"],
+        dm.num_classes,
+        out["initial_loss"]["ln_num_classes"],
+        grads["parameters"],
+        grads["all_finite_and_nonzero"],
+    )
     return out["initial_loss"]["loss"]

@@ -54,24 +54,52 @@ def run(cfg) -> float | None:
         tb.scalars({"lr_find/loss": loss, "lr_find/smoothed_loss": smooth, "lr_find/lr": lr}, i)
         next(bar_iter, None)
 
-    result = range_test(model, make_optimizer, batches, loss_fn, float(lf.min_lr), float(lf.max_lr),
-                        int(lf.num_iters), float(lf.beta), float(lf.diverge_factor), step_fn=step, on_step=on_step,
-                        min_drop=float(lf.min_drop))
-    write_csv(ctx.run_dir / "lr_find.csv", ["step", "lr", "loss", "smoothed_loss"],
-              zip(range(len(result.lrs)), result.lrs, result.losses, result.smoothed))
-    LRFindRecord(**result.to_json(), min_lr=float(lf.min_lr), max_lr=float(lf.max_lr), num_iters=int(lf.num_iters),
-                 optimizer=cfg.optim.name, weight_decay=float(cfg.optim.weight_decay),
-                 batch_size=int(cfg.data.batch_size)).write(ctx.run_dir)
+    result = range_test(
+        model,
+        make_optimizer,
+        batches,
+        loss_fn,
+        float(lf.min_lr),
+        float(lf.max_lr),
+        int(lf.num_iters),
+        float(lf.beta),
+        float(lf.diverge_factor),
+        step_fn=step,
+        on_step=on_step,
+        min_drop=float(lf.min_drop),
+    )
+    write_csv(
+        ctx.run_dir / "lr_find.csv",
+        ["step", "lr", "loss", "smoothed_loss"],
+        zip(range(len(result.lrs)), result.lrs, result.losses, result.smoothed, strict=True),
+    )
+    LRFindRecord(
+        **result.to_json(),
+        min_lr=float(lf.min_lr),
+        max_lr=float(lf.max_lr),
+        num_iters=int(lf.num_iters),
+        optimizer=cfg.optim.name,
+        weight_decay=float(cfg.optim.weight_decay),
+        batch_size=int(cfg.data.batch_size),
+    ).write(ctx.run_dir)
     fig = figures.lr_curve(result.lrs, result.losses, result.smoothed, result.suggestion, result.window)
     tb.figure("lr_find/curve", fig)
     figures.save(fig, ctx.run_dir / "lr_find.png")
     tb.close()
     if result.suggestion:
-        log.info("Suggested lr %.3g; stable window %.3g .. %.3g (%d iterations%s)", result.suggestion,
-                 result.window[0], result.window[1], len(result.lrs),
-                 ", stopped on divergence" if result.stopped_early else "")
+        log.info(
+            "Suggested lr %.3g; stable window %.3g .. %.3g (%d iterations%s)",
+            result.suggestion,
+            result.window[0],
+            result.window[1],
+            len(result.lrs),
+            ", stopped on divergence" if result.stopped_early else "",
+        )
     else:
-        log.warning("No clear descent: the smoothed loss never fell by lr_find.min_drop=%g of its start; raise "
-                    "lr_find.num_iters or data.batch_size (200 classes need a few hundred steps), or widen "
-                    "lr_find.min_lr/max_lr", float(lf.min_drop))
+        log.warning(
+            "No clear descent: the smoothed loss never fell by lr_find.min_drop=%g of its start; raise "
+            "lr_find.num_iters or data.batch_size (200 classes need a few hundred steps), or widen "
+            "lr_find.min_lr/max_lr",
+            float(lf.min_drop),
+        )
     return result.suggestion

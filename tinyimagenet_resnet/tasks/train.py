@@ -22,10 +22,16 @@ log = logging.getLogger(__name__)
 
 def hparams_of(cfg: DictConfig) -> dict:
     return {
-        "optim": cfg.optim.name, "lr": float(cfg.optim.lr), "weight_decay": float(cfg.optim.weight_decay),
-        "blocks": format_blocks(cfg.model.blocks), "dropout": float(cfg.model.dropout),
-        "activation": cfg.model.activation, "batch_norm": bool(cfg.model.batch_norm),
-        "batch_size": int(cfg.data.batch_size), "epochs": int(cfg.trainer.epochs), "seed": int(cfg.seed),
+        "optim": cfg.optim.name,
+        "lr": float(cfg.optim.lr),
+        "weight_decay": float(cfg.optim.weight_decay),
+        "blocks": format_blocks(cfg.model.blocks),
+        "dropout": float(cfg.model.dropout),
+        "activation": cfg.model.activation,
+        "batch_norm": bool(cfg.model.batch_norm),
+        "batch_size": int(cfg.data.batch_size),
+        "epochs": int(cfg.trainer.epochs),
+        "seed": int(cfg.seed),
         "scheduler": cfg.scheduler.name,
     }
 
@@ -39,7 +45,8 @@ def resume_checkpoint(cfg: DictConfig, run_dir):
         if not path.is_file():
             raise ConfigError(
                 f"resume={cfg.resume!r}: no interrupted run with these overrides (no {path}); allowed: true to "
-                "continue the latest matching run under outputs/, a run directory, or ckpt_path=<run>/checkpoints/last.ckpt"
+                "continue the latest matching run under outputs/, a run directory, or "
+                "ckpt_path=<run>/checkpoints/last.ckpt"
             )
         return str(path)
     return None
@@ -67,17 +74,36 @@ def run(cfg: DictConfig) -> float:
     callbacks = [
         TensorBoardLogging(tb, hparams_of(cfg)),
         Checkpointing(ctx.run_dir / "checkpoints"),
-        MetricsFile(ctx.run_dir, dm.num_classes, run_name=ctx.name, params=count_parameters(model),
-                    split=split.fingerprint, hparams=hparams_of(cfg)),
+        MetricsFile(
+            ctx.run_dir,
+            dm.num_classes,
+            run_name=ctx.name,
+            params=count_parameters(model),
+            split=split.fingerprint,
+            hparams=hparams_of(cfg),
+        ),
     ]
     callbacks += [cb for cb in (pruning_callback(cfg),) if cb is not None]
-    settings = TrainSettings.from_config(cfg, ctx.device, ctx.amp_dtype, ctx.channels_last, dm.num_classes,
-                                         use_progress_bar(cfg.trainer.progress_bar))
-    trainer = Trainer(settings, model, optimizer, scheduler, train_loader, dm.eval_loader("val", ctx.device),
-                      callbacks, checkpoint_meta={"config": resolved(cfg), "split": split.to_json()})
+    settings = TrainSettings.from_config(
+        cfg, ctx.device, ctx.amp_dtype, ctx.channels_last, dm.num_classes, use_progress_bar(cfg.trainer.progress_bar)
+    )
+    trainer = Trainer(
+        settings,
+        model,
+        optimizer,
+        scheduler,
+        train_loader,
+        dm.eval_loader("val", ctx.device),
+        callbacks,
+        checkpoint_meta={"config": resolved(cfg), "split": split.to_json()},
+    )
     if ckpt is not None:
         trainer.restore(ckpt)
     state = trainer.fit()
-    log.info("Best val top-1 %.4f at epoch %s; checkpoints in %s", state.best.val_accuracy or 0.0, state.best.epoch,
-             ctx.run_dir / "checkpoints")
+    log.info(
+        "Best val top-1 %.4f at epoch %s; checkpoints in %s",
+        state.best.val_accuracy or 0.0,
+        state.best.epoch,
+        ctx.run_dir / "checkpoints",
+    )
     return float(state.best.val_accuracy if state.best.val_accuracy is not None else -1.0)

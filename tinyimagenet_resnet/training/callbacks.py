@@ -49,10 +49,14 @@ class TensorBoardLogging(Callback):
         s = trainer.state
         if s.history:
             best = s.best
-            self.tb.hparams(self.hparams, {
-                names.HP_BEST_VAL_ACC: max(best.val_accuracy or 0.0, 0.0),
-                names.HP_BEST_VAL_LOSS: best.val_loss if best.val_loss is not None else math.nan,
-                names.HP_EPOCHS_RUN: float(s.epoch)})
+            self.tb.hparams(
+                self.hparams,
+                {
+                    names.HP_BEST_VAL_ACC: max(best.val_accuracy or 0.0, 0.0),
+                    names.HP_BEST_VAL_LOSS: best.val_loss if best.val_loss is not None else math.nan,
+                    names.HP_EPOCHS_RUN: float(s.epoch),
+                },
+            )
         self.tb.close()
 
 
@@ -80,9 +84,16 @@ class MetricsFile(Callback):
 
     def write(self, trainer) -> None:
         s = trainer.state
-        TrainMetrics(status=s.status, epochs_run=s.epoch, best=s.best, history=s.history,
-                     initial_loss=s.initial_loss, ln_num_classes=math.log(self.num_classes),
-                     wall_time_s=s.wall_time_s, **self.extra).write(self.run_dir)
+        TrainMetrics(
+            status=s.status,
+            epochs_run=s.epoch,
+            best=s.best,
+            history=s.history,
+            initial_loss=s.initial_loss,
+            ln_num_classes=math.log(self.num_classes),
+            wall_time_s=s.wall_time_s,
+            **self.extra,
+        ).write(self.run_dir)
 
     def on_epoch_end(self, trainer, row):
         self.write(trainer)

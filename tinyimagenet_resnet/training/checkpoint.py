@@ -76,8 +76,10 @@ def load_checkpoint(path, key: str = "ckpt_path") -> dict:
         raise CheckpointError(f"{key}={str(path)!r}: not a tinyimagenet_resnet checkpoint (keys missing)")
     version = ckpt.get("version", 1)
     if version > CKPT_VERSION:
-        raise CheckpointError(f"{key}={str(path)!r}: checkpoint format {version} is newer than this version reads "
-                              f"({CKPT_VERSION}); upgrade tinyimagenet-resnet")
+        raise CheckpointError(
+            f"{key}={str(path)!r}: checkpoint format {version} is newer than this version reads "
+            f"({CKPT_VERSION}); upgrade tinyimagenet-resnet"
+        )
     return ckpt
 
 

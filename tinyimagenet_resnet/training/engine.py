@@ -58,17 +58,29 @@ class TrainState:
         return False
 
     def to_json(self) -> dict:
-        return {"epoch": self.epoch, "global_step": self.global_step, "samples_into_epoch": self.samples_into_epoch,
-                "best": self.best.to_json(), "history": [r.to_json() for r in self.history],
-                "initial_loss": self.initial_loss, "status": self.status, "wall_time_s": self.wall_time_s}
+        return {
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "samples_into_epoch": self.samples_into_epoch,
+            "best": self.best.to_json(),
+            "history": [r.to_json() for r in self.history],
+            "initial_loss": self.initial_loss,
+            "status": self.status,
+            "wall_time_s": self.wall_time_s,
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> TrainState:
-        return cls(epoch=data["epoch"], global_step=data["global_step"],
-                   samples_into_epoch=data.get("samples_into_epoch", 0), best=Best.from_json(data.get("best")),
-                   history=[EpochRow.from_json(r) for r in data.get("history", [])],
-                   initial_loss=data.get("initial_loss"), status=data.get("status", "running"),
-                   wall_time_s=data.get("wall_time_s", 0.0))
+        return cls(
+            epoch=data["epoch"],
+            global_step=data["global_step"],
+            samples_into_epoch=data.get("samples_into_epoch", 0),
+            best=Best.from_json(data.get("best")),
+            history=[EpochRow.from_json(r) for r in data.get("history", [])],
+            initial_loss=data.get("initial_loss"),
+            status=data.get("status", "running"),
+            wall_time_s=data.get("wall_time_s", 0.0),
+        )
 
 
 def to_device(batch, device: torch.device, channels_last: bool):
@@ -95,8 +107,16 @@ def progress(iterable, enabled: bool, **kw):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, device, num_classes: int, amp_dtype=None, channels_last=True,
-             show_progress=False, desc="eval") -> ClassificationMeter:
+def evaluate(
+    model: nn.Module,
+    loader,
+    device,
+    num_classes: int,
+    amp_dtype=None,
+    channels_last=True,
+    show_progress=False,
+    desc="eval",
+) -> ClassificationMeter:
     """One pass over `loader` in eval mode; returns the filled meter (metrics, confusion matrix)."""
     was_training = model.training
     model.eval()
@@ -113,8 +133,17 @@ def evaluate(model: nn.Module, loader, device, num_classes: int, amp_dtype=None,
 
 
 class Trainer:
-    def __init__(self, settings: TrainSettings, model: nn.Module, optimizer, scheduler, train_loader, val_loader,
-                 callbacks=(), checkpoint_meta: dict | None = None):
+    def __init__(
+        self,
+        settings: TrainSettings,
+        model: nn.Module,
+        optimizer,
+        scheduler,
+        train_loader,
+        val_loader,
+        callbacks=(),
+        checkpoint_meta: dict | None = None,
+    ):
         """`checkpoint_meta` goes into every checkpoint as is (the resolved config, the split summary)."""
         self.s, self.model, self.optimizer, self.scheduler = settings, model, optimizer, scheduler
         self.train_loader, self.val_loader = train_loader, val_loader
@@ -133,8 +162,12 @@ class Trainer:
     def restore(self, ckpt: dict) -> None:
         """Continue exactly where `ckpt` stopped (training/checkpoint.py)."""
         checkpoint.restore(self, ckpt)
-        log.info("Resumed at epoch %d (global step %d, best val top-1 %s)", self.state.epoch, self.state.global_step,
-                 f"{self.state.best.val_accuracy:.4f}" if self.state.best.epoch else "-")
+        log.info(
+            "Resumed at epoch %d (global step %d, best val top-1 %s)",
+            self.state.epoch,
+            self.state.global_step,
+            f"{self.state.best.val_accuracy:.4f}" if self.state.best.epoch else "-",
+        )
 
     # ---------------------------------------------------------------- signals
     def _on_signal(self, signum, frame):  # noqa: ARG002
@@ -176,12 +209,16 @@ class Trainer:
                 loss = self.loss_fn(logits.float(), y)
             if self.state.initial_loss is None:
                 self.state.initial_loss = float(loss.detach())
-                log.info("Initial loss %.4f (ln %d = %.4f)", self.state.initial_loss, s.num_classes,
-                         math.log(s.num_classes))
+                log.info(
+                    "Initial loss %.4f (ln %d = %.4f)", self.state.initial_loss, s.num_classes, math.log(s.num_classes)
+                )
                 self._emit("on_initial_loss", self.state.initial_loss)
             # Record the first non-finite step on the device; checked without a per-step host sync.
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()),
-                                    torch.full_like(first_bad, self.state.global_step), first_bad)
+            first_bad = torch.where(
+                (first_bad < 0) & ~torch.isfinite(loss.detach()),
+                torch.full_like(first_bad, self.state.global_step),
+                first_bad,
+            )
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -217,8 +254,16 @@ class Trainer:
 
     def validate(self) -> SplitMetrics:
         s = self.s
-        meter = evaluate(self.forward, self.val_loader, s.device, s.num_classes, s.amp_dtype, s.channels_last,
-                         s.progress_bar, desc="val")
+        meter = evaluate(
+            self.forward,
+            self.val_loader,
+            s.device,
+            s.num_classes,
+            s.amp_dtype,
+            s.channels_last,
+            s.progress_bar,
+            desc="val",
+        )
         return meter.compute()
 
     def _validates(self, epoch: int) -> bool:
@@ -233,15 +278,17 @@ class Trainer:
                     epoch, t0 = self.state.epoch, time.perf_counter()
                     train_loss, train_acc = self.train_epoch(epoch)
                     val = self.validate() if self._validates(epoch) else None
-                    row = EpochRow(epoch + 1, train_loss, train_acc, self.optimizer.param_groups[0]["lr"],
-                                   time.perf_counter() - t0).with_val(val)
+                    row = EpochRow(
+                        epoch + 1, train_loss, train_acc, self.optimizer.param_groups[0]["lr"], time.perf_counter() - t0
+                    ).with_val(val)
                     improved = self.state.record(row)
                     self.state.wall_time_s = time.perf_counter() - t_start
                     self._log_epoch(row, improved)
                     if not row.finite():
                         self.state.status = "diverged"
-                        raise DivergedError(row.epoch, self.state.global_step,
-                                            row.val_loss if row.val_loss is not None else math.nan)
+                        raise DivergedError(
+                            row.epoch, self.state.global_step, row.val_loss if row.val_loss is not None else math.nan
+                        )
                     self._emit("on_epoch_end", row)
             self.state.status = "ok"
             return self.state
@@ -254,7 +301,19 @@ class Trainer:
             self._emit("on_fit_end")
 
     def _log_epoch(self, row: EpochRow, improved: bool) -> None:
-        val = (f"val loss {row.val_loss:.4f} top1 {row.val_accuracy:.4f} top5 {row.val_top5:.4f} "
-               f"f1 {row.val_f1_macro:.4f}" if row.validated else "val -")
-        log.info("epoch %d/%d  train loss %.4f acc %.4f | %s | lr %.3g | %.1fs%s", row.epoch, self.s.epochs,
-                 row.train_loss, row.train_accuracy, val, row.lr, row.epoch_time_s, "  *best*" if improved else "")
+        val = (
+            f"val loss {row.val_loss:.4f} top1 {row.val_accuracy:.4f} top5 {row.val_top5:.4f} f1 {row.val_f1_macro:.4f}"
+            if row.validated
+            else "val -"
+        )
+        log.info(
+            "epoch %d/%d  train loss %.4f acc %.4f | %s | lr %.3g | %.1fs%s",
+            row.epoch,
+            self.s.epochs,
+            row.train_loss,
+            row.train_accuracy,
+            val,
+            row.lr,
+            row.epoch_time_s,
+            "  *best*" if improved else "",
+        )

@@ -20,14 +20,19 @@ class RangeTestResult:
     window: tuple | None = None  # (low, high): the LR range where the smoothed loss falls
 
     def to_json(self) -> dict:
-        return {"suggested_lr": self.suggestion, "stable_window": list(self.window) if self.window else None,
-                "iterations": len(self.lrs), "stopped_on_divergence": self.stopped_early,
-                "min_smoothed_loss": float(np.min(self.smoothed)) if self.smoothed else None,
-                "lr_at_min_loss": float(self.lrs[int(np.argmin(self.smoothed))]) if self.smoothed else None}
+        return {
+            "suggested_lr": self.suggestion,
+            "stable_window": list(self.window) if self.window else None,
+            "iterations": len(self.lrs),
+            "stopped_on_divergence": self.stopped_early,
+            "min_smoothed_loss": float(np.min(self.smoothed)) if self.smoothed else None,
+            "lr_at_min_loss": float(self.lrs[int(np.argmin(self.smoothed))]) if self.smoothed else None,
+        }
 
 
-def analyse(lrs, smoothed, skip_start: int = 5, skip_end: int = 2,
-            min_drop: float = 0.01) -> tuple[float | None, tuple | None]:
+def analyse(
+    lrs, smoothed, skip_start: int = 5, skip_end: int = 2, min_drop: float = 0.01
+) -> tuple[float | None, tuple | None]:
     """Window: the contiguous LR range where the smoothed loss falls, taking the stretch with the largest total drop.
     Suggestion: the LR of steepest descent of the smoothed loss against log LR inside that window.
     (None, None) when no stretch drops by at least `min_drop` x the starting loss: noise, not a descent."""
@@ -50,13 +55,24 @@ def analyse(lrs, smoothed, skip_start: int = 5, skip_end: int = 2,
     lo, hi = max(stretches, key=lambda r: smoothed[r[0]] - smoothed[r[1]])
     if smoothed[lo] - smoothed[hi] < min_drop * smoothed[skip_start]:
         return None, None
-    i = lo + int(np.argmin(grad[lo:hi + 1]))
+    i = lo + int(np.argmin(grad[lo : hi + 1]))
     return float(lrs[i]), (float(lrs[lo]), float(lrs[hi]))
 
 
-def range_test(model: torch.nn.Module, make_optimizer, batches, loss_fn, min_lr: float = 1e-7, max_lr: float = 1.0,
-               num_iters: int = 100, beta: float = 0.98, diverge_factor: float = 4.0, step_fn=None,
-               on_step=None, min_drop: float = 0.01) -> RangeTestResult:
+def range_test(
+    model: torch.nn.Module,
+    make_optimizer,
+    batches,
+    loss_fn,
+    min_lr: float = 1e-7,
+    max_lr: float = 1.0,
+    num_iters: int = 100,
+    beta: float = 0.98,
+    diverge_factor: float = 4.0,
+    step_fn=None,
+    on_step=None,
+    min_drop: float = 0.01,
+) -> RangeTestResult:
     """Run on a deep copy of `model` (the caller's model and optimizer are untouched).
 
     `make_optimizer(params, lr)` builds a fresh optimizer; `batches` yields (x, y) forever or at least num_iters;

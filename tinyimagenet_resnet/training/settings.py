@@ -23,11 +23,21 @@ class TrainSettings:
     progress_bar: bool
 
     @classmethod
-    def from_config(cls, cfg, device: torch.device, amp_dtype, channels_last: bool, num_classes: int,
-                    progress_bar: bool) -> TrainSettings:
+    def from_config(
+        cls, cfg, device: torch.device, amp_dtype, channels_last: bool, num_classes: int, progress_bar: bool
+    ) -> TrainSettings:
         t = cfg.trainer
-        return cls(epochs=int(t.epochs), seed=int(cfg.seed), num_classes=num_classes, device=device,
-                   amp_dtype=amp_dtype, channels_last=channels_last, compile=bool(t.compile),
-                   label_smoothing=float(t.label_smoothing), log_every_n_steps=int(t.log_every_n_steps),
-                   val_every_n_epochs=int(t.val_every_n_epochs), limit_train_batches=t.limit_train_batches,
-                   progress_bar=progress_bar)
+        return cls(
+            epochs=int(t.epochs),
+            seed=int(cfg.seed),
+            num_classes=num_classes,
+            device=device,
+            amp_dtype=amp_dtype,
+            channels_last=channels_last,
+            compile=bool(t.compile),
+            label_smoothing=float(t.label_smoothing),
+            log_every_n_steps=int(t.log_every_n_steps),
+            val_every_n_epochs=int(t.val_every_n_epochs),
+            limit_train_batches=t.limit_train_batches,
+            progress_bar=progress_bar,
+        )
