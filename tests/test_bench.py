@@ -2,91 +2,44 @@
 
 import json
 import subprocess
-import sys
+
+
+def bench(args: str, cwd, *extra: str) -> subprocess.CompletedProcess:
+    """`tinyimagenet-bench <args>` as a user types it (`extra`: arguments that may hold spaces)."""
+    return subprocess.run(["tinyimagenet-bench", *args.split(), *extra], capture_output=True, text=True, cwd=cwd)
 
 
 def test_bench_runs_and_reports_both_comparisons(tiny_data, tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tinyimagenet_resnet.bench",
-            "--data-path",
-            str(tiny_data),
-            "--train-files",
-            "data/train-*",
-            "--blocks",
-            "1,1,1",
-            "--steps",
-            "1",
-            "--warmup",
-            "0",
-            "--pipeline-images",
-            "64",
-            "--workers",
-            "1",
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
+    proc = bench(
+        f"--data-path {tiny_data} --train-files data/train-* --blocks 1,1,1 --steps 1 --warmup 0 "
+        f"--pipeline-images 64 --workers 1 --cache-dir {tmp_path / 'cache'} --out {out}",
+        tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert "input pipeline, fast" in proc.stdout and "train step, fp32 NCHW eager" in proc.stdout
     for key in ("reference_pil", "fast"):
         assert result["pipeline"][key]["images_per_s"] > 0 and result["pipeline"][key]["images"] >= 64
-    assert (
-        result["pipeline"]["speedup"]
-        == result["pipeline"]["fast"]["images_per_s"] / result["pipeline"]["reference_pil"]["images_per_s"]
-    )
+    fast, ref = result["pipeline"]["fast"]["images_per_s"], result["pipeline"]["reference_pil"]["images_per_s"]
+    assert result["pipeline"]["speedup"] == fast / ref
     assert result["train_step"]["fp32_nchw_eager"]["images_per_s"] > 0
     assert result["settings"]["optimized"] in ("channels_last", "channels_last + bf16 autocast")
     assert result["settings"]["batch_size"] == 32  # the CPU default
     assert 1.0 < result["gflop_per_image_fwd_bwd"] < 20 and result["host_peak_rss_mb"] > 0
     assert result["machine"]["command"].startswith("python -m tinyimagenet_resnet.bench")
     assert list((tmp_path / "cache").glob("*.npy"))  # the fast pipeline decoded the cache once
-    bad = subprocess.run(
-        [sys.executable, "-m", "tinyimagenet_resnet.bench", "--data-path", str(tmp_path / "x")],
-        capture_output=True,
-        text=True,
-    )
+    bad = bench(f"--data-path {tmp_path / 'x'}", tmp_path)
     assert bad.returncode == 2 and bad.stderr.startswith("error: --data-path=")
 
 
 def test_sweep_throughput_benchmark_runs_each_setting_through_the_entry_point(tiny_data, tmp_path):
     out = tmp_path / "bench_sweep.json"
-    proc = subprocess.run(
-        [
-            "tinyimagenet-bench",
-            "sweep",
-            "--data-path",
-            str(tiny_data),
-            "--train-files",
-            "data/train-*",
-            "--val-files",
-            "data/valid-*",
-            "--parallel",
-            "1",
-            "2",
-            "--trials",
-            "2",
-            "--steps",
-            "1",
-            "--extra",
-            "model.widths=[16,16,16]",
-            "data.batch_size=16",
-            "data.train_subset=null",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
+    proc = bench(
+        f"sweep --data-path {tiny_data} --train-files data/train-* --val-files data/valid-* --parallel 1 2 "
+        f"--trials 2 --steps 1 --out {out} --extra model.widths=[16,16,16] data.batch_size=16 "
+        "data.train_subset=null",
+        tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())

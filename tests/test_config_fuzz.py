@@ -90,7 +90,7 @@ def test_random_overrides_validate_or_fail_with_one_line(args):
     except ConfigError as exc:
         msg = str(exc)
         assert "\n" not in msg and ("allowed" in msg or "not a config key" in msg), msg
-        key = msg.split("=", 1)[0].split(":", 1)[0]
+        key = msg.split("=", 1)[0].split(":", 1)[0].split("[", 1)[0]
         assert key in {k for k in KEYS} | {
             "task",
             "optim.name",

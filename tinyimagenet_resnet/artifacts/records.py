@@ -158,6 +158,23 @@ class Best:
         return best if best.epoch is not None else cls()  # old files: {"epoch": null, "val/accuracy": -1.0}
 
 
+def progress_to_json(obj) -> dict:
+    """A dataclass with `best` and `history` (TrainState, TrainMetrics) as JSON: every field, rows by metric name."""
+    out = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    out.update(best=obj.best.to_json(), history=[r.to_json() for r in obj.history])
+    return out
+
+
+def progress_from_json(cls, data: dict):
+    """The inverse of progress_to_json; keys the class does not know are ignored, missing ones take defaults."""
+    known = {f.name for f in dataclasses.fields(cls)} - {"best", "history"}
+    return cls(
+        **{k: v for k, v in data.items() if k in known},
+        best=Best.from_json(data.get("best")),
+        history=[EpochRow.from_json(r) for r in data.get("history") or []],
+    )
+
+
 @dataclass
 class TrainMetrics(Record):
     """`metrics.json` of a training run; rewritten after every epoch, so it also describes an unfinished run."""
@@ -181,29 +198,13 @@ class TrainMetrics(Record):
         return self.history[-1] if self.history else None
 
     def to_json(self) -> dict:
-        return {
-            "kind": self.KIND,
-            "status": self.status,
-            "epochs_run": self.epochs_run,
-            "best": self.best.to_json(),
-            "final": self.final.to_json() if self.final else {},
-            "initial_loss": self.initial_loss,
-            "ln_num_classes": self.ln_num_classes,
-            "wall_time_s": round(self.wall_time_s, 3),
-            "history": [r.to_json() for r in self.history],
-            "run_name": self.run_name,
-            "params": self.params,
-            "split": self.split,
-            "hparams": self.hparams,
-        }
+        out = {"kind": self.KIND, **progress_to_json(self)}
+        out.update(final=self.final.to_json() if self.final else {}, wall_time_s=round(self.wall_time_s, 3))
+        return out
 
     @classmethod
     def from_json(cls, data: dict) -> TrainMetrics:
-        plain = {k: v for k, v in data.items() if k not in ("best", "history", "final", "kind")}
-        m = super().from_json(plain)
-        m.best = Best.from_json(data.get("best"))
-        m.history = [EpochRow.from_json(r) for r in data.get("history") or []]
-        return m
+        return progress_from_json(cls, data)
 
 
 @dataclass

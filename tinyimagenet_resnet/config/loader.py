@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..errors import ConfigError
 from .overrides import override_key, override_value
 from .schema import BY_NAME
-from .validate import field_allowed, plain, validate_config
+from .validate import allowed_at, field_allowed, plain, validate_config
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,11 @@ def composition_error(exc: BaseException) -> str:
 
         known = ", ".join(f.name for f in dataclasses.fields(schema)) if dataclasses.is_dataclass(schema) else ""
         return f"{key}: not a config key" + (f"; allowed keys here: {known}" if known else "")
-    allowed = field_allowed(schema, str(cause.key)) or str(cause.msg).splitlines()[0]
-    return f"{key}={plain(cause.value)!r}: allowed {allowed}"
+    if "[" in key:  # an item of a list: what the list's key allows
+        allowed = allowed_at(key.split("[", 1)[0])
+    else:
+        allowed = field_allowed(schema, str(cause.key)) or allowed_at(key)
+    return f"{key}={plain(cause.value)!r}: allowed {allowed or str(cause.msg).splitlines()[0]}"
 
 
 def compose_config(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:

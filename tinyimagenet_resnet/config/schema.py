@@ -197,23 +197,20 @@ BETAS = ("two numbers in [0, 1), e.g. [0.9, 0.999]", n_items(2, in_range(0, 1)))
 @dataclass
 class AdamWConfig(OptimConfig):
     NAME: ClassVar[str] = "adamw"
+    TORCH_CLASS: ClassVar[str] = "AdamW"  # decoupled weight decay
     betas: List[float] = spec(*BETAS)
 
     def build(self, params):
         import torch
 
-        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay, betas=tuple(self.betas))
+        cls = getattr(torch.optim, self.TORCH_CLASS)
+        return cls(params, lr=self.lr, weight_decay=self.weight_decay, betas=tuple(self.betas))
 
 
 @dataclass
-class AdamConfig(OptimConfig):
+class AdamConfig(AdamWConfig):
     NAME: ClassVar[str] = "adam"
-    betas: List[float] = spec(*BETAS)
-
-    def build(self, params):
-        import torch
-
-        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay, betas=tuple(self.betas))
+    TORCH_CLASS: ClassVar[str] = "Adam"  # L2 weight decay added to the gradient
 
 
 @dataclass

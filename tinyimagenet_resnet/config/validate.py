@@ -79,6 +79,38 @@ def validate_config(cfg: DictConfig) -> None:
         )
 
 
+def allowed_at(path: str) -> str | None:
+    """What the schema allows at a dotted key (`model.widths`, `optim.betas`), found by walking the root schema;
+    under `optim`/`scheduler` (chosen by name) the first option that has the key answers."""
+    import typing
+
+    parts = path.split(".")
+    candidates: list[type] = [Config]
+    for i, part in enumerate(parts):
+        found = None
+        for schema in candidates:
+            f = next((f for f in dataclasses.fields(schema) if f.name == part), None)
+            if f is not None:
+                found = f
+                break
+        if found is None:
+            return None
+        if i == len(parts) - 1:
+            return _allowed(found.metadata) or None
+        hints = typing.get_type_hints(schema)
+        sub = hints.get(part)
+        if dataclasses.is_dataclass(sub):
+            candidates = [sub]
+        elif parts[: i + 1] == [part] and part in BY_NAME:
+            candidates = list(BY_NAME[part].values())
+        else:
+            args = [a for a in typing.get_args(sub) if dataclasses.is_dataclass(a)]
+            if not args:
+                return None
+            candidates = args
+    return None
+
+
 def field_allowed(schema: type | None, key: str) -> str | None:
     """What a schema field allows, for the one-line form of OmegaConf's type errors."""
     if schema is None or not dataclasses.is_dataclass(schema):

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..artifacts.records import Best, EpochRow, SplitMetrics
+from ..artifacts.records import Best, EpochRow, SplitMetrics, progress_from_json, progress_to_json
 from ..data.datamodule import set_train_epoch
 from ..errors import DivergedError
 from . import checkpoint
@@ -58,29 +58,11 @@ class TrainState:
         return False
 
     def to_json(self) -> dict:
-        return {
-            "epoch": self.epoch,
-            "global_step": self.global_step,
-            "samples_into_epoch": self.samples_into_epoch,
-            "best": self.best.to_json(),
-            "history": [r.to_json() for r in self.history],
-            "initial_loss": self.initial_loss,
-            "status": self.status,
-            "wall_time_s": self.wall_time_s,
-        }
+        return progress_to_json(self)
 
     @classmethod
     def from_json(cls, data: dict) -> TrainState:
-        return cls(
-            epoch=data["epoch"],
-            global_step=data["global_step"],
-            samples_into_epoch=data.get("samples_into_epoch", 0),
-            best=Best.from_json(data.get("best")),
-            history=[EpochRow.from_json(r) for r in data.get("history", [])],
-            initial_loss=data.get("initial_loss"),
-            status=data.get("status", "running"),
-            wall_time_s=data.get("wall_time_s", 0.0),
-        )
+        return progress_from_json(cls, data)
 
 
 def to_device(batch, device: torch.device, channels_last: bool):
