@@ -4,7 +4,8 @@ import torch
 from omegaconf import OmegaConf
 
 from tinyimagenet_resnet.config.loader import compose_config
-from tinyimagenet_resnet.data.datamodule import DataModule, set_train_epoch
+from tinyimagenet_resnet.data.datamodule import DataModule
+from tinyimagenet_resnet.data.sampler import EpochOrder
 from tinyimagenet_resnet.data.source import load_raw
 from tinyimagenet_resnet.errors import ConfigError, DataError
 
@@ -70,15 +71,29 @@ def test_batches_are_rgb_normalised_and_only_train_is_random(tiny_data):
     assert torch.equal(no_aug[3][0], val.transform(train.raw_image(3)))
 
 
-def test_data_order_depends_only_on_seed_and_epoch(tiny_data):
-    dm = DataModule.setup(data_cfg(tiny_data), seed=0)
+@pytest.mark.parametrize("pipeline", ["fast", "reference"])
+def test_data_order_depends_only_on_seed_and_epoch(tiny_data, pipeline):
+    dm = DataModule.setup(data_cfg(tiny_data, pipeline=pipeline), seed=0)
     loader = dm.train_loader(torch.device("cpu"))
-    set_train_epoch(loader, 0, 3)
-    first = list(loader.sampler)
-    set_train_epoch(loader, 0, 4)
-    assert list(loader.sampler) != first
-    set_train_epoch(loader, 0, 3, start=10)
-    assert list(loader.sampler) == first[10:]
+    first = [y for _, y in loader.epoch(3)]
+    assert [len(y) for y in first] == [8] * 9 and torch.equal(
+        torch.cat(first).sort().values, torch.tensor(dm.splits["train"].labels).sort().values
+    )
+    assert not torch.equal(torch.cat([y for _, y in loader.epoch(4)]), torch.cat(first))
+    assert [y.tolist() for _, y in loader.epoch(3, skip=2)] == [y.tolist() for y in first[2:]]
+    if pipeline == "fast":  # the augmentation draws of a batch depend only on its position: a resume sees the same
+        again = list(loader.epoch(3, skip=2))
+        assert all(torch.equal(a[0], b[0]) for a, b in zip(list(loader.epoch(3))[2:], again, strict=True))
+
+
+def test_epochs_of_a_fixed_number_of_steps_cut_one_continuous_stream():
+    whole = EpochOrder(10, 4, seed=1)  # one data pass per epoch: batches of 4, 4, 2
+    stream = EpochOrder(10, 4, seed=1, steps_per_epoch=3)  # 12 samples per epoch, across passes
+    passes = torch.cat([whole.permutation(0), whole.permutation(1), whole.permutation(2)])
+    assert [len(b) for b in whole.epoch_indices(0)] == [4, 4, 2]
+    assert torch.equal(torch.cat(stream.epoch_indices(0)), passes[:12])
+    assert torch.equal(torch.cat(stream.epoch_indices(1)), passes[12:24])
+    assert torch.equal(torch.cat(stream.epoch_indices(1, skip_batches=2)), passes[20:24])
 
 
 def test_missing_path_gives_one_clear_line(tmp_path):

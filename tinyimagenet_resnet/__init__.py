@@ -1,3 +1,7 @@
 """Tiny ImageNet experiments with a residual network (Dropout2d inside the blocks), configured with Hydra."""
 
-__version__ = "0.1.0"
+import time
+
+__version__ = "0.2.0"
+
+STARTED_AT = time.time()  # when this process started (a time budget counts the whole command, imports included)

@@ -8,6 +8,7 @@ VAL_ACC = "val/accuracy"
 VAL_TOP5 = "val/top5"
 VAL_F1 = "val/f1_macro"
 LR = "lr"
+TRAIN_SIZE = "train/size"  # the train resolution (progressive resizing)
 INITIAL_LOSS = "sanity/initial_loss"
 
 # HParams metrics (one value per run)
@@ -15,7 +16,7 @@ HP_BEST_VAL_ACC = "hparam/best_val_accuracy"
 HP_BEST_VAL_LOSS = "hparam/best_val_loss"
 HP_EPOCHS_RUN = "hparam/epochs_run"
 
-EPOCH_TAGS = (TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, VAL_TOP5, VAL_F1, LR)
+EPOCH_TAGS = (TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, VAL_TOP5, VAL_F1, LR, TRAIN_SIZE)
 
 
 def split_tag(split: str, metric: str) -> str:

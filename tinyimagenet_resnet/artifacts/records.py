@@ -73,6 +73,7 @@ _ROW_TAGS = {
     "val_accuracy": names.VAL_ACC,
     "val_top5": names.VAL_TOP5,
     "val_f1_macro": names.VAL_F1,
+    "train_size": names.TRAIN_SIZE,
 }
 _TAG_FIELDS = {tag: f for f, tag in _ROW_TAGS.items()}
 
@@ -105,6 +106,10 @@ class EpochRow:
     val_accuracy: float | None = None
     val_top5: float | None = None
     val_f1_macro: float | None = None
+    val_images: int | None = None  # how many val images the val_* metrics saw (a subset between epochs, if asked)
+    step: int | None = None  # global optimiser step at the end of the epoch
+    wall_s: float | None = None  # seconds since the command (or sweep job) started, at the end of the epoch
+    train_size: int | None = None  # the train resolution at the end of the epoch (progressive resizing)
 
     @property
     def validated(self) -> bool:
@@ -114,7 +119,7 @@ class EpochRow:
         if m is None:
             return self
         return dataclasses.replace(
-            self, val_loss=m.loss, val_accuracy=m.accuracy, val_top5=m.top5, val_f1_macro=m.f1_macro
+            self, val_loss=m.loss, val_accuracy=m.accuracy, val_top5=m.top5, val_f1_macro=m.f1_macro, val_images=m.n
         )
 
     def scalars(self) -> dict[str, float]:
@@ -192,6 +197,10 @@ class TrainMetrics(Record):
     params: int | None = None
     split: str | None = None  # the split fingerprint
     hparams: dict = field(default_factory=dict)
+    precision: str | None = None  # what trainer.precision resolved to: fp32, bf16 or fp16 autocast
+    device: str | None = None
+    plan: dict | None = None  # a time-budgeted run's plan (training/budget.py BudgetPlan)
+    actual: dict | None = None  # what the run did: wall seconds since its start, optimiser steps
 
     @property
     def final(self) -> EpochRow | None:

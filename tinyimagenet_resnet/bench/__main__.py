@@ -1,4 +1,4 @@
-"""`python -m tinyimagenet_resnet.bench [throughput|sweep] [options]` (also `tinyimagenet-bench`): the benchmark
+"""`python -m tinyimagenet_resnet.bench [throughput|sweep|tta] [options]` (also `tinyimagenet-bench`): the benchmark
 commands behind BENCHMARKS.md. With no sub-command (or options first) it runs `throughput`."""
 
 from __future__ import annotations
@@ -6,7 +6,11 @@ from __future__ import annotations
 import importlib
 import sys
 
-COMMANDS = {"throughput": "tinyimagenet_resnet.bench.throughput", "sweep": "tinyimagenet_resnet.bench.sweep"}
+COMMANDS = {
+    "throughput": "tinyimagenet_resnet.bench.throughput",
+    "sweep": "tinyimagenet_resnet.bench.sweep",
+    "tta": "tinyimagenet_resnet.bench.tta",
+}
 
 
 def main(argv=None) -> int:

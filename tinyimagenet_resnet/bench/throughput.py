@@ -66,6 +66,32 @@ def pipeline_throughput(dm: DataModule, device, n_images: int, fast: bool) -> di
     return {"images": seen, "seconds": elapsed, "images_per_s": seen / elapsed, "setup_s": setup_s}
 
 
+def matmul_tflops(device, dtype: torch.dtype, n: int = 2048, repeat: int = 5) -> float:
+    """The rate of a square matrix product in `dtype` on this device: what its cores reach on the densest kernel."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    torch.mm(a, b)
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        torch.mm(a, b)
+    sync(device)
+    return 2 * n**3 * repeat / (time.perf_counter() - t0) / 1e12
+
+
+def cpu_facts() -> dict:
+    """The CPU model and the instruction sets that decide the precision (Linux: /proc/cpuinfo)."""
+    facts = {"capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": cpu_has_native_bf16()}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return facts
+    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), None)
+    flags = set(next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), []))
+    facts.update(model=model, flags=sorted(flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}))
+    return facts
+
+
 def flops_per_image(blocks, device) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -153,6 +179,7 @@ def main(argv=None) -> int:
         )
     machine = {
         "device": torch.cuda.get_device_name(device) if cuda else platform.processor() or platform.machine(),
+        "cpu": cpu_facts(),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -198,6 +225,15 @@ def main(argv=None) -> int:
         "with_reference_pipeline": args.epoch_images / min(best_train, ref["images_per_s"]),
     }
     result["pipeline_over_train_step"] = fast["images_per_s"] / best_train
+    # the train step's achieved FLOP rate against a matrix product in the same precision, on the same cores
+    mm = matmul_tflops(device, amp or torch.float32)
+    achieved = best_train * gflop / 1000
+    result["matmul"] = {
+        "dtype": "bf16" if amp else "fp32",
+        "tflops": mm,
+        "train_step_tflops": achieved,
+        "train_step_over_matmul": achieved / mm,
+    }
     if cuda:
         peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in machine["device"]), None)
         achieved = best_train * gflop / 1000
@@ -224,6 +260,11 @@ def main(argv=None) -> int:
             "epoch time (90k images), fast pipeline",
             f"{result['epoch_time_s']['with_fast_pipeline']:,.1f} s",
             f"pipeline/train-step x{result['pipeline_over_train_step']:.1f}",
+        ),
+        (
+            f"matrix product {result['matmul']['dtype']} (2048x2048)",
+            f"{mm:,.3f} TFLOP/s",
+            f"train step {achieved:.3f} TFLOP/s = x{result['matmul']['train_step_over_matmul']:.2f} of it",
         ),
         ("peak host memory", f"{result['host_peak_rss_mb'] or 0:,.0f} MB", ""),
         ("model cost", f"{gflop:.2f} GFLOP/img", "forward + backward"),

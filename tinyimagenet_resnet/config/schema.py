@@ -113,6 +113,14 @@ def activation_name(v) -> bool:
     return v in ACTIVATIONS
 
 
+def sizes_ok(v) -> bool:
+    return len(v) >= 1 and all(isinstance(s, int) and 16 <= s <= 128 for s in v)
+
+
+def fractions_ok(v) -> bool:
+    return len(v) >= 1 and all(_num(f) and f > 0 for f in v) and abs(sum(v) - 1) < 1e-6
+
+
 INT_GE1 = ("an integer >= 1", at_least(1))
 OPT_INT_GE1 = ("null or an integer >= 1", optional(at_least(1)))
 
@@ -260,7 +268,10 @@ class CosineConfig(SchedulerConfig):
     def build(self, optimizer, total_steps: int):
         import torch
 
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=self.eta_min)
+        # eta_min is reached on the last step (the step index total_steps - 1)
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(1, total_steps - 1), eta_min=self.eta_min
+        )
 
 
 @dataclass
@@ -279,7 +290,31 @@ class OneCycleConfig(SchedulerConfig):
         )
 
 
-SCHEDULERS: dict[str, type[SchedulerConfig]] = {c.NAME: c for c in (NoSchedulerConfig, CosineConfig, OneCycleConfig)}
+@dataclass
+class LinearConfig(SchedulerConfig):
+    """Linear warm-up over `warmup_fraction` of the steps, then linear decay to zero on the last step (the schedule
+    budgeted-training studies find best when the budget is known in advance)."""
+
+    NAME: ClassVar[str] = "linear"
+    warmup_fraction: float = spec("a number in [0, 1)", in_range(0, 1))
+
+    def build(self, optimizer, total_steps: int):
+        import torch
+
+        warmup = round(self.warmup_fraction * total_steps)
+        last = max(total_steps - 1, warmup + 1)
+
+        def factor(k: int) -> float:  # k = optimiser steps done; the LR of step k
+            if k < warmup:
+                return (k + 1) / (warmup + 1)
+            return max(0.0, (last - k) / (last - warmup))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+SCHEDULERS: dict[str, type[SchedulerConfig]] = {
+    c.NAME: c for c in (NoSchedulerConfig, CosineConfig, OneCycleConfig, LinearConfig)
+}
 
 
 # ------------------------------------------------------------------------------------------------ trainer
@@ -297,6 +332,17 @@ class TrainerConfig:
     val_every_n_epochs: int = spec(*INT_GE1)
     limit_train_batches: int | None = spec("null or an integer >= 1", optional(at_least(1)))
     jobs_per_gpu: int = spec(*INT_GE1)
+    budget_minutes: float | None = spec("null (no budget) or a number of minutes > 0", optional(positive))
+    budget_evals: int = spec("an integer >= 1 (validations of a budgeted run, the last at its end)", at_least(1))
+    interim_val_images: int | None = spec(
+        "null (every validation on the whole val split) or an integer >= 1", optional(at_least(1))
+    )
+    train_sizes: List[int] = spec("train resolutions in [16, 128], e.g. [32, 48, 64]", sizes_ok)
+    train_size_fractions: List[float] = spec(
+        "one share of the steps per train size, each > 0, summing to 1, e.g. [0.5, 0.3, 0.2]", fractions_ok
+    )
+    ema_decay: float | None = spec("null (no weight average) or a number in (0, 1)", optional(in_range(0, 1, True)))
+    tta_flip: bool = spec("true|false")
 
 
 # ------------------------------------------------------------------------------------------------ tasks

@@ -69,6 +69,13 @@ def validate_config(cfg: DictConfig) -> None:
     optim = cfg.optim
     if optim.name == "sgd" and optim.nesterov and not optim.momentum > 0:
         fail("optim.nesterov", optim.nesterov, "false when optim.momentum=0")
+    t = cfg.trainer
+    if len(t.train_sizes) != len(t.train_size_fractions):
+        fail(
+            "trainer.train_size_fractions",
+            t.train_size_fractions,
+            f"one share per train size ({len(t.train_sizes)}: trainer.train_sizes={plain(t.train_sizes)})",
+        )
     if not cfg.lr_find.min_lr < cfg.lr_find.max_lr:
         fail("lr_find.min_lr", cfg.lr_find.min_lr, f"a number below lr_find.max_lr={cfg.lr_find.max_lr}")
     if cfg.task == Task.evaluate and cfg.ckpt_path is None:

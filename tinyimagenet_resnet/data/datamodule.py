@@ -12,9 +12,9 @@ from ..artifacts.records import SplitSummary
 from .cache import decoded
 from .dataset import ImageSplitDataset
 from .device_loader import DeviceLoader
-from .sampler import AUGMENT_STREAM, EpochSampler, epoch_seed
+from .sampler import AUGMENT_STREAM, EpochOrder, epoch_seed
 from .source import labels_of, load_raw
-from .splits import Split, make_splits, split_summary
+from .splits import Split, make_splits, split_summary, stratified_positions
 from .transforms import eval_transform, train_transform
 
 log = logging.getLogger(__name__)
@@ -47,25 +47,15 @@ class DataModule:
     def write_summary(self, run_dir: Path) -> None:
         self.summary().write(run_dir)
 
-    def dataset(self, name: str, train_augment: bool | None = None) -> ImageSplitDataset:
+    def dataset(self, name: str, train_augment: bool | None = None, positions=None) -> ImageSplitDataset:
+        """Split `name` (or the images at `positions` of it) as a per-image torch Dataset."""
         augment = (name == "train") if train_augment is None else train_augment
         transform = train_transform(self.cfg) if augment else eval_transform(self.cfg)
-        split = self.splits[name]
+        split = self.splits[name] if positions is None else self.splits[name].take(positions)
         return ImageSplitDataset(self.raw[split.source_split], split, transform)
 
-    def _loader(self, ds, batch_size: int, sampler, device: torch.device, shuffle_seed: int | None = None):
-        workers = int(self.cfg.num_workers)
-        generator = torch.Generator().manual_seed(shuffle_seed) if shuffle_seed is not None else None
-        return torch.utils.data.DataLoader(
-            ds,
-            batch_size=batch_size,
-            sampler=sampler,
-            num_workers=workers,
-            pin_memory=device.type == "cuda",
-            generator=generator,
-            persistent_workers=False,
-            prefetch_factor=4 if workers > 0 else None,
-        )
+    def _reference_loader(self, ds, batch_size: int, device: torch.device, shuffle: bool) -> ReferenceLoader:
+        return ReferenceLoader(ds, batch_size, self.seed, int(self.cfg.num_workers), device.type == "cuda", shuffle)
 
     @property
     def fast(self) -> bool:
@@ -79,14 +69,16 @@ class DataModule:
         )
         return arr
 
-    def _device_loader(self, name: str, device: torch.device, batch_size: int, train: bool) -> DeviceLoader:
-        images = self.decoded(name)
+    def _device_loader(self, name: str, device: torch.device, batch_size: int, train: bool, positions=None):
+        images, labels = self.decoded(name), self.splits[name].labels
+        if positions is not None:
+            images, labels = images[positions], labels[positions]
         resident = self.cfg.device_resident
         if resident == "auto":
             resident = device.type != "cuda" or images.nbytes < 0.5 * torch.cuda.mem_get_info(device)[0]
         return DeviceLoader(
             images,
-            self.splits[name].labels,
+            labels,
             batch_size,
             device,
             self.seed,
@@ -98,25 +90,53 @@ class DataModule:
         )
 
     def train_loader(self, device: torch.device):
-        """Shuffled by an EpochSampler (`loader.sampler.set_epoch`); `loader.generator` seeds the augmentation
-        (fast pipeline) or the worker RNGs (reference pipeline)."""
+        """Shuffled; `loader.epoch(e, skip)` yields the batches of epoch e (see sampler.EpochOrder)."""
         if self.fast:
             return self._device_loader("train", device, int(self.cfg.batch_size), train=True)
-        ds = self.dataset("train")
-        sampler = EpochSampler(len(ds), self.seed)
-        return self._loader(ds, int(self.cfg.batch_size), sampler, device, shuffle_seed=self.seed)
+        return self._reference_loader(self.dataset("train"), int(self.cfg.batch_size), device, shuffle=True)
 
-    def eval_loader(self, name: str, device: torch.device):
+    def eval_loader(self, name: str, device: torch.device, subset: int | None = None):
+        """Every image of split `name` in order (or a stratified, seeded `subset` of them), not augmented."""
         batch_size = int(self.cfg.eval_batch_size or self.cfg.batch_size)
+        split = self.splits[name]
+        positions = stratified_positions(split.labels, subset, self.seed) if subset and subset < len(split) else None
         if self.fast:
-            return self._device_loader(name, device, batch_size, train=False)
-        ds = self.dataset(name)
-        sampler = EpochSampler(len(ds), self.seed, shuffle=False)
-        return self._loader(ds, batch_size, sampler, device)
+            return self._device_loader(name, device, batch_size, train=False, positions=positions)
+        return self._reference_loader(self.dataset(name, positions=positions), batch_size, device, shuffle=False)
 
 
-def set_train_epoch(loader, seed: int, epoch: int, start: int = 0) -> None:
-    """Make epoch `epoch` of a train loader depend only on (seed, epoch): sample order and worker RNG seeds."""
-    loader.sampler.set_epoch(epoch, start)
-    if loader.generator is not None:
-        loader.generator.manual_seed(epoch_seed(seed, epoch, AUGMENT_STREAM))
+class ReferenceLoader:
+    """The per-image pipeline (PIL + torchvision in DataLoader workers) with the DeviceLoader's interface:
+    `epoch(e, skip)` and `set_steps_per_epoch`. Worker RNGs are seeded per epoch, so the order of a resumed epoch
+    is exact but its augmentation draws are not (the fast pipeline's are)."""
+
+    def __init__(self, dataset, batch_size: int, seed: int, workers: int, pin: bool, shuffle: bool):
+        self.dataset, self.batch_size, self.seed, self.workers, self.pin = dataset, batch_size, seed, workers, pin
+        self.order = EpochOrder(len(dataset), batch_size, seed, shuffle)
+
+    def __len__(self) -> int:
+        return self.order.batches_per_epoch()
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.dataset)
+
+    def set_steps_per_epoch(self, steps: int | None) -> None:
+        self.order.steps_per_epoch = steps
+
+    def epoch(self, epoch: int, skip: int = 0):
+        batches = [b.tolist() for b in self.order.epoch_indices(epoch, skip)]
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, epoch, AUGMENT_STREAM))
+        return iter(
+            torch.utils.data.DataLoader(
+                self.dataset,
+                batch_sampler=batches,
+                num_workers=self.workers,
+                pin_memory=self.pin,
+                generator=generator,
+                prefetch_factor=4 if self.workers > 0 else None,
+            )
+        )
+
+    def __iter__(self):
+        return self.epoch(0)

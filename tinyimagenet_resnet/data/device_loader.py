@@ -3,20 +3,21 @@ index permutation, batches taken as index slices and augmented per sample in bat
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 
 from .batch_augment import BatchAugment
-from .sampler import EpochSampler
+from .sampler import AUGMENT_STREAM, EpochOrder, epoch_seed
 
 
 class DeviceLoader:
-    """Iterates (x, y) batches already on `device`: x float (B, 3, 64, 64) normalized, y int64.
+    """Batches (x, y) already on `device`: x float (B, 3, 64, 64) normalized, y int64.
 
-    Has the attributes the engine uses on a DataLoader: `sampler` (EpochSampler: set_epoch) and `generator`
-    (the augmentation RNG, reseeded per epoch), so resume stays exact."""
+    `epoch(e, skip)` yields the batches of epoch e from batch `skip` on. Order and augmentation draws are functions
+    of (seed, position) only (sampler.EpochOrder; one generator seeded per batch), so a run resumed at any step sees
+    exactly the batches it would have seen."""
 
     def __init__(
         self,
@@ -31,31 +32,44 @@ class DeviceLoader:
         shuffle: bool = True,
         resident: bool = True,
     ):
-        self.device = device
+        self.device, self.seed = device, seed
         storage = device if resident else torch.device("cpu")
         self.x = torch.from_numpy(np.array(images)).to(storage)  # read the memmap into memory once
         if not resident and device.type == "cuda":
             self.x = self.x.pin_memory()
         self.y = torch.tensor(np.asarray(labels), dtype=torch.long).to(storage)  # a copy: arrow arrays are read-only
         self.batch_size = batch_size
-        self.sampler = EpochSampler(len(self.y), seed, shuffle)
-        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.order = EpochOrder(len(self.y), batch_size, seed, shuffle)
         self.augment = BatchAugment(augment_cfg) if augment_cfg is not None and augment_cfg.enabled else None
         self.mean = torch.tensor(list(mean), device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(list(std), device=device).view(1, 3, 1, 1)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.sampler) / self.batch_size)
+        """Batches per epoch."""
+        return self.order.batches_per_epoch()
 
-    def batch(self, idx: torch.Tensor):
+    @property
+    def num_samples(self) -> int:
+        return len(self.y)
+
+    def set_steps_per_epoch(self, steps: int | None) -> None:
+        """Epochs of `steps` batches cut from a continuous stream of passes (budgeted runs); None: one pass each."""
+        self.order.steps_per_epoch = steps
+
+    def batch(self, idx: torch.Tensor, global_batch: int):
         xb = self.x[idx].to(self.device, non_blocking=True)
         yb = self.y[idx].to(self.device, non_blocking=True)
         x = xb.permute(0, 3, 1, 2).float().div_(255.0)
         if self.augment is not None:
-            x = self.augment(x, self.generator)
+            g = torch.Generator(device=self.device)
+            g.manual_seed(epoch_seed(self.seed, global_batch, AUGMENT_STREAM))
+            x = self.augment(x, g)
         return (x - self.mean) / self.std, yb
 
+    def epoch(self, epoch: int, skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        first = self.order.first_batch(epoch) + skip
+        for k, idx in enumerate(self.order.epoch_indices(epoch, skip)):
+            yield self.batch(idx.to(self.x.device), first + k)
+
     def __iter__(self):
-        order = self.sampler.order()[self.sampler.start :].to(self.x.device)
-        for k in range(0, len(order), self.batch_size):
-            yield self.batch(order[k : k + self.batch_size])
+        return self.epoch(0)

@@ -24,6 +24,10 @@ class Split:
     def __len__(self) -> int:
         return len(self.indices)
 
+    def take(self, positions) -> Split:
+        """The images at `positions` of this split, as a split of the same name."""
+        return Split(self.name, self.source_split, self.indices[positions], self.labels[positions])
+
     def fingerprint(self) -> str:
         h = hashlib.sha256()
         h.update(self.source_split.encode())
@@ -45,6 +49,14 @@ def stratified_take(labels: np.ndarray, n_take: int, seed: int) -> tuple[np.ndar
     return np.sort(np.asarray(keep, dtype=np.int64)), np.sort(np.asarray(take, dtype=np.int64))
 
 
+def stratified_positions(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Sorted positions of a stratified, seeded sample of `n` of `labels` (fewer classes than n: each class keeps
+    its share)."""
+    if n < len(np.unique(labels)):  # fewer images than classes: a plain seeded sample
+        return np.sort(np.random.default_rng(seed).choice(len(labels), n, replace=False))
+    return stratified_take(labels, n, seed)[1]
+
+
 def _subset(split: Split, size, key: str, seed: int, stratify: bool = True) -> Split:
     if size is None:
         return split
@@ -54,8 +66,7 @@ def _subset(split: Split, size, key: str, seed: int, stratify: bool = True) -> S
             raise ConfigError(
                 f"{key}={size}: allowed null or an int in [1, {len(split)}] (the {split.name} split size)"
             )
-        take = np.sort(np.random.default_rng(seed).choice(len(split), size, replace=False))
-        return Split(split.name, split.source_split, split.indices[take], split.labels[take])
+        return split.take(np.sort(np.random.default_rng(seed).choice(len(split), size, replace=False)))
     n_classes = len(np.unique(split.labels))
     if size > len(split) or size < n_classes:
         raise ConfigError(
@@ -65,8 +76,7 @@ def _subset(split: Split, size, key: str, seed: int, stratify: bool = True) -> S
         )
     if size == len(split):
         return split
-    _, take = stratified_take(split.labels, size, seed)
-    return Split(split.name, split.source_split, split.indices[take], split.labels[take])
+    return split.take(stratified_take(split.labels, size, seed)[1])
 
 
 def make_splits(train_labels: np.ndarray, valid_labels: np.ndarray, data_cfg, seed: int) -> dict[str, Split]:

@@ -111,3 +111,26 @@ def curves(series: dict[str, tuple[list, list]], ylabel: str, title: str, xlabel
     if len(series) > 1 or any(series):
         ax.legend(fontsize=8)
     return fig
+
+
+def time_to_accuracy(rows: list[dict], title: str):
+    """Val top-1 against wall-clock minutes, one line per recipe (rows of bench tta); filled markers are the
+    validations on the whole val split, hollow ones those on a subset."""
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for recipe in dict.fromkeys(r["recipe"] for r in rows):
+        pts = [r for r in rows if r["recipe"] == recipe]
+        (line,) = ax.plot(
+            [r["minutes"] for r in pts],
+            [100 * r["val_top1"] for r in pts],
+            marker="o",
+            mfc="none",
+            label=f"{recipe} ({pts[-1]['budget_min']:g} min budget)",
+        )
+        final = [r for r in pts if r["final"]]
+        ax.plot([r["minutes"] for r in final], [100 * r["val_top1"] for r in final], "o", color=line.get_color())
+    ax.set_xlabel("wall-clock minutes since the command started")
+    ax.set_ylabel("val top-1 (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from ..data.datamodule import DataModule
 from ..errors import CheckpointError
 from ..model import build_model, count_parameters
 from ..training.checkpoint import arch_string, load_checkpoint, load_model_state
-from ..training.runtime import resolve_precision, seed_everything, select_device, set_deterministic
+from ..training.runtime import precision_name, resolve_precision, seed_everything, select_device, set_deterministic
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,16 @@ class RunContext:
     device: torch.device
     amp_dtype: torch.dtype | None
     channels_last: bool
+    started_at: float  # epoch seconds: the command's start, or the job's in a multirun
 
 
 def run_context(cfg: DictConfig) -> RunContext:
+    from hydra.types import RunMode
+
+    from .. import STARTED_AT
+
     hc = HydraConfig.get()
+    started_at = time.time() if hc.mode == RunMode.MULTIRUN else STARTED_AT
     overrides = list(hc.overrides.task)
     run_dir = Path(hc.runtime.output_dir)
     device = select_device(cfg.trainer.device)
@@ -45,16 +52,17 @@ def run_context(cfg: DictConfig) -> RunContext:
     set_deterministic(bool(cfg.trainer.deterministic))
     name = run_name(cfg, overrides)
     write_text(run_dir / "run_name.txt", name + "\n")
-    log.info("Run %s in %s on %s (%d CPU threads)", name, run_dir, device, torch.get_num_threads())
-    return RunContext(
-        cfg,
-        run_dir,
+    amp_dtype = resolve_precision(cfg.trainer.precision, device)
+    log.info(
+        "Run %s in %s on %s (%d CPU threads), %s (trainer.precision=%s)",
         name,
-        overrides,
+        run_dir,
         device,
-        resolve_precision(cfg.trainer.precision, device),
-        use_channels_last(cfg, device),
+        torch.get_num_threads(),
+        precision_name(amp_dtype),
+        cfg.trainer.precision,
     )
+    return RunContext(cfg, run_dir, name, overrides, device, amp_dtype, use_channels_last(cfg, device), started_at)
 
 
 def use_channels_last(cfg: DictConfig, device: torch.device) -> bool:

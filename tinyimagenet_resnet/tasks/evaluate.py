@@ -12,6 +12,7 @@ from ..artifacts.records import EvalMetrics
 from ..config.overrides import overrides_key
 from ..data.classes import class_name, class_table
 from ..reporting import figures
+from ..training.checkpoint import eval_weights
 from ..training.engine import evaluate, use_progress_bar
 from .common import config_from_checkpoint, load_for_model, make_model, open_tb, run_context, setup_data
 
@@ -62,7 +63,7 @@ def run(cfg) -> float:
             "the test split may not be held out"
         )
     model = make_model(cfg, dm.num_classes, ctx.device, ctx.channels_last)
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict(eval_weights(ckpt))
     show = use_progress_bar(cfg.trainer.progress_bar)
     tb = open_tb(ctx.run_dir, ctx.name)
     meters, results = {}, {}
@@ -76,6 +77,7 @@ def run(cfg) -> float:
             ctx.channels_last,
             show,
             desc=split,
+            flip=bool(cfg.trainer.tta_flip),
         )
         meters[split], results[split] = meter, meter.compute()
         tb.scalars(results[split].tags(split), int(ckpt["epoch"]))

@@ -8,7 +8,6 @@ import torch
 
 from ..artifacts.files import write_csv
 from ..artifacts.records import LRFindRecord
-from ..data.datamodule import set_train_epoch
 from ..reporting import figures
 from ..training.engine import progress, to_device, use_progress_bar
 from ..training.lr_range import range_test
@@ -19,12 +18,11 @@ from .common import make_model, open_tb, run_context, setup_data
 log = logging.getLogger(__name__)
 
 
-def endless(loader, seed: int):
+def endless(loader):
     """Train batches across as many epochs as the range test needs."""
     epoch = 0
     while True:
-        set_train_epoch(loader, seed, epoch)
-        yield from loader
+        yield from loader.epoch(epoch)
         epoch += 1
 
 
@@ -35,7 +33,7 @@ def run(cfg) -> float | None:
     lf = cfg.lr_find
     loader = dm.train_loader(ctx.device)
     tb = open_tb(ctx.run_dir, ctx.name)
-    batches = (to_device(b, ctx.device, ctx.channels_last) for b in endless(loader, int(cfg.seed)))
+    batches = (to_device(b, ctx.device, ctx.channels_last) for b in endless(loader))
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def make_optimizer(params, lr):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from omegaconf import DictConfig
 
@@ -11,9 +12,11 @@ from ..config.overrides import overrides_key
 from ..errors import ConfigError
 from ..model import count_parameters
 from ..sweeps.pruning import pruning_callback
+from ..training.budget import BudgetPlan, describe, make_plan
 from ..training.callbacks import Checkpointing, MetricsFile, TensorBoardLogging
 from ..training.engine import Trainer, use_progress_bar
 from ..training.optim import build_optimizer, build_scheduler
+from ..training.runtime import precision_name
 from ..training.settings import TrainSettings
 from .common import config_from_checkpoint, load_for_model, make_model, open_tb, resolved, run_context, setup_data
 
@@ -62,13 +65,9 @@ def run(cfg: DictConfig) -> float:
         cfg = config_from_checkpoint(cfg, ckpt, ctx.overrides, keep=keep)
         ctx.cfg = cfg
     dm = setup_data(cfg, ctx.run_dir)
+    t = cfg.trainer
     model = make_model(cfg, dm.num_classes, ctx.device, ctx.channels_last)
     optimizer = build_optimizer(cfg.optim, model.parameters())
-    train_loader = dm.train_loader(ctx.device)
-    steps = len(train_loader)
-    if cfg.trainer.limit_train_batches:
-        steps = min(steps, int(cfg.trainer.limit_train_batches))
-    scheduler = build_scheduler(cfg.scheduler, optimizer, int(cfg.trainer.epochs) * steps)
     tb = open_tb(ctx.run_dir, ctx.name, purge_step=ckpt["state"]["global_step"] if ckpt else None)
     split = dm.summary()
     callbacks = [
@@ -81,22 +80,35 @@ def run(cfg: DictConfig) -> float:
             params=count_parameters(model),
             split=split.fingerprint,
             hparams=hparams_of(cfg),
+            precision=precision_name(ctx.amp_dtype),
+            device=str(ctx.device),
         ),
     ]
     callbacks += [cb for cb in (pruning_callback(cfg),) if cb is not None]
     settings = TrainSettings.from_config(
-        cfg, ctx.device, ctx.amp_dtype, ctx.channels_last, dm.num_classes, use_progress_bar(cfg.trainer.progress_bar)
+        cfg,
+        ctx.device,
+        ctx.amp_dtype,
+        ctx.channels_last,
+        dm.num_classes,
+        use_progress_bar(t.progress_bar),
+        ctx.started_at,
     )
+    interim = dm.eval_loader("val", ctx.device, subset=t.interim_val_images) if t.interim_val_images else None
     trainer = Trainer(
         settings,
         model,
         optimizer,
-        scheduler,
-        train_loader,
+        None,
+        dm.train_loader(ctx.device),
         dm.eval_loader("val", ctx.device),
         callbacks,
         checkpoint_meta={"config": resolved(cfg), "split": split.to_json()},
+        interim_val_loader=interim,
     )
+    if t.budget_minutes:
+        plan_budget(trainer, t, ckpt)
+    trainer.scheduler = build_scheduler(cfg.scheduler, optimizer, trainer.total_steps)
     if ckpt is not None:
         trainer.restore(ckpt)
     state = trainer.fit()
@@ -106,4 +118,31 @@ def run(cfg: DictConfig) -> float:
         state.best.epoch,
         ctx.run_dir / "checkpoints",
     )
+    if state.plan:
+        log.info(
+            "Budget %.1f min: the run took %.1f min for %d steps (planned %d, end expected at %.1f min)",
+            state.plan["budget_s"] / 60,
+            (time.time() - ctx.started_at) / 60,
+            state.global_step,
+            state.plan["total_steps"],
+            state.plan["budget_s"] / 60 - state.plan["reserve_s"] / 60,
+        )
     return float(state.best.val_accuracy if state.best.val_accuracy is not None else -1.0)
+
+
+def plan_budget(trainer: Trainer, t, ckpt: dict | None) -> None:
+    """Fix the run's steps to its time budget: the checkpoint's plan when resuming, else a new one."""
+    saved = (ckpt or {}).get("state", {}).get("plan")
+    if saved:
+        plan = BudgetPlan.from_json(saved)
+        log.info("Keeping the budget plan of the checkpoint: %d steps in %d epochs", plan.total_steps, plan.epochs)
+    else:
+        if t.epochs != 1 and t.budget_evals != t.epochs:
+            log.info(
+                "trainer.budget_minutes is set: trainer.epochs=%d is not used (%d validations, trainer.budget_evals)",
+                t.epochs,
+                t.budget_evals,
+            )
+        plan = make_plan(trainer, float(t.budget_minutes), int(t.budget_evals))
+    trainer.apply_plan(plan)
+    log.info("%s", describe(plan, trainer.train_loader.batch_size, trainer.train_loader.num_samples))

@@ -4,6 +4,7 @@ metrics.json. Sweeps add their own (Optuna pruning, sweeps/pruning.py). Callback
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 from ..artifacts import names
@@ -92,6 +93,8 @@ class MetricsFile(Callback):
             initial_loss=s.initial_loss,
             ln_num_classes=math.log(self.num_classes),
             wall_time_s=s.wall_time_s,
+            plan=s.plan,
+            actual={"wall_s": round(time.time() - trainer.s.started_at, 2), "steps": s.global_step},
             **self.extra,
         ).write(self.run_dir)
 

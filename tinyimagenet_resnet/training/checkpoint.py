@@ -1,9 +1,11 @@
 """Checkpoints: what one holds (assembled here, with its format version), written atomically, loaded with one-line
 errors, and restored into a Trainer so that training continues exactly where it stopped.
 
-Format (CKPT_VERSION 1): version, model, optimizer, scheduler, scaler (state dicts), epoch, state (TrainState as
-JSON: history rows keyed by metric name), metrics (the last epoch's row), config (the resolved config), rng (python,
-numpy, torch, cuda), plus the task's `checkpoint_meta` (split: the split summary)."""
+Format (CKPT_VERSION 1): version, model, optimizer, scheduler, scaler (state dicts), ema (the weight average, when
+trainer.ema_decay is set: what evaluation uses), epoch, state (TrainState as JSON: history rows keyed by metric name,
+the budget plan), metrics (the last epoch's row), config (the resolved config), rng (python, numpy, torch, cuda),
+plus the task's `checkpoint_meta` (split: the split summary). Newer keys are optional, so files written before them
+still load."""
 
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ def assemble(trainer) -> dict:
         "optimizer": trainer.optimizer.state_dict(),
         "scheduler": trainer.scheduler.state_dict() if trainer.scheduler is not None else None,
         "scaler": trainer.scaler.state_dict(),
+        "ema": trainer.ema.state_dict() if trainer.ema is not None else None,
         "epoch": s.epoch,
         "state": s.to_json(),
         "metrics": s.history[-1].to_json() if s.history else {},
@@ -56,6 +59,8 @@ def restore(trainer, ckpt: dict) -> None:
         trainer.scheduler.load_state_dict(ckpt["scheduler"])
     if ckpt.get("scaler"):
         trainer.scaler.load_state_dict(ckpt["scaler"])
+    if trainer.ema is not None and ckpt.get("ema"):
+        trainer.ema.load_state_dict(ckpt["ema"])
     trainer.state = TrainState.from_json(ckpt["state"])
     trainer.state.status = "running"
     set_rng_state(ckpt["rng"])
@@ -83,9 +88,14 @@ def load_checkpoint(path, key: str = "ckpt_path") -> dict:
     return ckpt
 
 
+def eval_weights(ckpt: dict) -> dict:
+    """The weights to evaluate: the weight average when the run kept one, else the trained weights."""
+    return ckpt["ema"]["model"] if ckpt.get("ema") else ckpt["model"]
+
+
 def load_model_state(model: torch.nn.Module, ckpt: dict, path, key: str = "ckpt_path") -> None:
     try:
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(eval_weights(ckpt))
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise CheckpointError(

@@ -1,9 +1,10 @@
 """The training engine: epochs of optimisation and validation, in the order they happen. What surrounds the loop
 (TensorBoard, checkpoints, metrics.json, pruning) is a list of callbacks (training/callbacks.py); checkpoint
-assembly and restore are in training/checkpoint.py."""
+assembly and restore are in training/checkpoint.py; the plan of a time-budgeted run in training/budget.py."""
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import math
@@ -14,17 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..artifacts.records import Best, EpochRow, SplitMetrics, progress_from_json, progress_to_json
-from ..data.datamodule import set_train_epoch
 from ..errors import DivergedError
 from . import checkpoint
+from .ema import EMA
 from .metrics import ClassificationMeter
 from .runtime import autocast
 from .settings import TrainSettings
 
 log = logging.getLogger(__name__)
+
+IMAGE_SIZE = 64  # the data's resolution: validation and test always run at it
 
 
 class Interrupted(Exception):
@@ -47,6 +51,7 @@ class TrainState:
     initial_loss: float | None = None
     status: str = "running"
     wall_time_s: float = 0.0
+    plan: dict | None = None  # the BudgetPlan of a time-budgeted run (training/budget.py), kept on resume
 
     def record(self, row: EpochRow) -> bool:
         """Append a finished epoch; True when it is the new best (val top-1)."""
@@ -71,6 +76,14 @@ def to_device(batch, device: torch.device, channels_last: bool):
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     return x, y.to(device, non_blocking=True)
+
+
+def resize(x: torch.Tensor, size: int, channels_last: bool) -> torch.Tensor:
+    """A batch at `size`x`size` (antialiased bilinear), for progressive resizing; unchanged at its own size."""
+    if x.shape[-1] == size:
+        return x
+    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 def use_progress_bar(setting) -> bool:
@@ -98,17 +111,26 @@ def evaluate(
     channels_last=True,
     show_progress=False,
     desc="eval",
+    flip: bool = False,
+    max_batches: int | None = None,
 ) -> ClassificationMeter:
-    """One pass over `loader` in eval mode; returns the filled meter (metrics, confusion matrix)."""
+    """One pass over `loader` in eval mode; returns the filled meter (metrics, confusion matrix). `flip` averages
+    the logits of each image and its mirror image (test-time augmentation)."""
     was_training = model.training
     model.eval()
     meter = ClassificationMeter(num_classes, device)
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
-    for batch in progress(loader, show_progress, desc=desc):
+    for i, batch in enumerate(progress(loader, show_progress, desc=desc)):
+        if max_batches is not None and i >= max_batches:
+            break
         x, y = to_device(batch, device, channels_last)
         with autocast(device, amp_dtype):
-            logits = model(x)
-        logits = logits.float()
+            logits = model(x).float()
+            if flip:
+                mirrored = x.flip(3)
+                if channels_last:
+                    mirrored = mirrored.contiguous(memory_format=torch.channels_last)
+                logits = (logits + model(mirrored).float()) / 2
         meter.update(logits, y, loss_fn(logits, y))
     model.train(was_training)
     return meter
@@ -125,15 +147,18 @@ class Trainer:
         val_loader,
         callbacks=(),
         checkpoint_meta: dict | None = None,
+        interim_val_loader=None,
     ):
-        """`checkpoint_meta` goes into every checkpoint as is (the resolved config, the split summary)."""
+        """`checkpoint_meta` goes into every checkpoint as is (the resolved config, the split summary).
+        `interim_val_loader`, when given, validates every epoch but the last (a subset of val: cheaper)."""
         self.s, self.model, self.optimizer, self.scheduler = settings, model, optimizer, scheduler
-        self.train_loader, self.val_loader = train_loader, val_loader
+        self.train_loader, self.val_loader, self.interim_val_loader = train_loader, val_loader, interim_val_loader
         self.callbacks = list(callbacks)
         self.checkpoint_meta = dict(checkpoint_meta or {})
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
         self.scaler = torch.amp.GradScaler(settings.device.type, enabled=settings.amp_dtype == torch.float16)
         self.forward = torch.compile(model) if settings.compile else model
+        self.ema = EMA(model, settings.ema_decay) if settings.ema_decay else None
         self.state = TrainState()
         self._stop_signal: str | None = None
 
@@ -144,15 +169,49 @@ class Trainer:
     def restore(self, ckpt: dict) -> None:
         """Continue exactly where `ckpt` stopped (training/checkpoint.py)."""
         checkpoint.restore(self, ckpt)
+        best = self.state.best
         log.info(
             "Resumed at epoch %d (global step %d, best val top-1 %s)",
             self.state.epoch,
             self.state.global_step,
-            f"{self.state.best.val_accuracy:.4f}" if self.state.best.epoch else "-",
+            f"{best.val_accuracy:.4f}" if best.epoch else "-",
         )
 
+    # ---------------------------------------------------------------- the schedule of a run
+    def first_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return to_device(next(iter(self.train_loader.epoch(0))), self.s.device, self.s.channels_last)
+
+    def apply_plan(self, plan) -> None:
+        """Run the steps of a time budget's plan (training/budget.py) in its epochs."""
+        self.s = self.s.replace(total_steps=plan.total_steps, epochs=plan.epochs)
+        self.train_loader.set_steps_per_epoch(plan.steps_per_epoch)
+        self.state.plan = plan.to_json()
+
+    def batches_per_epoch(self) -> int:
+        n = len(self.train_loader)
+        return min(n, self.s.limit_train_batches) if self.s.limit_train_batches else n
+
+    @property
+    def total_steps(self) -> int:
+        """Optimiser steps of the whole run: the budget plan's, else epochs x batches per epoch."""
+        return self.s.total_steps or self.s.epochs * self.batches_per_epoch()
+
+    def size_at(self, step: int) -> int:
+        """The train resolution at global step `step` (progressive resizing: trainer.train_sizes, *_fractions)."""
+        sizes, fractions = self.s.train_sizes, self.s.train_size_fractions
+        if len(sizes) == 1:
+            return sizes[0]
+        bounds, total = [], 0.0
+        for f in fractions[:-1]:
+            total += f
+            bounds.append(round(total * self.total_steps))
+        return sizes[bisect.bisect_right(bounds, step)]
+
+    def resize(self, x: torch.Tensor, size: int) -> torch.Tensor:
+        return resize(x, size, self.s.channels_last)
+
     # ---------------------------------------------------------------- signals
-    def _on_signal(self, signum, frame):  # noqa: ARG002
+    def _on_signal(self, signum, frame):
         if self._stop_signal is None:
             self._stop_signal = signal.Signals(signum).name
             log.warning("%s received: finishing the current step, then writing last.ckpt", self._stop_signal)
@@ -171,60 +230,65 @@ class Trainer:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    # ---------------------------------------------------------------- one epoch
+    # ---------------------------------------------------------------- one step, one epoch
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimiser step on a batch (the LR schedule is stepped by the caller); returns (loss, logits)."""
+        with autocast(self.s.device, self.s.amp_dtype):
+            logits = self.forward(x)
+            loss = self.loss_fn(logits.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return loss, logits
+
     def train_epoch(self, epoch: int) -> tuple[float, float]:
         """Optimise over one epoch; returns (mean train loss, train accuracy)."""
-        s = self.s
+        s, state = self.s, self.state
         self.model.train()
-        set_train_epoch(self.train_loader, s.seed, epoch, self.state.samples_into_epoch)
+        skip = state.samples_into_epoch // self.train_loader.batch_size
+        steps = min(self.batches_per_epoch() - skip, self.total_steps - state.global_step)
         loss_sum = torch.zeros((), dtype=torch.float64, device=s.device)
         correct = torch.zeros((), dtype=torch.long, device=s.device)
         seen = 0
         first_bad = torch.full((), -1, dtype=torch.long, device=s.device)
-        bar = progress(self.train_loader, s.progress_bar, desc=f"epoch {epoch + 1}/{s.epochs}")
-        for i, batch in enumerate(bar):
-            if s.limit_train_batches is not None and i >= s.limit_train_batches:
-                break
-            x, y = to_device(batch, s.device, s.channels_last)
-            with autocast(s.device, s.amp_dtype):
-                logits = self.forward(x)
-                loss = self.loss_fn(logits.float(), y)
-            if self.state.initial_loss is None:
-                self.state.initial_loss = float(loss.detach())
-                log.info(
-                    "Initial loss %.4f (ln %d = %.4f)", self.state.initial_loss, s.num_classes, math.log(s.num_classes)
-                )
-                self._emit("on_initial_loss", self.state.initial_loss)
+        batches = self.train_loader.epoch(epoch, skip)
+        bar = progress(range(steps), s.progress_bar, desc=f"epoch {epoch + 1}/{s.epochs}")
+        for _ in bar:
+            x, y = to_device(next(batches), s.device, s.channels_last)
+            loss, logits = self.step(self.resize(x, self.size_at(state.global_step)), y)
+            if state.initial_loss is None:
+                state.initial_loss = float(loss.detach())
+                log.info("Initial loss %.4f (ln %d = %.4f)", state.initial_loss, s.num_classes, math.log(s.num_classes))
+                self._emit("on_initial_loss", state.initial_loss)
             # Record the first non-finite step on the device; checked without a per-step host sync.
             first_bad = torch.where(
                 (first_bad < 0) & ~torch.isfinite(loss.detach()),
-                torch.full_like(first_bad, self.state.global_step),
+                torch.full_like(first_bad, state.global_step),
                 first_bad,
             )
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            if self.scheduler is not None:
-                self.scheduler.step()
-            self.state.global_step += 1
+            state.global_step += 1
+            if self.scheduler is not None and state.global_step < self.total_steps:
+                self.scheduler.step()  # not after the last step: the schedule ends on it
             loss_sum += loss.detach().double() * y.numel()
             correct += (logits.detach().argmax(1) == y).sum()
             seen += y.numel()
-            self.state.samples_into_epoch += y.numel()
-            if self.state.global_step % s.log_every_n_steps == 0 or self._stop_signal:
+            state.samples_into_epoch += y.numel()
+            if state.global_step % s.log_every_n_steps == 0 or self._stop_signal:
                 self._check_finite(first_bad, epoch)
                 current = float(loss.detach())
-                self._emit("on_log_step", self.state.global_step, current)
+                self._emit("on_log_step", state.global_step, current)
                 if s.progress_bar:
                     bar.set_postfix(loss=f"{current:.3f}")
             if self._stop_signal:
-                self.state.status = "interrupted"
+                state.status = "interrupted"
                 self._emit("on_interrupt")
                 ckpt = next((cb.last for cb in self.callbacks if getattr(cb, "last", None)), None)
                 raise Interrupted(self._stop_signal, ckpt)
         self._check_finite(first_bad, epoch)
-        self.state.samples_into_epoch = 0
+        state.samples_into_epoch = 0
         n = max(seen, 1)
         return float(loss_sum) / n, float(correct) / n
 
@@ -234,34 +298,49 @@ class Trainer:
             self.state.status = "diverged"
             raise DivergedError(epoch + 1, bad_step, float("nan"))
 
-    def validate(self) -> SplitMetrics:
+    def eval_model(self) -> nn.Module:
+        """What validation and the checkpoints' evaluation use: the weight average when trainer.ema_decay is set."""
+        return self.ema.model if self.ema is not None else self.forward
+
+    def validate(self, final: bool = True, max_batches: int | None = None) -> SplitMetrics:
         s = self.s
+        loader = self.val_loader if final or self.interim_val_loader is None else self.interim_val_loader
         meter = evaluate(
-            self.forward,
-            self.val_loader,
+            self.eval_model(),
+            loader,
             s.device,
             s.num_classes,
             s.amp_dtype,
             s.channels_last,
-            s.progress_bar,
+            s.progress_bar and max_batches is None,
             desc="val",
+            flip=s.tta_flip,
+            max_batches=max_batches,
         )
         return meter.compute()
 
-    def _validates(self, epoch: int) -> bool:
-        return (epoch + 1) % self.s.val_every_n_epochs == 0 or epoch + 1 == self.s.epochs
+    def _last_epoch(self, epoch: int) -> bool:
+        return epoch + 1 >= self.s.epochs or self.state.global_step >= self.total_steps
 
     # ---------------------------------------------------------------- the loop
     def fit(self) -> TrainState:
         t_start = time.perf_counter() - self.state.wall_time_s
         try:
             with self._signals_stop_after_the_step():
-                while self.state.epoch < self.s.epochs:
+                while self.state.epoch < self.s.epochs and self.state.global_step < self.total_steps:
                     epoch, t0 = self.state.epoch, time.perf_counter()
                     train_loss, train_acc = self.train_epoch(epoch)
-                    val = self.validate() if self._validates(epoch) else None
+                    final = self._last_epoch(epoch)
+                    val = self.validate(final) if final or (epoch + 1) % self.s.val_every_n_epochs == 0 else None
                     row = EpochRow(
-                        epoch + 1, train_loss, train_acc, self.optimizer.param_groups[0]["lr"], time.perf_counter() - t0
+                        epoch + 1,
+                        train_loss,
+                        train_acc,
+                        self.optimizer.param_groups[0]["lr"],
+                        time.perf_counter() - t0,
+                        step=self.state.global_step,
+                        wall_s=round(time.time() - self.s.started_at, 3),
+                        train_size=self.size_at(self.state.global_step - 1),
                     ).with_val(val)
                     improved = self.state.record(row)
                     self.state.wall_time_s = time.perf_counter() - t_start
@@ -285,6 +364,7 @@ class Trainer:
     def _log_epoch(self, row: EpochRow, improved: bool) -> None:
         val = (
             f"val loss {row.val_loss:.4f} top1 {row.val_accuracy:.4f} top5 {row.val_top5:.4f} f1 {row.val_f1_macro:.4f}"
+            + (f" ({row.val_images} images)" if row.val_images else "")
             if row.validated
             else "val -"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -21,10 +22,23 @@ class TrainSettings:
     val_every_n_epochs: int
     limit_train_batches: int | None
     progress_bar: bool
+    started_at: float  # epoch seconds: when the command (or the sweep job) started; rows record time since then
+    train_sizes: tuple[int, ...] = (64,)  # progressive resizing: the train resolutions, in order...
+    train_size_fractions: tuple[float, ...] = (1.0,)  # ...and the share of the optimiser steps spent at each
+    ema_decay: float | None = None
+    tta_flip: bool = False
+    total_steps: int | None = None  # a budget plan's step count (None: epochs x batches per epoch)
 
     @classmethod
     def from_config(
-        cls, cfg, device: torch.device, amp_dtype, channels_last: bool, num_classes: int, progress_bar: bool
+        cls,
+        cfg,
+        device: torch.device,
+        amp_dtype,
+        channels_last: bool,
+        num_classes: int,
+        progress_bar: bool,
+        started_at: float,
     ) -> TrainSettings:
         t = cfg.trainer
         return cls(
@@ -40,4 +54,12 @@ class TrainSettings:
             val_every_n_epochs=int(t.val_every_n_epochs),
             limit_train_batches=t.limit_train_batches,
             progress_bar=progress_bar,
+            started_at=started_at,
+            train_sizes=tuple(int(v) for v in t.train_sizes),
+            train_size_fractions=tuple(float(v) for v in t.train_size_fractions),
+            ema_decay=t.ema_decay,
+            tta_flip=bool(t.tta_flip),
         )
+
+    def replace(self, **changes) -> TrainSettings:
+        return dataclasses.replace(self, **changes)

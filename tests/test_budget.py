@@ -1,0 +1,219 @@
+"""Time-budgeted runs (trainer.budget_minutes), progressive resizing, the schedules' last step, experiment=cpu and the
+time-to-accuracy benchmark, on the tiny fixture. Assertions are on steps and schedules, never on elapsed seconds."""
+
+import json
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from tinyimagenet_resnet.artifacts.records import TrainMetrics
+from tinyimagenet_resnet.config.loader import compose_config
+from tinyimagenet_resnet.training import runtime
+from tinyimagenet_resnet.training.engine import Trainer
+from tinyimagenet_resnet.training.optim import build_scheduler
+from tinyimagenet_resnet.training.settings import TrainSettings
+
+from conftest import only_run_dir, run_main
+
+SMALL = ["model.widths=[16,16,16]", "data.batch_size=8", "data.num_workers=0", "trainer.progress_bar=false"]
+BUDGET = [*SMALL, "trainer.budget_minutes=0.4", "optim=sgd", "optim.lr=0.1"]
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "onecycle"])
+def test_each_schedule_with_an_end_reaches_about_zero_on_the_last_step(name):
+    cfg = compose_config([f"scheduler={name}"])
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    sched = build_scheduler(cfg.scheduler, opt, 50)
+    lrs = []
+    for _ in range(50):  # the LR of each of the 50 steps; the engine steps the schedule after all but the last
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert max(lrs) == pytest.approx(0.5, rel=0.01)
+    assert lrs[-1] <= 1e-4 * 0.5, lrs[-5:]
+
+
+def test_a_budgeted_run_stops_by_itself_where_its_plan_says(tiny_data, tmp_path):
+    run_main(
+        [
+            f"data.path={tiny_data}",
+            *BUDGET,
+            "scheduler=linear",
+            "trainer.budget_evals=3",
+            "trainer.interim_val_images=8",
+        ],
+        cwd=tmp_path,
+    )
+    m = TrainMetrics.read(only_run_dir(tmp_path))
+    plan = m.plan
+    assert m.status == "ok" and plan["budget_s"] == 24 and plan["total_steps"] >= 3
+    assert m.actual["steps"] == plan["total_steps"] == m.history[-1].step  # planned and run steps agree
+    assert m.epochs_run == plan["epochs"] == 3
+    assert [r.step for r in m.history] == [
+        min(plan["total_steps"], (i + 1) * plan["steps_per_epoch"]) for i in range(3)
+    ]
+    assert m.history[-1].lr == 0.0  # linear decay ends at zero on the last step
+    assert [r.val_images for r in m.history] == [8, 8, 20]  # a subset between epochs, the whole split at the end
+    assert set(plan["step_s"]) == {"64"} and {"final", "interim"} == set(plan["eval_s"])
+
+
+def test_a_budget_without_a_schedule_only_stops_the_run(tiny_data, tmp_path):
+    run_main([f"data.path={tiny_data}", *BUDGET, "scheduler=none"], cwd=tmp_path)
+    m = TrainMetrics.read(only_run_dir(tmp_path))
+    assert m.actual["steps"] == m.plan["total_steps"] and m.epochs_run == 1
+    assert m.history[-1].lr == 0.1  # constant
+
+
+def test_a_budget_too_short_for_this_machine_is_one_line(tiny_data, tmp_path):
+    proc = run_main([f"data.path={tiny_data}", *SMALL, "trainer.budget_minutes=0.001"], cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
+    assert line.startswith("error: trainer.budget_minutes=0.001: too short on this machine") and "allowed" in line
+
+
+def test_a_resumed_budgeted_run_keeps_its_plan(tiny_data, tmp_path):
+    args = [f"data.path={tiny_data}", *BUDGET, "scheduler=linear", "trainer.budget_evals=4", "data.pipeline=fast"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tinyimagenet_resnet.main", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    import time
+
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        runs = list(tmp_path.glob("outputs/*/*/metrics.json"))
+        if runs and json.loads(runs[0].read_text()).get("epochs_run", 0) >= 1:
+            break
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run = only_run_dir(tmp_path)
+    before = TrainMetrics.read(run)
+    assert before.status == "running" and before.plan is not None
+    run_main([f"ckpt_path={run}/checkpoints/last.ckpt", f"data.path={tiny_data}"], cwd=tmp_path)
+    after = TrainMetrics.read(run)
+    assert after.plan == before.plan  # not planned again
+    assert after.status == "ok" and after.actual["steps"] == after.plan["total_steps"]
+    assert "Keeping the budget plan of the checkpoint" in (run / "main.log").read_text()
+
+
+class _Loader:
+    """A stand-in train loader: batches of 64x64 images whose sizes the model's hook records."""
+
+    batch_size = 4
+    num_samples = 16
+
+    def __len__(self):
+        return 4
+
+    def set_steps_per_epoch(self, steps):
+        pass
+
+    def epoch(self, epoch, skip=0):
+        for _ in range(4 - skip):
+            yield torch.randn(4, 3, 64, 64), torch.randint(0, 3, (4,))
+
+    def __iter__(self):
+        return self.epoch(0)
+
+
+def test_progressive_resizing_changes_the_train_size_at_the_planned_steps_and_never_the_val_size():
+    from tinyimagenet_resnet.model import ResNet
+
+    model = ResNet((1, 1, 1), (8, 8, 8), dropout=0.0, num_classes=3)
+    seen = []
+    model.register_forward_hook(lambda m, i, o: seen.append(("train" if m.training else "eval", i[0].shape[-1])))
+    settings = TrainSettings(
+        epochs=2,
+        seed=0,
+        num_classes=3,
+        device=torch.device("cpu"),
+        amp_dtype=None,
+        channels_last=False,
+        compile=False,
+        label_smoothing=0.0,
+        log_every_n_steps=100,
+        val_every_n_epochs=1,
+        limit_train_batches=None,
+        progress_bar=False,
+        started_at=0.0,
+        train_sizes=(32, 48, 64),
+        train_size_fractions=(0.25, 0.5, 0.25),
+    )
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    trainer = Trainer(settings, model, opt, None, _Loader(), _Loader())
+    trainer.fit()  # 2 epochs x 4 steps: 2 steps at 32, 4 at 48, 2 at 64
+    assert [s for mode, s in seen if mode == "train"] == [32, 32, 48, 48, 48, 48, 64, 64]
+    assert {s for mode, s in seen if mode == "eval"} == {64}
+    assert [r.train_size for r in trainer.state.history] == [48, 64]
+
+
+def test_precision_auto_is_bf16_only_where_the_cpu_has_native_bf16(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    assert runtime.resolve_precision("auto", cpu) is torch.bfloat16
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
+    assert runtime.resolve_precision("auto", cpu) is None
+    assert runtime.resolve_precision("bf16", cpu) is torch.bfloat16
+
+
+def test_experiment_cpu_composes_and_trains_two_steps(tiny_data, tmp_path):
+    cfg = compose_config(["experiment=cpu"])
+    assert list(cfg.trainer.train_sizes) == [32, 48, 64] and cfg.scheduler.name == "linear"
+    assert OmegaConf.to_container(cfg.model)["widths"] == [64, 128, 256]  # the course architecture
+    run_main(
+        [f"data.path={tiny_data}", "experiment=cpu", *SMALL, "trainer.epochs=1", "trainer.limit_train_batches=2"],
+        cwd=tmp_path,
+    )
+    m = TrainMetrics.read(only_run_dir(tmp_path))
+    assert m.status == "ok" and m.history[0].step == 2 and m.precision in ("fp32", "bf16")
+
+
+def test_time_to_accuracy_benchmark_writes_csv_png_and_raw_files(tiny_data, tmp_path):
+    out = tmp_path / "results"
+    recipe = "tiny:model.widths=[16,16,16] data.batch_size=8 data.num_workers=0 optim=sgd optim.lr=0.1 scheduler=linear"
+    proc = subprocess.run(
+        [
+            "tinyimagenet-bench",
+            "tta",
+            "--data-path",
+            str(tiny_data),
+            "--budget",
+            "0.5",
+            "--recipe",
+            recipe,
+            "--evals",
+            "2",
+            "--interim-val-images",
+            "8",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = (out / "tta.csv").read_text().splitlines()
+    assert rows[0].startswith("recipe,budget_min,epoch,minutes") and len(rows) == 3
+    assert rows[-1].endswith(",True") and (out / "tta.png").stat().st_size > 1000
+    summary = json.loads((out / "tta.json").read_text())
+    assert summary["budget_minutes"] == 0.5 and "capability" in summary["machine"]["cpu"]
+    run = out / "tiny" / "run"
+    assert (run / "metrics.json").is_file() and (run / "main.log").is_file() and not (run / "checkpoints").exists()
+    again = subprocess.run(
+        ["tinyimagenet-bench", "tta", "--plot-only", "--from", str(out), "--out", str(tmp_path / "p")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert again.returncode == 0 and len((tmp_path / "p" / "tta.csv").read_text().splitlines()) == 3
