@@ -19,6 +19,38 @@ class CheckpointError(UserError):
     pass
 
 
+class EnvironmentFault(UserError):
+    """The machine, not the input: no such device, a folder that cannot be written, a full disk. Exit 1."""
+
+    exit_code = 1
+
+
+def os_error_line(exc: OSError) -> str:
+    """An OSError while writing as one line: what failed, where, what to do."""
+    import errno
+
+    where = exc.filename or "a file"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"no space left on the device while writing {where}; free some space, then run the same command "
+            "again (a training run continues from its last checkpoint)"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (
+            f"cannot write {where}: {exc.strerror}; run from a writable folder, or point hydra.run.dir / "
+            "data.cache_dir at one"
+        )
+    return f"{exc.strerror or type(exc).__name__} ({where})"
+
+
+class Interrupted(Exception):
+    """Raised by the trainer after SIGINT/SIGTERM, once `last.ckpt` (the path `ckpt`) is written."""
+
+    def __init__(self, signame: str, ckpt):
+        self.signame, self.ckpt = signame, ckpt
+        super().__init__(f"{signame} received: wrote {ckpt}")
+
+
 class DivergedError(Exception):
     """The loss became NaN/Inf. Not a user error: the run records status 'diverged' and fails."""
 

@@ -114,29 +114,153 @@ def check_group_choices(argv: list[str], conf: Path) -> str | None:
     return None
 
 
-def job_overrides(argv: list[str]) -> list[str] | None:
-    """The overrides of a command line that runs ONE job, or None (a multirun, or a flag that prints instead)."""
-    args, skip = [], False
+def _command_overrides(argv: list[str]) -> tuple[list[str], bool] | None:
+    """(the overrides of a command line, whether it is a multirun), or None for a flag that prints instead."""
+    args, skip, multirun = [], False, False
     for a in argv:
         if skip:
             skip = False
             continue
-        if a in MULTIRUN_FLAGS or a in INFO_FLAGS or a.split("=", 1)[0] in INFO_FLAGS:
+        if a in INFO_FLAGS or a.split("=", 1)[0] in INFO_FLAGS:
             return None
-        if a in FLAGS_WITH_VALUE:
+        if a in MULTIRUN_FLAGS:
+            multirun = True
+        elif a in FLAGS_WITH_VALUE:
             skip = True
-            continue
-        if a.startswith("-"):
-            continue
-        args.append(a)
-    return args
+        elif not a.startswith("-"):
+            args.append(a)
+    return args, multirun
+
+
+def _sweep_values(override) -> list[str]:
+    """The values a swept override takes (a grid's choices; an interval's two ends)."""
+    if override.is_discrete_sweep():
+        return list(override.sweep_string_iterator())
+    value = override.value()
+    return [str(value.start), str(value.end)]
+
+
+def job_override_sets(overrides: list[str], params: dict | None) -> tuple[list[list[str]], dict]:
+    """Override lists that together give every value of every swept key (the command line's sweeps and the
+    sweeper's `params`) at least once, the other swept keys at their first value: 1 + sum(values - 1) configs
+    instead of the whole product. Returns (sets, {key: values})."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    parsed = parser.parse_overrides(overrides)
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    sweeps = {o.get_key_element(): _sweep_values(o) for o in parsed if o.is_sweep_override()}
+    for key, value in (params or {}).items():
+        if key in sweeps:
+            continue  # the command line wins, as in Hydra's sweepers
+        (o,) = parser.parse_overrides([f"{key}={value}"])
+        if o.is_sweep_override():
+            sweeps[o.get_key_element()] = _sweep_values(o)
+        else:
+            fixed.append(o.input_line)
+    first = {k: v[0] for k, v in sweeps.items()}
+    sets = [fixed + [f"{k}={v}" for k, v in first.items()]]
+    for key, values in sweeps.items():
+        for value in values[1:]:
+            sets.append(fixed + [f"{k}={value if k == key else v}" for k, v in first.items()])
+    return sets, sweeps
+
+
+def check_sweeper(sweeper) -> None:
+    """The Optuna sweeper's own keys (Hydra's plugin types them, we check the ranges)."""
+    target = str(sweeper.get("_target_", ""))
+    if "Optuna" not in target:
+        return
+    checks = [
+        ("n_trials", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+        ("n_jobs", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+        ("max_failure_rate", lambda v: isinstance(v, (int, float)) and 0 <= v <= 1, "a number in [0, 1]"),
+    ]
+    for key, ok, allowed in checks:
+        if not ok(sweeper.get(key)):
+            raise ConfigError(f"hydra.sweeper.{key}={plain(sweeper.get(key))!r}: allowed {allowed}")
+    directions = plain(sweeper.get("direction"))
+    directions = directions if isinstance(directions, list) else [directions]
+    if not directions or any(str(d).lower() not in ("minimize", "maximize") for d in directions):
+        raise ConfigError(
+            f"hydra.sweeper.direction={plain(sweeper.get('direction'))!r}: allowed minimize|maximize, or a list "
+            "of them (one per objective)"
+        )
+
+
+def check_writable(folder: Path, key: str) -> None:
+    """Fail now, in one line, when `folder` (or the nearest folder above it that exists) cannot be written."""
+    import tempfile
+
+    from ..errors import EnvironmentFault, os_error_line
+
+    probe = Path(folder).expanduser().absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        exc.filename = exc.filename or str(probe)
+        raise EnvironmentFault(f"{key}: {os_error_line(exc)}") from None
+
+
+def _job_config(job: list[str], swept: list[str], plain_cfg: DictConfig) -> DictConfig:
+    """One job's validated config: the swept values merged onto the sweep's fixed config where they are plain keys
+    (cheap), composed again where one selects a config group option (model/blocks=b333, optim=sgd)."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    groups = Path(config_dir())
+    if any("/" in override_key(o) or (groups / override_key(o)).is_dir() for o in swept):
+        cfg = compose_config(job)
+    else:
+        try:
+            cfg = OmegaConf.merge(plain_cfg, OmegaConf.from_dotlist([o.lstrip("+") for o in swept]))
+        except OmegaConfBaseException as exc:
+            raise ConfigError(composition_error(exc)) from None
+    validate_config(cfg)
+    return cfg
 
 
 def preflight(argv: list[str]) -> None:
-    """Compose and validate the config a single-run command line asks for; raises ConfigError (one line)."""
-    overrides = job_overrides(argv)
-    if overrides is not None:
-        validate_config(compose_config(overrides))
+    """Compose and validate, before any work, every job of the command line: the single run, or each value of
+    each swept key of a multirun (its sweeper's settings too); check that its output and cache folders can be
+    written. Raises ConfigError / EnvironmentFault (one line)."""
+    command = _command_overrides(argv)
+    if command is None:
+        return
+    overrides, multirun = command
+    if not multirun:
+        cfg = compose_config(overrides)
+        validate_config(cfg)
+        jobs = [cfg]
+    else:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        fixed = [o.input_line for o in OverridesParser.create().parse_overrides(overrides) if not o.is_sweep_override()]
+        base = compose_config(fixed, return_hydra_config=True)
+        check_sweeper(base.hydra.sweeper)
+        params = base.hydra.sweeper.get("params")
+        sets, sweeps = job_override_sets(overrides, OmegaConf.to_container(params) if params else {})
+        swept_keys = {override_key(k) for k in sweeps}
+        plain_cfg = compose_config(fixed)
+        jobs = []
+        for job in sets:
+            swept = [o for o in job if override_key(o) in swept_keys]
+            try:
+                jobs.append(_job_config(job, swept, plain_cfg))
+            except ConfigError as exc:
+                raise ConfigError(f"{exc} (a job of the sweep: {' '.join(swept)})" if swept else str(exc)) from None
+    folder = "multirun" if multirun else "outputs"
+    for o in overrides:  # the user's own run/sweep folder
+        if override_key(o) == f"hydra.{'sweep' if multirun else 'run'}.dir":
+            folder = override_value(o)
+    check_writable(Path(folder), f"hydra.{'sweep' if multirun else 'run'}.dir")
+    for cfg in jobs[:1]:
+        if cfg.data.pipeline == "fast" and cfg.task != "baselines":
+            from ..data.cache import default_cache_dir
+
+            check_writable(Path(cfg.data.cache_dir or default_cache_dir()), "data.cache_dir")
 
 
 def from_checkpoint(saved: dict) -> DictConfig:

@@ -40,9 +40,13 @@ def _resume_target(task, ckpt_path, resume, overrides, default_dir: str) -> Path
     return None
 
 
+RESOLVED: dict[str, str] = {}  # the run directory this command resolved (the start-up's ctrl-C cleans it up)
+
+
 def run_dir(task, ckpt_path, resume, overrides, default_dir):
     target = _resume_target(task, ckpt_path, resume, overrides, default_dir)
-    return str(target) if target is not None else default_dir
+    RESOLVED["run_dir"] = str(target) if target is not None else default_dir
+    return RESOLVED["run_dir"]
 
 
 def hydra_subdir(task, ckpt_path, resume, overrides, default_dir):

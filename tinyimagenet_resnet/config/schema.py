@@ -9,6 +9,7 @@ defaults list (`- /schema/<group>/<name>@_here_`), so a wrong type or an unknown
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, ClassVar, List, Union
@@ -279,15 +280,28 @@ class OneCycleConfig(SchedulerConfig):
     NAME: ClassVar[str] = "onecycle"
     pct_start: float = spec("a number in (0, 1)", in_range(0, 1, lo_open=True))
 
+    DIV: ClassVar[float] = 25.0  # the start is lr / 25 (torch's OneCycleLR default)...
+    FINAL_DIV: ClassVar[float] = 1e4  # ...and the last step lr / (25 x 1e4)
+
     def build(self, optimizer, total_steps: int):
+        """Cosine up from lr/25 to lr over pct_start of the steps, then cosine down to lr/2.5e5 on the last step.
+        A LambdaLR rather than torch's OneCycleLR: that one divides by zero below ~5 steps and cannot be
+        stepped past its length (so an extended run could not continue); momentum is not cycled."""
         import torch
 
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=[g["lr"] for g in optimizer.param_groups],
-            total_steps=total_steps,
-            pct_start=self.pct_start,
-        )
+        last = max(total_steps - 1, 1)
+        up = max(1, round(self.pct_start * last))
+        start, end = 1 / self.DIV, 1 / (self.DIV * self.FINAL_DIV)
+
+        def anneal(a: float, b: float, t: float) -> float:
+            return b + (a - b) * (1 + math.cos(math.pi * min(max(t, 0.0), 1.0))) / 2
+
+        def factor(k: int) -> float:
+            if k <= up:
+                return anneal(start, 1.0, k / up)
+            return anneal(1.0, end, (k - up) / max(1, last - up))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import compat
-from ..artifacts.files import atomic_path, file_lock, write_json
+from ..artifacts.files import atomic_path, file_lock, read_json, write_json
 from .dataset import decode_image
 from .splits import Split
 
@@ -59,31 +59,61 @@ def build(path: Path, raw_split, split: Split, threads: int) -> None:
         del arr
 
 
+def _sample_positions(n: int, k: int = 16) -> list[int]:
+    """Up to k positions spread over the array, first and last included: what the checksum covers."""
+    return sorted({round(i * (n - 1) / max(k - 1, 1)) for i in range(k)}) if n else []
+
+
+def _digest(arr: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for i in _sample_positions(len(arr)):
+        h.update(np.ascontiguousarray(arr[i]).tobytes())
+    return h.hexdigest()
+
+
+def _damage(path: Path, meta_path: Path, n: int) -> str | None:
+    """Why the cached file cannot be trusted, or None when its shape and checksum are right."""
+    meta = read_json(meta_path) if meta_path.is_file() else None
+    if not meta or "samples_sha256" not in meta:
+        return "no checksum beside it"
+    try:
+        arr = np.load(path, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as exc:
+        return f"unreadable: {type(exc).__name__}"
+    if arr.shape != (n, SIZE, SIZE, 3):
+        return f"shape {arr.shape} instead of {(n, SIZE, SIZE, 3)}"
+    if _digest(arr) != meta["samples_sha256"]:
+        return "its images do not match the checksum written with them"
+    return None
+
+
 def decoded(raw_split, split: Split, cache_dir: Path | None, threads: int = 2) -> tuple[np.ndarray, bool]:
-    """The split's images as a read-only memmap (N, 64, 64, 3) uint8; returns (array, built_now)."""
+    """The split's images as a read-only memmap (N, 64, 64, 3) uint8; returns (array, built_now). A cached file
+    that is truncated, garbled or zeroed (its shape or the checksum of sampled images is wrong) is built again."""
     cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
     dataset_fingerprint = compat.dataset_fingerprint(raw_split)
     key = cache_key(dataset_fingerprint, split)
-    path = cache_dir / f"{key}.npy"
+    path, meta_path = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
     built = False
-    if not path.exists():
+    if not path.exists() or _damage(path, meta_path, len(split)):
         with file_lock(cache_dir / f"{key}.lock"):  # a second job waits here, then finds the finished file
-            if not path.exists():
+            damage = _damage(path, meta_path, len(split)) if path.exists() else None
+            if damage:
+                log.warning("Decoded cache %s cannot be used (%s): decoding the images again", path, damage)
+            if not path.exists() or damage:
                 log.info("Decoding %d %s images once into %s", len(split), split.name, path)
                 build(path, raw_split, split, threads)
                 write_json(
-                    cache_dir / f"{key}.json",
+                    meta_path,
                     {
                         "split": split.name,
                         "source_split": split.source_split,
                         "n": len(split),
                         "fingerprint": split.fingerprint(),
                         "dataset_fingerprint": dataset_fingerprint,
+                        "samples_sha256": _digest(np.load(path, mmap_mode="r")),
                     },
                 )
                 built = True
-    arr = np.load(path, mmap_mode="r")
-    if arr.shape != (len(split), SIZE, SIZE, 3):
-        raise RuntimeError(f"decoded cache {path} has shape {arr.shape}, expected {(len(split), SIZE, SIZE, 3)}")
-    return arr, built
+    return np.load(path, mmap_mode="r"), built

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import logging
 from pathlib import Path
 
@@ -18,15 +19,25 @@ LOCAL_HINT = (
 )
 
 
+def matching(root: Path, pattern: str) -> list[Path]:
+    """Files matching a glob relative to `root`, or an absolute glob."""
+    if Path(pattern).is_absolute():
+        return sorted(Path(p) for p in glob.glob(pattern))
+    return sorted(root.glob(pattern))
+
+
 def _data_files(root: Path, train_files: str | None, val_files: str | None) -> dict | None:
-    """Explicit split globs (relative to data.path) when the user restricts the shards; None = the dataset's own."""
+    """Explicit split globs (relative to data.path, or absolute) when the user restricts the shards; None = the
+    dataset's own."""
     if train_files is None and val_files is None:
         return None
     files = {"train": train_files or "data/train-*", "valid": val_files or "data/valid-*"}
     for split, pattern in files.items():
-        if not list(root.glob(pattern)):
+        if not matching(root, pattern):
             key = "data.train_files" if split == "train" else "data.val_files"
-            raise DataError(f"{key}={pattern!r}: no file under {root} matches; allowed: a glob relative to data.path")
+            raise DataError(
+                f"{key}={pattern!r}: no file under {root} matches; allowed: a glob relative to data.path, or absolute"
+            )
     return files
 
 
@@ -81,7 +92,7 @@ def _stale(raw, root: Path, data_files: dict | None) -> bool:
     import pyarrow.parquet as pq
 
     for split, pattern in (data_files or {"train": "data/train-*", "valid": "data/valid-*"}).items():
-        files = sorted(root.glob(pattern))
+        files = matching(root, pattern)
         if files and split in raw and len(raw[split]) != sum(pq.read_metadata(f).num_rows for f in files):
             return True
     return False

@@ -7,8 +7,10 @@ import logging
 import math
 import os
 import socket
+import sys
 import threading
 import time
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,9 @@ from hydra.core.utils import JobStatus
 from omegaconf import OmegaConf
 
 from .. import compat
-from ..artifacts.files import write_text
-from .storage import make_storage, study_lock
-from .study import counted_trials, failed_trials, mark_interrupted
+from ..artifacts.files import read_json, write_json, write_text
+from .storage import make_storage, redacted, study_lock
+from .study import counted_trials, mark_interrupted
 
 OptunaSweeperImpl, _ = compat.optuna_sweeper_impl()
 
@@ -70,8 +72,9 @@ def _tell(study, trial, *args, **kwargs) -> None:
 
 class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
     def _settings(self):
-        opt = self.config.optuna
-        return int(opt.heartbeat_s), int(opt.grace_s), float(opt.poll_s)
+        """Heartbeat, grace and poll seconds: the app's `optuna` node where it has one, else the defaults."""
+        opt = OmegaConf.select(self.config, "optuna", default=None) or {}
+        return int(opt.get("heartbeat_s", 30)), int(opt.get("grace_s", 90)), float(opt.get("poll_s", 5))
 
     def _record_result(self, study, trial, ret) -> str:
         import optuna
@@ -101,21 +104,49 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         _tell(study, trial, state=TrialState.FAIL)
         return "FAIL"
 
-    def _check_failures(self, study) -> None:
-        failed = failed_trials(study.get_trials(deepcopy=False))
-        if failed > self.max_failure_rate * self.n_trials:
-            raise RuntimeError(
-                f"optuna sweep stopped: {failed} failed trials > max_failure_rate={self.max_failure_rate} x "
-                f"n_trials={self.n_trials}; see the failed jobs' logs"
+    def _stop(self, study, folder: Path, line: str) -> None:
+        """End the sweep with one line on stderr and exit 1, after writing its results and summary."""
+        self._finish(study, folder)
+        print(f"error: {line}", file=sys.stderr)
+        sys.exit(1)
+
+    def _finish(self, study, folder: Path) -> None:
+        from .summary import write_summary
+
+        self._write_results(study, folder)
+        rows = write_summary(folder, self.config.hydra.sweeper)
+        log.info("Sweep summary (%d runs): %s", len(rows), folder / "summary.md")
+
+    def _folder(self, study) -> Path:
+        """The folder of this study's trials: `multirun/optuna/<study>`, unless it holds the trials of another study
+        of the same name (a new storage, a deleted database): then `<study>@<instance>`, so that no earlier trial
+        folder is ever overwritten. Chosen once per study instance, under the workers' lock, and stored in it."""
+        attrs = study.user_attrs
+        if "tir_folder" in attrs:
+            return Path(attrs["tir_folder"])
+        instance = uuid.uuid4().hex[:8]
+        base = Path(self.config.hydra.sweep.dir)
+        marker = read_json(base / "study.json")
+        taken = (marker is not None and marker.get("instance") != instance) or (
+            marker is None and base.is_dir() and any(p.is_dir() and p.name.isdigit() for p in base.iterdir())
+        )
+        folder = base.with_name(f"{base.name}@{instance}") if taken else base
+        if taken:
+            log.warning(
+                "%s holds the trials of another study named %r: this one writes to %s", base, study.study_name, folder
             )
+        write_json(
+            folder / "study.json",
+            {"study_name": study.study_name, "instance": instance, "storage": redacted(self.storage)},
+        )
+        study.set_user_attr("tir_instance", instance)
+        study.set_user_attr("tir_folder", str(folder))
+        return folder
 
     def sweep(self, arguments: list[str]) -> None:
         import optuna
 
         heartbeat_s, grace_s, poll_s = self._settings()
-        sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        write_text(sweep_dir / "multirun.yaml", OmegaConf.to_yaml(self.config))  # as Hydra's basic sweeper does
         distributions, fixed_params, fixed_overrides = compat.search_space(self, arguments)
         for name in fixed_params:
             distributions.pop(name, None)
@@ -134,13 +165,17 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                 direction=compat.study_directions(self)[0],
                 load_if_exists=True,
             )
+            folder = self._folder(study)
+        write_text(folder / "multirun.yaml", OmegaConf.to_yaml(self.config))  # as Hydra's basic sweeper does
         log.info(
-            "Study %r in %s: %d of %d trials already counted",
+            "Study %r in %s: %d of %d trials already counted; trials in %s",
             study.study_name,
-            self.storage,
+            redacted(self.storage),
             counted_trials(study.get_trials(deepcopy=False)),
             self.n_trials,
+            folder,
         )
+        failed, finished, last_error = 0, 0, None
         first_ask = True
         heartbeat = _Heartbeat(storage, heartbeat_s)
         while True:
@@ -149,8 +184,10 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             with lock():  # count and ask atomically across workers: together they start exactly n_trials
                 existing = study.get_trials(deepcopy=False)
                 states = [t.state.name for t in existing]
-                # queued trials (retries of killed ones) are already counted and are asked for first
-                free = self.n_trials - counted_trials(existing) + states.count("WAITING")
+                # queued trials (retries of killed ones) are already counted and are asked for first. Failed trials
+                # do not count toward n_trials across runs (a re-run after fixing their cause replaces them), but
+                # within this run they do: it never retries what just failed (a grid point would fail again).
+                free = self.n_trials - counted_trials(existing) - failed + states.count("WAITING")
                 if first_ask and states:
                     # A sampler seeded again with `seed` would re-propose the trials this seed already proposed
                     # (TPE starts with seeded random draws), so a resumed study, or a second worker, draws fresh
@@ -165,7 +202,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                     continue
                 break
             overrides = [
-                tuple(o) + (f"optuna.trial_number={t.number}",)
+                tuple(o) + (f"optuna.trial_number={t.number}", f"hydra.sweep.dir={folder}")
                 for o, t in zip(
                     compat.configure_trials(self, trials, distributions, fixed_params, fixed_overrides),
                     trials,
@@ -176,10 +213,25 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             self.job_idx += len(returns)
             for trial, ret in zip(trials, returns, strict=True):
                 self._record_run(trial, ret)
-                self._record_result(study, trial, ret)
+                if self._record_result(study, trial, ret) == "FAIL":
+                    failed += 1
+                    last_error = trial.user_attrs.get("error", "")
+                else:
+                    finished += 1
             heartbeat.untrack(trials)
-            self._check_failures(study)
-        self._write_results(study)
+            if failed > self.max_failure_rate * self.n_trials:
+                self._stop(
+                    study,
+                    folder,
+                    f"optuna sweep stopped: {failed} failed trial{'s' * (failed > 1)} in this run, more than "
+                    f"hydra.sweeper.max_failure_rate={self.max_failure_rate} x n_trials={self.n_trials}; "
+                    f"the last: {last_error}",
+                )
+        if failed and not finished:
+            self._stop(
+                study, folder, f"optuna sweep: every trial of this run failed ({failed}); the last: {last_error}"
+            )
+        self._finish(study, folder)
 
     @staticmethod
     def _record_run(trial, ret) -> None:
@@ -195,14 +247,14 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             if row is not None:
                 trial.set_user_attr("summary_row", row.to_json())
 
-    def _write_results(self, study) -> None:
+    def _write_results(self, study, folder: Path) -> None:
         states: dict[str, int] = {}
         for t in study.get_trials(deepcopy=False):
             states[t.state.name] = states.get(t.state.name, 0) + 1
         results: dict[str, Any] = {
             "name": "optuna",
             "study_name": study.study_name,
-            "storage": self.storage,
+            "storage": redacted(self.storage),
             "n_trials": self.n_trials,
             "trial_states": states,
         }
@@ -212,6 +264,4 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             log.info("Best trial %d: value %.4f, params %s", best.number, best.value, best.params)
         except ValueError:
             log.warning("No completed trial in study %r", study.study_name)
-        sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        write_text(sweep_dir / "optimization_results.yaml", OmegaConf.to_yaml(OmegaConf.create(results)))
+        write_text(folder / "optimization_results.yaml", OmegaConf.to_yaml(OmegaConf.create(results)))

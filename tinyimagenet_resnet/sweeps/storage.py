@@ -36,6 +36,15 @@ def _local_path(url: str) -> Path | None:
     return None
 
 
+def redacted(url) -> str | None:
+    """A storage URL fit for logs and result files: the password of a database URL replaced by ***."""
+    if url is None:
+        return None
+    import re
+
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", str(url))
+
+
 def make_storage(
     url: str | None, heartbeat_s: int | None = None, grace_s: int | None = None, stale_callback: Callable | None = None
 ):

@@ -6,8 +6,9 @@ import logging
 
 log = logging.getLogger(__name__)
 
-# Trials in these states count toward `n_trials`, except FAIL trials of a killed sweep that were queued again.
-COUNTED = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+# Trials in these states count toward `n_trials`. Failed ones do not: a re-run after fixing their cause runs new
+# trials in their place (a run stops itself after too many failures, hydra.sweeper.max_failure_rate).
+COUNTED = ("COMPLETE", "PRUNED", "RUNNING", "WAITING")
 
 
 def mark_interrupted(study, trial) -> None:
@@ -44,8 +45,3 @@ def counted_trials(trials) -> int:
     """Trials that count toward n_trials (`study.get_trials(deepcopy=False)`)."""
     interrupted = interrupted_numbers(trials)
     return sum(1 for t in trials if t.state.name in COUNTED and t.number not in interrupted)
-
-
-def failed_trials(trials) -> int:
-    interrupted = interrupted_numbers(trials)
-    return sum(1 for t in trials if t.state.name == "FAIL" and t.number not in interrupted)

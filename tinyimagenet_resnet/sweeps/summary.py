@@ -131,6 +131,8 @@ class SummaryCallback(Callback):
     """Writes summary.md / summary.csv into the sweep directory at the end of every multirun."""
 
     def on_multirun_end(self, config, **kwargs) -> None:
+        if "ResumableOptunaSweeper" in str(config.hydra.sweeper.get("_target_", "")):
+            return  # that sweeper writes the summary of its study's folder itself, also when it stops early
         sweep_dir = Path(config.hydra.sweep.dir)
         if sweep_dir.is_dir():
             rows = write_summary(sweep_dir, config.hydra.get("sweeper"))

@@ -15,10 +15,10 @@ from ..artifacts.files import write_text
 from ..artifacts.tensorboard import TBLogger
 from ..config.loader import from_checkpoint
 from ..config.naming import run_name
-from ..config.overrides import overrides_key
-from ..config.validate import validate_config
+from ..config.overrides import overridden_keys
+from ..config.validate import plain, validate_config
 from ..data.datamodule import DataModule
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from ..model import build_model, count_parameters
 from ..training.checkpoint import arch_string, load_checkpoint, load_model_state
 from ..training.runtime import precision_name, resolve_precision, seed_everything, select_device, set_deterministic
@@ -38,6 +38,15 @@ class RunContext:
     started_at: float  # epoch seconds: the command's start, or the job's in a multirun
 
 
+def hydra_run_dir() -> Path:
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def hydra_overrides() -> list[str]:
+    """The command line's overrides (of the job, in a multirun)."""
+    return list(HydraConfig.get().overrides.task)
+
+
 def run_context(cfg: DictConfig) -> RunContext:
     from hydra.types import RunMode
 
@@ -50,8 +59,12 @@ def run_context(cfg: DictConfig) -> RunContext:
     device = select_device(cfg.trainer.device)
     seed_everything(int(cfg.seed))
     set_deterministic(bool(cfg.trainer.deterministic))
-    name = run_name(cfg, overrides)
-    write_text(run_dir / "run_name.txt", name + "\n")
+    name_file = run_dir / "run_name.txt"
+    if name_file.is_file():  # a continued run keeps its name (and its TensorBoard run)
+        name = name_file.read_text().strip()
+    else:
+        name = run_name(cfg, overrides)
+        write_text(name_file, name + "\n")
     amp_dtype = resolve_precision(cfg.trainer.precision, device)
     log.info(
         "Run %s in %s on %s (%d CPU threads), %s (trainer.precision=%s)",
@@ -110,41 +123,57 @@ def resolved(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
 
 
-# Keys a command line may set when it continues or evaluates a checkpoint: where and how to run, not what.
-RUNTIME_KEYS = (
-    "task",
-    "ckpt_path",
-    "resume",
-    "data.path",
-    "data.num_workers",
-    "trainer.device",
-    "trainer.progress_bar",
-    "evaluate",
-    "lr_find",
-    "inspect",
-)
+# Keys that say where and how to run, not what was trained: a command that continues or evaluates a checkpoint may
+# change them; left out, they keep the checkpoint's values (so the printed resume command works as printed).
+RUNTIME_KEYS = ("data.path", "data.cache_dir", "data.num_workers", "trainer.device", "trainer.progress_bar")
+# Keys of the command itself, never taken from the checkpoint.
+COMMAND_KEYS = ("task", "ckpt_path", "resume", "run_name", "evaluate", "lr_find", "inspect")
 
 
-def config_from_checkpoint(cfg: DictConfig, ckpt: dict, overrides: list, keep: tuple = ()) -> DictConfig:
-    """The checkpoint's own config (on the current schema), so the user repeats no override. RUNTIME_KEYS and the
-    keys in `keep` come from the command line. An explicit model override that contradicts the checkpoint is
-    refused (different architecture)."""
-    saved = from_checkpoint(ckpt["config"])
-    if overrides_key(overrides, "model") and resolved(cfg.model) != resolved(saved.model):
-        raise CheckpointError(
-            f"ckpt_path={cfg.ckpt_path!r}: checkpoint holds a different architecture "
-            f"({arch_string(ckpt['config'])}) than requested ({arch_string(resolved(cfg))}); "
-            "drop the model overrides or pick a matching checkpoint"
-        )
-    for key in RUNTIME_KEYS + tuple(keep):
+def _path(key: str) -> str:
+    return key.replace("/", ".")  # a group override (model/blocks=b333) sets the node model.blocks
+
+
+def config_from_checkpoint(cfg: DictConfig, saved: DictConfig, overrides: list, allowed: tuple, what: str):
+    """The checkpoint's own config, so the user repeats no override. COMMAND_KEYS, and the keys in `allowed` the
+    command line sets, come from the command line. Any other override that differs from the checkpoint would be
+    silently ignored, so it is refused in one line (a different architecture with its own message)."""
+    saved = saved.copy()
+    for key in COMMAND_KEYS:
         OmegaConf.update(saved, key, OmegaConf.select(cfg, key), merge=False)
+    for key in sorted(overridden_keys(overrides)):
+        path = _path(key)
+        if key.startswith("hydra") or path.split(".")[0] in COMMAND_KEYS:
+            continue
+        new, old = OmegaConf.select(cfg, path), OmegaConf.select(saved, path)
+        if any(path == a or path.startswith(a + ".") for a in allowed):
+            OmegaConf.update(saved, path, new, merge=False)
+        elif plain(new) != plain(old):
+            if path.split(".")[0] == "model":
+                raise CheckpointError(
+                    f"ckpt_path={cfg.ckpt_path!r}: checkpoint holds a different architecture "
+                    f"({arch_string(resolved(saved))}) than requested ({arch_string(resolved(cfg))}); "
+                    "drop the model overrides or pick a matching checkpoint"
+                )
+            raise ConfigError(
+                f"{key}={plain(new)!r}: {what} keeps the checkpoint's value ({plain(old)!r}); allowed to change: "
+                f"{', '.join(allowed)}; to train with other settings, start a new run"
+            )
     validate_config(saved)
     return saved
 
 
-def load_for_model(path) -> dict:
-    """Load a checkpoint and check, before any data is loaded, that its weights fit the architecture it records."""
+def load_for_model(path) -> tuple[dict, DictConfig]:
+    """A checkpoint and its config (on the current schema), checked before any data is loaded: the config is valid
+    and the weights fit the architecture it records."""
     ckpt = load_checkpoint(path)
-    probe = build_model(OmegaConf.create(ckpt["config"]).model, int(ckpt["config"]["data"]["num_classes"]))
+    try:
+        saved = from_checkpoint(ckpt["config"])
+        validate_config(saved)
+    except ConfigError as exc:
+        raise CheckpointError(
+            f"ckpt_path={str(path)!r}: the config stored in the checkpoint is broken ({exc})"
+        ) from None
+    probe = build_model(saved.model, int(saved.data.num_classes))
     load_model_state(probe, ckpt, path)
-    return ckpt
+    return ckpt, saved

@@ -9,12 +9,20 @@ import numpy as np
 
 from ..artifacts.files import atomic_path, write_csv
 from ..artifacts.records import EvalMetrics
-from ..config.overrides import overrides_key
 from ..data.classes import class_name, class_table
 from ..reporting import figures
 from ..training.checkpoint import eval_weights
 from ..training.engine import evaluate, use_progress_bar
-from .common import config_from_checkpoint, load_for_model, make_model, open_tb, run_context, setup_data
+from .common import (
+    RUNTIME_KEYS,
+    config_from_checkpoint,
+    hydra_overrides,
+    load_for_model,
+    make_model,
+    open_tb,
+    run_context,
+    setup_data,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +33,7 @@ EVAL_KEYS = (
     "data.eval_batch_size",
     "trainer.precision",
     "trainer.channels_last",
+    "trainer.tta_flip",
 )
 
 
@@ -51,10 +60,9 @@ def top_confusions(cm: np.ndarray, k: int) -> list[dict]:
 
 
 def run(cfg) -> float:
+    ckpt, saved = load_for_model(cfg.ckpt_path)
+    cfg = config_from_checkpoint(cfg, saved, hydra_overrides(), (*RUNTIME_KEYS, *EVAL_KEYS), "evaluating a checkpoint")
     ctx = run_context(cfg)
-    ckpt = load_for_model(cfg.ckpt_path)
-    keep = tuple(k for k in EVAL_KEYS if overrides_key(ctx.overrides, k))
-    cfg = config_from_checkpoint(cfg, ckpt, ctx.overrides, keep=keep)
     dm = setup_data(cfg, ctx.run_dir)
     recorded = (ckpt.get("split") or {}).get("fingerprints", {})
     if recorded and recorded.get("train") != dm.splits["train"].fingerprint():

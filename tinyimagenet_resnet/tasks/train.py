@@ -8,7 +8,6 @@ import time
 from omegaconf import DictConfig
 
 from ..config.naming import format_blocks
-from ..config.overrides import overrides_key
 from ..errors import ConfigError
 from ..model import count_parameters
 from ..sweeps.pruning import pruning_callback
@@ -18,7 +17,18 @@ from ..training.engine import Trainer, use_progress_bar
 from ..training.optim import build_optimizer, build_scheduler
 from ..training.runtime import precision_name
 from ..training.settings import TrainSettings
-from .common import config_from_checkpoint, load_for_model, make_model, open_tb, resolved, run_context, setup_data
+from .common import (
+    RUNTIME_KEYS,
+    config_from_checkpoint,
+    hydra_overrides,
+    hydra_run_dir,
+    load_for_model,
+    make_model,
+    open_tb,
+    resolved,
+    run_context,
+    setup_data,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,31 +49,38 @@ def hparams_of(cfg: DictConfig) -> dict:
     }
 
 
+# What a command that continues a run may change besides where and how it runs: its length (an extension).
+RESUME_KEYS = (*RUNTIME_KEYS, "trainer.epochs")
+
+
 def resume_checkpoint(cfg: DictConfig, run_dir):
-    """The checkpoint to continue from: `ckpt_path`, or `<run_dir>/checkpoints/last.ckpt` with `resume`."""
+    """The checkpoint to continue from: `ckpt_path`, or `<run_dir>/checkpoints/last.ckpt` with `resume`.
+    `resume=true` with no interrupted run to continue (none matches, or it died before its first checkpoint)
+    starts a new run."""
     if cfg.ckpt_path:
         return cfg.ckpt_path
     if cfg.resume not in (None, False):
         path = run_dir / "checkpoints" / "last.ckpt"
-        if not path.is_file():
-            raise ConfigError(
-                f"resume={cfg.resume!r}: no interrupted run with these overrides (no {path}); allowed: true to "
-                "continue the latest matching run under outputs/, a run directory, or "
-                "ckpt_path=<run>/checkpoints/last.ckpt"
-            )
-        return str(path)
+        if path.is_file():
+            return str(path)
+        if cfg.resume is True:
+            log.info("resume=true: no interrupted run with these overrides has a checkpoint; starting a new run")
+            return None
+        raise ConfigError(
+            f"resume={cfg.resume!r}: no checkpoint to continue there (no {path}); allowed: true (the latest "
+            "matching run under outputs/, else a new run), a run directory with checkpoints/last.ckpt, or "
+            "ckpt_path=<run>/checkpoints/last.ckpt"
+        )
     return None
 
 
 def run(cfg: DictConfig) -> float:
-    ctx = run_context(cfg)
-    ckpt_file = resume_checkpoint(cfg, ctx.run_dir)
+    ckpt_file = resume_checkpoint(cfg, hydra_run_dir())
     ckpt = None
     if ckpt_file:
-        ckpt = load_for_model(ckpt_file)
-        keep = ("trainer.epochs",) if overrides_key(ctx.overrides, "trainer.epochs") else ()
-        cfg = config_from_checkpoint(cfg, ckpt, ctx.overrides, keep=keep)
-        ctx.cfg = cfg
+        ckpt, saved = load_for_model(ckpt_file)
+        cfg = config_from_checkpoint(cfg, saved, hydra_overrides(), RESUME_KEYS, "continuing a run")
+    ctx = run_context(cfg)
     dm = setup_data(cfg, ctx.run_dir)
     t = cfg.trainer
     model = make_model(cfg, dm.num_classes, ctx.device, ctx.channels_last)

@@ -1,7 +1,8 @@
 """Checkpoints: what one holds (assembled here, with its format version), written atomically, loaded with one-line
 errors, and restored into a Trainer so that training continues exactly where it stopped.
 
-Format (CKPT_VERSION 1): version, model, optimizer, scheduler, scaler (state dicts), ema (the weight average, when
+Format (CKPT_VERSION 1): version, model, optimizer, scheduler (for information: a resume replays the schedule),
+scaler (state dicts), ema (the weight average, when
 trainer.ema_decay is set: what evaluation uses), epoch, state (TrainState as JSON: history rows keyed by metric name,
 the budget plan), metrics (the last epoch's row), config (the resolved config), rng (python, numpy, torch, cuda),
 plus the task's `checkpoint_meta` (split: the split summary). Newer keys are optional, so files written before them
@@ -9,6 +10,7 @@ still load."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
@@ -22,9 +24,12 @@ REQUIRED_KEYS = ("model", "optimizer", "epoch", "config")
 
 
 def atomic_save(obj, path: Path) -> Path:
-    """A crash at any moment leaves either the old file or the new one, never a torn file."""
+    """A crash at any moment leaves either the old file or the new one, never a torn file. Serialised in memory
+    first, so that a full disk is the plain OSError of a write (torch.save's own is an opaque RuntimeError)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save(obj, f)
+        f.write(buffer.getbuffer())
     return Path(path)
 
 
@@ -54,14 +59,23 @@ def restore(trainer, ckpt: dict) -> None:
     from .engine import TrainState
 
     trainer.model.load_state_dict(ckpt["model"])
+    state = TrainState.from_json(ckpt["state"])
+    scheduler = trainer.scheduler
+    if scheduler is not None:
+        # Replay the schedule up to the checkpoint's step (before the optimizer state is loaded, so that schedules
+        # computed step by step start from the base LR): exact for the same run length, and it gives an extended
+        # run (trainer.epochs raised) the LR of its new, longer schedule instead of the old one's.
+        for _ in range(min(state.global_step, trainer.total_steps - 1)):
+            scheduler.step()
     trainer.optimizer.load_state_dict(ckpt["optimizer"])
-    if trainer.scheduler is not None and ckpt.get("scheduler"):
-        trainer.scheduler.load_state_dict(ckpt["scheduler"])
+    if scheduler is not None:
+        for group, lr in zip(trainer.optimizer.param_groups, scheduler.get_last_lr(), strict=True):
+            group["lr"] = lr
     if ckpt.get("scaler"):
         trainer.scaler.load_state_dict(ckpt["scaler"])
     if trainer.ema is not None and ckpt.get("ema"):
         trainer.ema.load_state_dict(ckpt["ema"])
-    trainer.state = TrainState.from_json(ckpt["state"])
+    trainer.state = state
     trainer.state.status = "running"
     set_rng_state(ckpt["rng"])
 

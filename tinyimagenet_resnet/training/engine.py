@@ -12,14 +12,13 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..artifacts.records import Best, EpochRow, SplitMetrics, progress_from_json, progress_to_json
-from ..errors import DivergedError
+from ..errors import DivergedError, Interrupted
 from . import checkpoint
 from .ema import EMA
 from .metrics import ClassificationMeter
@@ -31,21 +30,15 @@ log = logging.getLogger(__name__)
 IMAGE_SIZE = 64  # the data's resolution: validation and test always run at it
 
 
-class Interrupted(Exception):
-    """Raised after SIGINT/SIGTERM once `last.ckpt` is written."""
-
-    def __init__(self, signame: str, ckpt: Path | None):
-        self.signame, self.ckpt = signame, ckpt
-        super().__init__(f"{signame} received: wrote {ckpt}")
-
-
 @dataclass
 class TrainState:
     """Where training stands; stored in every checkpoint (`state`) and restored on resume."""
 
     epoch: int = 0  # completed epochs
     global_step: int = 0
-    samples_into_epoch: int = 0  # > 0 only in a checkpoint written by an interrupt mid-epoch
+    samples_into_epoch: int = 0  # > 0 only in a checkpoint written by an interrupt mid-epoch...
+    epoch_loss_sum: float = 0.0  # ...with the train loss and accuracy sums of that epoch's first part
+    epoch_correct: int = 0
     best: Best = field(default_factory=Best)
     history: list[EpochRow] = field(default_factory=list)
     initial_loss: float | None = None
@@ -248,11 +241,12 @@ class Trainer:
         """Optimise over one epoch; returns (mean train loss, train accuracy)."""
         s, state = self.s, self.state
         self.model.train()
+        # mid-epoch after a resume: skip the batches already trained on, and go on from their sums
         skip = state.samples_into_epoch // self.train_loader.batch_size
         steps = min(self.batches_per_epoch() - skip, self.total_steps - state.global_step)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=s.device)
-        correct = torch.zeros((), dtype=torch.long, device=s.device)
-        seen = 0
+        loss_sum = torch.full((), state.epoch_loss_sum, dtype=torch.float64, device=s.device)
+        correct = torch.full((), state.epoch_correct, dtype=torch.long, device=s.device)
+        seen = state.samples_into_epoch
         first_bad = torch.full((), -1, dtype=torch.long, device=s.device)
         batches = self.train_loader.epoch(epoch, skip)
         bar = progress(range(steps), s.progress_bar, desc=f"epoch {epoch + 1}/{s.epochs}")
@@ -284,11 +278,12 @@ class Trainer:
                     bar.set_postfix(loss=f"{current:.3f}")
             if self._stop_signal:
                 state.status = "interrupted"
+                state.epoch_loss_sum, state.epoch_correct = float(loss_sum), int(correct)
                 self._emit("on_interrupt")
                 ckpt = next((cb.last for cb in self.callbacks if getattr(cb, "last", None)), None)
                 raise Interrupted(self._stop_signal, ckpt)
         self._check_finite(first_bad, epoch)
-        state.samples_into_epoch = 0
+        state.samples_into_epoch, state.epoch_loss_sum, state.epoch_correct = 0, 0.0, 0
         n = max(seen, 1)
         return float(loss_sum) / n, float(correct) / n
 
