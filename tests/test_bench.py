@@ -13,11 +13,17 @@ def test_bench_runs_and_reports_both_comparisons(tiny_data, tmp_path):
     out = tmp_path / "bench.json"
     proc = bench(
         f"--data-path {tiny_data} --train-files data/train-* --blocks 1,1,1 --steps 1 --warmup 0 "
-        f"--pipeline-images 64 --workers 1 --cache-dir {tmp_path / 'cache'} --out {out}",
+        f"--pipeline-images 64 --workers 1 --cache-dir {tmp_path / 'cache'} --out {out} --sizes 16 32",
         tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
+    # the train step at each progressive-resizing size: its FLOP rate against the matrix product, printed too
+    by_size = result["train_step_by_size"]
+    assert set(by_size) == {"16", "32"} and "train step at 16 px" in proc.stdout
+    for r in by_size.values():
+        assert r["over_matmul"] == r["tflops"] / result["matmul"]["tflops"] and r["images_per_s"] > 0
+    assert result["matmul"]["train_step_over_matmul"] > 0 and "of the matrix product" in proc.stdout
     assert "input pipeline, fast" in proc.stdout and "train step, fp32 NCHW eager" in proc.stdout
     for key in ("reference_pil", "fast"):
         assert result["pipeline"][key]["images_per_s"] > 0 and result["pipeline"][key]["images"] >= 64

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from tinyimagenet_resnet.artifacts.records import TrainMetrics
 from tinyimagenet_resnet.config.loader import compose_config
-from tinyimagenet_resnet.training import runtime
+from tinyimagenet_resnet.training import budget, runtime
 from tinyimagenet_resnet.training.engine import Trainer
 from tinyimagenet_resnet.training.optim import build_scheduler
 from tinyimagenet_resnet.training.settings import TrainSettings
@@ -54,10 +54,14 @@ def test_a_budgeted_run_stops_by_itself_where_its_plan_says(tiny_data, tmp_path)
     assert m.status == "ok" and plan["budget_s"] == 24 and plan["total_steps"] >= 3
     assert m.actual["steps"] == plan["total_steps"] == m.history[-1].step  # planned and run steps agree
     assert m.epochs_run == plan["epochs"] == 3
-    assert [r.step for r in m.history] == [
-        min(plan["total_steps"], (i + 1) * plan["steps_per_epoch"]) for i in range(3)
-    ]
-    assert m.history[-1].lr == 0.0  # linear decay ends at zero on the last step
+    # epochs cut the stream every steps_per_epoch steps; the last ends with the run, where the re-plans moved it
+    spe = plan["steps_per_epoch"]
+    assert [r.step for r in m.history] == [spe, 2 * spe, plan["total_steps"]]
+    assert plan["initial_steps"] == 3 * spe or plan["initial_steps"] > 2 * spe
+    assert all(2 * spe < total for _, total in plan["revisions"])
+    if plan["revisions"]:
+        assert plan["revisions"][-1][1] == plan["total_steps"]
+    assert m.history[-1].lr == 0.0  # linear decay ends at zero on the last step, re-planned or not
     assert [r.val_images for r in m.history] == [8, 8, 20]  # a subset between epochs, the whole split at the end
     assert set(plan["step_s"]) == {"64"} and {"final", "interim"} == set(plan["eval_s"])
 
@@ -101,9 +105,87 @@ def test_a_resumed_budgeted_run_keeps_its_plan(tiny_data, tmp_path):
     assert before.status == "running" and before.plan is not None
     run_main([f"ckpt_path={run}/checkpoints/last.ckpt", f"data.path={tiny_data}"], cwd=tmp_path)
     after = TrainMetrics.read(run)
-    assert after.plan == before.plan  # not planned again
+    kept = ("budget_s", "started_at", "planned_at_s", "steps_per_epoch", "epochs", "calibrated_step_s", "initial_steps")
+    assert {k: after.plan[k] for k in kept} == {k: before.plan[k] for k in kept}  # not planned again...
+    assert after.plan["revisions"][: len(before.plan["revisions"])] == before.plan["revisions"]  # ...but continued
     assert after.status == "ok" and after.actual["steps"] == after.plan["total_steps"]
     assert "Keeping the budget plan of the checkpoint" in (run / "main.log").read_text()
+
+
+def test_size_bounds_never_step_back_and_fit_steps_is_the_largest_count_that_fits():
+    fractions = [0.5, 0.3, 0.2]
+    assert budget.size_bounds(100, fractions) == [50, 80]
+    assert [budget.size_index(k, 100, fractions) for k in (0, 49, 50, 79, 80, 99)] == [0, 0, 1, 1, 2, 2]
+    assert budget.size_index(10, 100, fractions, reached=1) == 1  # a re-plan moved the bound: no step back
+    assert budget.steps_by_size(0, 100, fractions) == [50, 30, 20]
+    assert budget.steps_by_size(60, 100, fractions) == [0, 20, 20]
+    assert budget.steps_by_size(40, 100, fractions, reached=1) == [0, 40, 20]
+    seconds = [1.0, 2.0, 4.0]
+    for left in (0.5, 10.0, 123.0, 1000.0):
+        total = budget.fit_steps(0, left, seconds, fractions)
+
+        def cost(t):
+            return sum(n * x for n, x in zip(budget.steps_by_size(0, t, fractions), seconds, strict=True))
+
+        assert cost(total) <= left < cost(total + 1)
+    assert budget.fit_steps(30, -5.0, seconds, fractions) == 30  # nothing fits: not one more step
+
+
+def _plan(total=100, step_s=1.0):
+    return budget.BudgetPlan(
+        budget_s=200.0,
+        started_at=0.0,
+        planned_at_s=10.0,
+        total_steps=total,
+        steps_per_epoch=total,
+        epochs=1,
+        step_s={"32": step_s, "64": 4 * step_s},
+        eval_s={"final": 20.0},
+        reserve_s=4.0,
+        calibrated_step_s={"32": step_s, "64": 4 * step_s},
+        initial_steps=total,
+    )
+
+
+def test_a_replan_follows_the_measured_step_times_and_the_time_left():
+    fractions = [0.8, 0.2]
+    # calibrated: 80 steps x 1 s + 20 x 4 s = 160 s of training, 10 s start-up, 20 s validation, 4 s reserve
+    plan = _plan(total=100)
+    planner = budget.Replanner(plan, [32, 64], fractions)
+    assert planner.every == 5
+    for _ in range(20):
+        planner.add_step(32, 2.0)  # the machine is twice as slow as calibrated
+    total = planner.replan(20, 0, elapsed_s=10.0 + 40.0, reached=0)
+    # 200 - 4 - 50 - 20 - 1 = 125 s for steps 20.. at 2 s (32 px) and 8 s (64 px, scaled like the 32 px ones)
+    assert plan.step_s == {"32": 2.0, "64": 8.0}
+    cost = sum(n * t for n, t in zip(budget.steps_by_size(20, total, fractions), [2.0, 8.0], strict=True))
+    assert total < 100 and cost <= 125 < cost + 8.0
+    assert plan.total_steps == total and plan.revisions == [[20, total]] and plan.initial_steps == 100
+    # on schedule again: the count stays
+    planner2 = budget.Replanner(_plan(total=100), [32, 64], fractions)
+    for _ in range(20):
+        planner2.add_step(32, 1.0)
+    assert planner2.replan(20, 0, elapsed_s=30.0, reached=0) >= 100
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "onecycle"])
+def test_a_planned_schedule_follows_a_new_length_at_once_and_still_ends_at_zero(name):
+    cfg = compose_config([f"scheduler={name}"])
+    opt = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.5)
+    sched = build_scheduler(cfg.scheduler, opt, 100)
+    for _ in range(30):
+        opt.step()
+        sched.step()
+    lr_before = opt.param_groups[0]["lr"]
+    sched.set_total_steps(60)  # re-planned shorter: the LR of step 30 of 60
+    assert opt.param_groups[0]["lr"] == pytest.approx(OmegaConf.to_object(cfg.scheduler).lr_at(0.5, 30, 60))
+    assert opt.param_groups[0]["lr"] < lr_before
+    for _ in range(29):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] <= 1e-4 * 0.5  # step 59, the last of 60
+    sched.jump_to(10)  # a resume: the LR of its step, no replay
+    assert opt.param_groups[0]["lr"] == pytest.approx(OmegaConf.to_object(cfg.scheduler).lr_at(0.5, 10, 60))
 
 
 class _Loader:

@@ -92,24 +92,26 @@ def cpu_facts() -> dict:
     return facts
 
 
-def flops_per_image(blocks, device) -> float:
+def flops_per_image(blocks, device, size: int = 64) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     model = ResNet(blocks).to(device)
-    x = torch.randn(2, 3, 64, 64, device=device)
+    x = torch.randn(2, 3, size, size, device=device)
     with FlopCounterMode(display=False) as counter:
         torch.nn.functional.cross_entropy(model(x), torch.zeros(2, dtype=torch.long, device=device)).backward()
     return counter.get_total_flops() / 2
 
 
-def train_step_throughput(blocks, device, batch_size, steps, warmup, channels_last, amp_dtype, compile_) -> dict:
+def train_step_throughput(
+    blocks, device, batch_size, steps, warmup, channels_last, amp_dtype, compile_, size: int = 64
+) -> dict:
     torch.manual_seed(0)
     model = ResNet(blocks).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     step_model = torch.compile(model) if compile_ else model
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    x = torch.randn(batch_size, 3, 64, 64, device=device)
+    x = torch.randn(batch_size, 3, size, size, device=device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 200, (batch_size,), device=device)
@@ -162,6 +164,13 @@ def main(argv=None) -> int:
         help="optimized step: auto = bf16 autocast on CUDA and on CPUs with native bf16, else fp32",
     )
     p.add_argument("--peak-tflops", type=float, default=None, help="device bf16 peak (default: known GPUs)")
+    p.add_argument(
+        "--sizes",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also time the optimized train step at these train resolutions (progressive resizing), e.g. 16 32 48",
+    )
     p.add_argument("--out", default="bench.json")
     args = p.parse_args(argv)
 
@@ -234,6 +243,13 @@ def main(argv=None) -> int:
         "train_step_tflops": achieved,
         "train_step_over_matmul": achieved / mm,
     }
+    by_size = {}
+    for size in args.sizes:
+        step = train_step_throughput(blocks, device, bs, steps, warmup, True, amp, args.compile, size=size)
+        tflops = step["images_per_s"] * flops_per_image(blocks, device, size) / 1e12
+        by_size[str(size)] = {**step, "tflops": tflops, "over_matmul": tflops / mm}
+    if by_size:
+        result["train_step_by_size"] = by_size
     if cuda:
         peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in machine["device"]), None)
         achieved = best_train * gflop / 1000
@@ -265,6 +281,14 @@ def main(argv=None) -> int:
             f"matrix product {result['matmul']['dtype']} (2048x2048)",
             f"{mm:,.3f} TFLOP/s",
             f"train step {achieved:.3f} TFLOP/s = x{result['matmul']['train_step_over_matmul']:.2f} of it",
+        ),
+        *(
+            (
+                f"train step at {size} px",
+                f"{r['images_per_s']:,.1f} img/s",
+                f"{r['tflops']:.3f} TFLOP/s = x{r['over_matmul']:.2f} of the matrix product",
+            )
+            for size, r in by_size.items()
         ),
         ("peak host memory", f"{result['host_peak_rss_mb'] or 0:,.0f} MB", ""),
         ("model cost", f"{gflop:.2f} GFLOP/img", "forward + backward"),

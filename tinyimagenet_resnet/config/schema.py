@@ -242,15 +242,28 @@ OPTIMIZERS: dict[str, type[OptimConfig]] = {c.NAME: c for c in (AdamWConfig, Ada
 # ------------------------------------------------------------------------------------------------ schedulers
 @dataclass
 class SchedulerConfig:
-    """Base of the `scheduler` group. `build` returns a per-step scheduler over `total_steps`, or None."""
+    """Base of the `scheduler` group. `lr_at(base, k, total)` is the LR of optimiser step k of `total` in closed
+    form; `build` wraps it in a per-step scheduler (training/optim.py: PlannedLR), or returns None. Closed form, so
+    that a run's length may change while it runs (a time budget re-planned, a finished run extended) and a resumed
+    run jumps straight to its step."""
 
     NAME: ClassVar[str] = ""
     name: str = spec(
         lambda: "|".join(SCHEDULERS) + " (scheduler=" + "|".join(SCHEDULERS) + ")", lambda v: v in SCHEDULERS
     )
 
-    def build(self, optimizer, total_steps: int):
+    def lr_at(self, base: float, k: int, total: int) -> float:
         raise NotImplementedError
+
+    def build(self, optimizer, total_steps: int):
+        from ..training.optim import PlannedLR
+
+        return PlannedLR(optimizer, self.lr_at, total_steps)
+
+
+def _anneal(a: float, b: float, t: float) -> float:
+    """Cosine from a (t = 0) to b (t >= 1)."""
+    return b + (a - b) * (1 + math.cos(math.pi * min(max(t, 0.0), 1.0))) / 2
 
 
 @dataclass
@@ -263,45 +276,34 @@ class NoSchedulerConfig(SchedulerConfig):
 
 @dataclass
 class CosineConfig(SchedulerConfig):
+    """Cosine from lr to eta_min, reached on the last step (the step index total - 1) and kept after it."""
+
     NAME: ClassVar[str] = "cosine"
     eta_min: float = spec("a number >= 0", non_negative)
 
-    def build(self, optimizer, total_steps: int):
-        import torch
-
-        # eta_min is reached on the last step (the step index total_steps - 1)
-        return torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=max(1, total_steps - 1), eta_min=self.eta_min
-        )
+    def lr_at(self, base: float, k: int, total: int) -> float:
+        return _anneal(base, self.eta_min, k / max(1, total - 1))
 
 
 @dataclass
 class OneCycleConfig(SchedulerConfig):
+    """Cosine up from lr/25 to lr over pct_start of the steps, then cosine down to lr/2.5e5 on the last step, as
+    torch's OneCycleLR (whose own class divides by zero below ~5 steps and cannot be stepped past its length, so an
+    extended run could not continue); momentum is not cycled."""
+
     NAME: ClassVar[str] = "onecycle"
     pct_start: float = spec("a number in (0, 1)", in_range(0, 1, lo_open=True))
 
     DIV: ClassVar[float] = 25.0  # the start is lr / 25 (torch's OneCycleLR default)...
     FINAL_DIV: ClassVar[float] = 1e4  # ...and the last step lr / (25 x 1e4)
 
-    def build(self, optimizer, total_steps: int):
-        """Cosine up from lr/25 to lr over pct_start of the steps, then cosine down to lr/2.5e5 on the last step.
-        A LambdaLR rather than torch's OneCycleLR: that one divides by zero below ~5 steps and cannot be
-        stepped past its length (so an extended run could not continue); momentum is not cycled."""
-        import torch
-
-        last = max(total_steps - 1, 1)
+    def lr_at(self, base: float, k: int, total: int) -> float:
+        last = max(total - 1, 1)
         up = max(1, round(self.pct_start * last))
-        start, end = 1 / self.DIV, 1 / (self.DIV * self.FINAL_DIV)
-
-        def anneal(a: float, b: float, t: float) -> float:
-            return b + (a - b) * (1 + math.cos(math.pi * min(max(t, 0.0), 1.0))) / 2
-
-        def factor(k: int) -> float:
-            if k <= up:
-                return anneal(start, 1.0, k / up)
-            return anneal(1.0, end, (k - up) / max(1, last - up))
-
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        start, end = base / self.DIV, base / (self.DIV * self.FINAL_DIV)
+        if k <= up:
+            return _anneal(start, base, k / up)
+        return _anneal(base, end, (k - up) / max(1, last - up))
 
 
 @dataclass
@@ -312,18 +314,12 @@ class LinearConfig(SchedulerConfig):
     NAME: ClassVar[str] = "linear"
     warmup_fraction: float = spec("a number in [0, 1)", in_range(0, 1))
 
-    def build(self, optimizer, total_steps: int):
-        import torch
-
-        warmup = round(self.warmup_fraction * total_steps)
-        last = max(total_steps - 1, warmup + 1)
-
-        def factor(k: int) -> float:  # k = optimiser steps done; the LR of step k
-            if k < warmup:
-                return (k + 1) / (warmup + 1)
-            return max(0.0, (last - k) / (last - warmup))
-
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    def lr_at(self, base: float, k: int, total: int) -> float:
+        warmup = round(self.warmup_fraction * total)
+        last = max(total - 1, warmup + 1)
+        if k < warmup:
+            return base * (k + 1) / (warmup + 1)
+        return base * max(0.0, (last - k) / (last - warmup))
 
 
 SCHEDULERS: dict[str, type[SchedulerConfig]] = {

@@ -105,6 +105,16 @@ class DataModule:
         return self._reference_loader(self.dataset(name, positions=positions), batch_size, device, shuffle=False)
 
 
+class _Batches:
+    """An epoch's index batches as lists, taken one by one (a budgeted epoch's stream has no fixed end)."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __iter__(self):
+        return (b.tolist() for b in self.batches)
+
+
 class ReferenceLoader:
     """The per-image pipeline (PIL + torchvision in DataLoader workers) with the DeviceLoader's interface:
     `epoch(e, skip)` and `set_steps_per_epoch`. Worker RNGs are seeded per epoch, so the order of a resumed epoch
@@ -125,7 +135,7 @@ class ReferenceLoader:
         self.order.steps_per_epoch = steps
 
     def epoch(self, epoch: int, skip: int = 0):
-        batches = [b.tolist() for b in self.order.epoch_indices(epoch, skip)]
+        batches = _Batches(self.order.epoch_indices(epoch, skip))
         generator = torch.Generator().manual_seed(epoch_seed(self.seed, epoch, AUGMENT_STREAM))
         return iter(
             torch.utils.data.DataLoader(

@@ -9,6 +9,7 @@ Two shapes of "epoch" (one row of metrics, one validation, one checkpoint):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 
@@ -47,17 +48,26 @@ class EpochOrder:
         """The global index of the epoch's first batch (seeds its augmentation draws)."""
         return epoch * self.batches_per_epoch()
 
-    def epoch_indices(self, epoch: int, skip_batches: int = 0) -> list[torch.Tensor]:
-        """The index tensor of each batch of `epoch`, from batch `skip_batches` on."""
+    def epoch_indices(self, epoch: int, skip_batches: int = 0) -> Iterator[torch.Tensor]:
+        """The index tensor of each batch of `epoch`, from batch `skip_batches` on. With steps_per_epoch, the stream
+        goes on past the epoch's planned end without a limit: the trainer stops taking batches where the epoch
+        ends, which a re-planned time budget may move (the last epoch then runs longer or shorter)."""
         b = self.batch_size
         if self.steps_per_epoch is None:  # one data pass
             order = self.permutation(epoch)
-            return [order[k : k + b] for k in range(skip_batches * b, self.n, b)]
-        first = epoch * self.steps_per_epoch
-        positions = torch.arange((first + skip_batches) * b, (first + self.steps_per_epoch) * b)
-        passes, offsets = positions // self.n, positions % self.n
-        flat = torch.empty_like(positions)
-        for p in passes.unique().tolist():
-            sel = passes == p
-            flat[sel] = self.permutation(p)[offsets[sel]]
-        return list(flat.split(b))
+            return iter([order[k : k + b] for k in range(skip_batches * b, self.n, b)])
+        return self.stream(epoch * self.steps_per_epoch + skip_batches)
+
+    def stream(self, first_batch: int, chunk: int = 32) -> Iterator[torch.Tensor]:
+        """Index batches of the continuous stream (pass after pass) from global batch `first_batch` on."""
+        b = self.batch_size
+        start = first_batch
+        while True:
+            positions = torch.arange(start * b, (start + chunk) * b)
+            passes, offsets = positions // self.n, positions % self.n
+            flat = torch.empty_like(positions)
+            for p in passes.unique().tolist():
+                sel = passes == p
+                flat[sel] = self.permutation(p)[offsets[sel]]
+            yield from flat.split(b)
+            start += chunk

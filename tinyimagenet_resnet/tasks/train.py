@@ -136,13 +136,17 @@ def run(cfg: DictConfig) -> float:
         ctx.run_dir / "checkpoints",
     )
     if state.plan:
+        plan = state.plan
         log.info(
-            "Budget %.1f min: the run took %.1f min for %d steps (planned %d, end expected at %.1f min)",
-            state.plan["budget_s"] / 60,
+            "Budget %.1f min: the run took %.1f min for %d steps (planned %d at the start, %d after %d re-plans; "
+            "end expected at %.1f min)",
+            plan["budget_s"] / 60,
             (time.time() - ctx.started_at) / 60,
             state.global_step,
-            state.plan["total_steps"],
-            state.plan["budget_s"] / 60 - state.plan["reserve_s"] / 60,
+            plan.get("initial_steps") or plan["total_steps"],
+            plan["total_steps"],
+            len(plan.get("revisions") or []),
+            plan["budget_s"] / 60 - plan["reserve_s"] / 60,
         )
     return float(state.best.val_accuracy if state.best.val_accuracy is not None else -1.0)
 

@@ -2,10 +2,16 @@
 the run's own model and data, then fix the number of optimiser steps that fit, so that the LR schedule ends at zero
 on the last step and the whole command (start-up, data loading, cache build, compile, validations) ends in time.
 
-The plan is made once, before the first real step, and stored in every checkpoint: a resumed run keeps it."""
+The plan is made before the first real step from a short calibration, then revised while the run goes on: every 5%
+of the steps, the step count is solved again from the seconds each train size really took and the time left, so that
+a calibration that was off (the first steps at a new size are slow, a neighbour loads the machine) neither wastes
+the end of the budget nor overruns it. The LR schedule follows the new count at once (its closed form), and the
+train size never steps back to a smaller one. The plan, with its revisions, is stored in every checkpoint: a resumed
+run continues it (no new calibration) and revises it from its own measurements."""
 
 from __future__ import annotations
 
+import bisect
 import copy
 import logging
 import math
@@ -30,9 +36,12 @@ class BudgetPlan:
     total_steps: int
     steps_per_epoch: int
     epochs: int
-    step_s: dict = field(default_factory=dict)  # train resolution -> seconds per optimiser step
+    step_s: dict = field(default_factory=dict)  # train resolution -> seconds per optimiser step (latest estimate)
     eval_s: dict = field(default_factory=dict)  # "interim" / "final" -> seconds per validation pass
     reserve_s: float = 0.0
+    calibrated_step_s: dict = field(default_factory=dict)  # step_s as calibrated before the first step...
+    initial_steps: int | None = None  # ...and total_steps as first planned from it
+    revisions: list = field(default_factory=list)  # [global step, new total_steps] each time a re-plan moved it
 
     @property
     def expected_end_s(self) -> float:
@@ -60,10 +69,14 @@ def _median_seconds(fn, repeat: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def calibrate(trainer, warmup: int = 1, repeat: int = 2) -> tuple[dict, dict]:
+def calibrate(trainer, warmup: int = 3, repeat: int = 3, eval_batches: int = 2) -> tuple[dict, dict]:
     """(seconds per train step at each train size, seconds per validation pass), measured with the trainer's own
     model, optimizer, loss and data. Model, optimizer, scaler, weight average and RNG states are put back, so the
-    run then starts exactly as it would have without the measurement."""
+    run then starts exactly as it would have without the measurement.
+
+    The first steps at a new size are slow (oneDNN/cuDNN set up their kernels, fresh memory is faulted in): on the
+    2-core CPU of BENCHMARKS.md the first 64 px step took 1.2x the steady one and the third was steady, and one
+    warm-up step left the plan 1.6 of 15 minutes short. Hence three warm-up steps, then the median of three."""
     snapshot = [copy.deepcopy(o.state_dict()) for o in (trainer.model, trainer.optimizer, trainer.scaler)]
     ema = copy.deepcopy(trainer.ema.state_dict()) if trainer.ema is not None else None
     rng = get_rng_state()
@@ -80,9 +93,10 @@ def calibrate(trainer, warmup: int = 1, repeat: int = 2) -> tuple[dict, dict]:
             loaders["interim"] = trainer.interim_val_loader
         for name, loader in loaders.items():
             trainer.validate(final=name == "final", max_batches=1)  # warm-up: the first batch sets kernels up
+            timed = min(eval_batches, len(loader))
             t0 = time.perf_counter()
-            trainer.validate(final=name == "final", max_batches=1)
-            eval_s[name] = (time.perf_counter() - t0) * len(loader)
+            trainer.validate(final=name == "final", max_batches=timed)
+            eval_s[name] = (time.perf_counter() - t0) / timed * len(loader)
     finally:
         for obj, state in zip((trainer.model, trainer.optimizer, trainer.scaler), snapshot, strict=True):
             obj.load_state_dict(state)
@@ -90,6 +104,47 @@ def calibrate(trainer, warmup: int = 1, repeat: int = 2) -> tuple[dict, dict]:
             trainer.ema.load_state_dict(ema)
         set_rng_state(rng)
     return step_s, eval_s
+
+
+def size_bounds(total_steps: int, fractions) -> list[int]:
+    """The global steps where progressive resizing moves to the next train size (trainer.train_size_fractions)."""
+    bounds, cumulative = [], 0.0
+    for f in list(fractions)[:-1]:
+        cumulative += f
+        bounds.append(round(cumulative * total_steps))
+    return bounds
+
+
+def size_index(step: int, total_steps: int, fractions, reached: int = 0) -> int:
+    """The index of the train size of global step `step`; never below `reached` (the largest size used so far)."""
+    return max(bisect.bisect_right(size_bounds(total_steps, fractions), step), reached)
+
+
+def steps_by_size(start: int, total_steps: int, fractions, reached: int = 0) -> list[int]:
+    """How many of the steps start..total_steps-1 run at each train size."""
+    bounds = [0, *size_bounds(total_steps, fractions), total_steps]
+    counts = [0] * len(list(fractions))
+    for i in range(len(counts)):
+        lo, hi = max(bounds[i], start), min(bounds[i + 1], total_steps)
+        counts[max(i, reached)] += max(0, hi - lo)
+    return counts
+
+
+def fit_steps(start: int, seconds: float, step_s: list[float], fractions, reached: int = 0) -> int:
+    """The largest total_steps whose remaining steps (from `start`, each at its size's seconds) fit in `seconds`;
+    `start` when not even one does. The cost grows with every added step, so a bisection finds it."""
+
+    def cost(total: int) -> float:
+        return sum(n * t for n, t in zip(steps_by_size(start, total, fractions, reached), step_s, strict=True))
+
+    lo, hi = start, start + int(max(seconds, 0.0) / min(step_s)) + 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if cost(mid) <= seconds:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def make_plan(trainer, budget_minutes: float, evals: int) -> BudgetPlan:
@@ -101,9 +156,10 @@ def make_plan(trainer, budget_minutes: float, evals: int) -> BudgetPlan:
     reserve = RESERVE * budget_s
     validations = eval_s["final"] + (evals - 1) * eval_s.get("interim", eval_s["final"])
     fixed = validations + evals * EPOCH_END_S
-    per_step = sum(f * step_s[size] for size, f in zip(s.train_sizes, s.train_size_fractions, strict=True))
-    steps = math.floor((budget_s - now_s - reserve - fixed) / per_step)
+    seconds = [step_s[size] for size in s.train_sizes]
+    steps = fit_steps(0, budget_s - now_s - reserve - fixed, seconds, s.train_size_fractions)
     if steps < evals:
+        per_step = sum(f * t for f, t in zip(s.train_size_fractions, seconds, strict=True))
         need = (now_s + reserve + fixed + evals * per_step) / 60
         raise ConfigError(
             f"trainer.budget_minutes={budget_minutes:g}: too short on this machine (start-up and calibration "
@@ -111,18 +167,83 @@ def make_plan(trainer, budget_minutes: float, evals: int) -> BudgetPlan:
             f"allowed: at least {math.ceil(need)} minutes, fewer trainer.budget_evals or a smaller val split"
         )
     per_epoch = math.ceil(steps / evals)
-    plan = BudgetPlan(
+    step_json = {str(k): round(v, 4) for k, v in step_s.items()}
+    return BudgetPlan(
         budget_s=budget_s,
         started_at=s.started_at,
         planned_at_s=round(now_s, 2),
         total_steps=steps,
         steps_per_epoch=per_epoch,
         epochs=math.ceil(steps / per_epoch),
-        step_s={str(k): round(v, 4) for k, v in step_s.items()},
+        step_s=step_json,
         eval_s={k: round(v, 2) for k, v in eval_s.items()},
         reserve_s=round(reserve, 1),
+        calibrated_step_s=dict(step_json),
+        initial_steps=steps,
     )
-    return plan
+
+
+class Replanner:
+    """Revises a plan while its run goes on, from the seconds each train size and each validation really took."""
+
+    MIN_STEPS = 3  # measured steps at a size before they replace its calibrated time
+
+    def __init__(self, plan: BudgetPlan, sizes, fractions):
+        self.plan, self.sizes, self.fractions = plan, list(sizes), list(fractions)
+        self.every = max(1, plan.total_steps // 20)
+        self.measured = {size: [0.0, 0] for size in self.sizes}  # size -> [seconds, steps]
+        self.val_ratio: float | None = None  # measured / planned seconds of the interim validations
+
+    def add_step(self, size: int, seconds: float) -> None:
+        m = self.measured[size]
+        m[0] += seconds
+        m[1] += 1
+
+    def add_validation(self, final: bool, seconds: float) -> None:
+        if not final and self.plan.eval_s.get("interim"):
+            self.val_ratio = seconds / self.plan.eval_s["interim"]
+
+    def due(self, step: int) -> bool:
+        return step % self.every == 0 and step < self.plan.total_steps - 1
+
+    def step_seconds(self) -> list[float]:
+        """Seconds per step at each size: measured where enough steps ran, else the last estimate scaled by how
+        the measured sizes compare with theirs."""
+        estimate = {int(k): v for k, v in self.plan.step_s.items()}
+        done = [(size, t, n) for size, (t, n) in self.measured.items() if n >= self.MIN_STEPS]
+        expected = sum(estimate[size] * n for size, _, n in done)
+        ratio = sum(t for _, t, _ in done) / expected if expected else 1.0
+        return [
+            self.measured[s][0] / self.measured[s][1] if self.measured[s][1] >= self.MIN_STEPS else estimate[s] * ratio
+            for s in self.sizes
+        ]
+
+    def replan(self, step: int, epoch: int, elapsed_s: float, reached: int) -> int:
+        """The new total_steps for a run at global step `step` (in epoch `epoch`), `elapsed_s` seconds into its
+        budget; the plan is updated in place."""
+        plan = self.plan
+        seconds = self.step_seconds()
+        interim_left = max(0, plan.epochs - 1 - epoch)
+        val = self.val_ratio or 1.0
+        fixed = val * (plan.eval_s["final"] + interim_left * plan.eval_s.get("interim", plan.eval_s["final"]))
+        fixed += (plan.epochs - epoch) * EPOCH_END_S
+        left = plan.budget_s - plan.reserve_s - elapsed_s - fixed
+        total = fit_steps(step, left, seconds, self.fractions, reached)
+        total = max(total, step + 1, (plan.epochs - 1) * plan.steps_per_epoch + 1)
+        plan.step_s = {str(size): round(t, 4) for size, t in zip(self.sizes, seconds, strict=True)}
+        if total != plan.total_steps:
+            if abs(total - plan.total_steps) >= 0.01 * plan.total_steps:
+                log.info(
+                    "Budget re-plan at step %d: %d steps instead of %d (step s by train size %s, %.0f s left)",
+                    step,
+                    total,
+                    plan.total_steps,
+                    plan.step_s,
+                    left,
+                )
+            plan.revisions.append([step, total])
+            plan.total_steps = total
+        return total
 
 
 def describe(plan: BudgetPlan, batch_size: int, train_images: int) -> str:

@@ -1,7 +1,7 @@
 """Checkpoints: what one holds (assembled here, with its format version), written atomically, loaded with one-line
 errors, and restored into a Trainer so that training continues exactly where it stopped.
 
-Format (CKPT_VERSION 1): version, model, optimizer, scheduler (for information: a resume replays the schedule),
+Format (CKPT_VERSION 1): version, model, optimizer, scheduler (for information: a resume recomputes the LR of its step),
 scaler (state dicts), ema (the weight average, when
 trainer.ema_decay is set: what evaluation uses), epoch, state (TrainState as JSON: history rows keyed by metric name,
 the budget plan), metrics (the last epoch's row), config (the resolved config), rng (python, numpy, torch, cuda),
@@ -60,17 +60,11 @@ def restore(trainer, ckpt: dict) -> None:
 
     trainer.model.load_state_dict(ckpt["model"])
     state = TrainState.from_json(ckpt["state"])
-    scheduler = trainer.scheduler
-    if scheduler is not None:
-        # Replay the schedule up to the checkpoint's step (before the optimizer state is loaded, so that schedules
-        # computed step by step start from the base LR): exact for the same run length, and it gives an extended
-        # run (trainer.epochs raised) the LR of its new, longer schedule instead of the old one's.
-        for _ in range(min(state.global_step, trainer.total_steps - 1)):
-            scheduler.step()
     trainer.optimizer.load_state_dict(ckpt["optimizer"])
-    if scheduler is not None:
-        for group, lr in zip(trainer.optimizer.param_groups, scheduler.get_last_lr(), strict=True):
-            group["lr"] = lr
+    if trainer.scheduler is not None:
+        # The schedule's closed form at the checkpoint's step, over the run's length now: exact for the same length,
+        # and an extended run (trainer.epochs raised) gets the LR of its new, longer schedule.
+        trainer.scheduler.jump_to(min(state.global_step, trainer.total_steps - 1))
     if ckpt.get("scaler"):
         trainer.scaler.load_state_dict(ckpt["scaler"])
     if trainer.ema is not None and ckpt.get("ema"):

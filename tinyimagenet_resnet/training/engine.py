@@ -4,7 +4,6 @@ assembly and restore are in training/checkpoint.py; the plan of a time-budgeted 
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import logging
 import math
@@ -20,6 +19,7 @@ from torch import nn
 from ..artifacts.records import Best, EpochRow, SplitMetrics, progress_from_json, progress_to_json
 from ..errors import DivergedError, Interrupted
 from . import checkpoint
+from .budget import Replanner, size_index
 from .ema import EMA
 from .metrics import ClassificationMeter
 from .runtime import autocast
@@ -45,6 +45,7 @@ class TrainState:
     status: str = "running"
     wall_time_s: float = 0.0
     plan: dict | None = None  # the BudgetPlan of a time-budgeted run (training/budget.py), kept on resume
+    size_index: int = 0  # progressive resizing: the index of the largest train size used so far
 
     def record(self, row: EpochRow) -> bool:
         """Append a finished epoch; True when it is the new best (val top-1)."""
@@ -153,6 +154,8 @@ class Trainer:
         self.forward = torch.compile(model) if settings.compile else model
         self.ema = EMA(model, settings.ema_decay) if settings.ema_decay else None
         self.state = TrainState()
+        self.replanner: Replanner | None = None  # a time-budgeted run's (apply_plan)
+        self._fit_t0: float | None = None  # perf_counter at the start of the training time so far (resumes included)
         self._stop_signal: str | None = None
 
     def _emit(self, hook: str, *args) -> None:
@@ -175,10 +178,17 @@ class Trainer:
         return to_device(next(iter(self.train_loader.epoch(0))), self.s.device, self.s.channels_last)
 
     def apply_plan(self, plan) -> None:
-        """Run the steps of a time budget's plan (training/budget.py) in its epochs."""
+        """Run the steps of a time budget's plan (training/budget.py) in its epochs, revising it as the run goes."""
         self.s = self.s.replace(total_steps=plan.total_steps, epochs=plan.epochs)
         self.train_loader.set_steps_per_epoch(plan.steps_per_epoch)
         self.state.plan = plan.to_json()
+        self.replanner = Replanner(plan, self.s.train_sizes, self.s.train_size_fractions)
+
+    def set_total_steps(self, total: int) -> None:
+        """A new length for a running budgeted run: the schedule and the train sizes follow it from this step."""
+        self.s = self.s.replace(total_steps=total)
+        if self.scheduler is not None:
+            self.scheduler.set_total_steps(total)
 
     def batches_per_epoch(self) -> int:
         n = len(self.train_loader)
@@ -189,16 +199,21 @@ class Trainer:
         """Optimiser steps of the whole run: the budget plan's, else epochs x batches per epoch."""
         return self.s.total_steps or self.s.epochs * self.batches_per_epoch()
 
+    def epoch_end(self, epoch: int) -> int:
+        """The global step at which `epoch` ends. A budgeted run cuts its epochs from one stream of steps, and its
+        last epoch ends with the run, wherever a re-plan moved the end."""
+        if self.replanner is not None:
+            spe = self.replanner.plan.steps_per_epoch
+            return self.total_steps if epoch + 1 >= self.s.epochs else min((epoch + 1) * spe, self.total_steps)
+        return min(epoch * self.batches_per_epoch() + self.batches_per_epoch(), self.total_steps)
+
     def size_at(self, step: int) -> int:
-        """The train resolution at global step `step` (progressive resizing: trainer.train_sizes, *_fractions)."""
-        sizes, fractions = self.s.train_sizes, self.s.train_size_fractions
+        """The train resolution at global step `step` (progressive resizing: trainer.train_sizes, *_fractions);
+        never back to a smaller one than already used (a re-planned budget moves the bounds)."""
+        sizes = self.s.train_sizes
         if len(sizes) == 1:
             return sizes[0]
-        bounds, total = [], 0.0
-        for f in fractions[:-1]:
-            total += f
-            bounds.append(round(total * self.total_steps))
-        return sizes[bisect.bisect_right(bounds, step)]
+        return sizes[size_index(step, self.total_steps, self.s.train_size_fractions, self.state.size_index)]
 
     def resize(self, x: torch.Tensor, size: int) -> torch.Tensor:
         return resize(x, size, self.s.channels_last)
@@ -243,16 +258,21 @@ class Trainer:
         self.model.train()
         # mid-epoch after a resume: skip the batches already trained on, and go on from their sums
         skip = state.samples_into_epoch // self.train_loader.batch_size
-        steps = min(self.batches_per_epoch() - skip, self.total_steps - state.global_step)
+        if self.replanner is None:  # an epoch of the data (or of limit_train_batches), as planned from its start
+            end = state.global_step + min(self.batches_per_epoch() - skip, self.total_steps - state.global_step)
         loss_sum = torch.full((), state.epoch_loss_sum, dtype=torch.float64, device=s.device)
         correct = torch.full((), state.epoch_correct, dtype=torch.long, device=s.device)
         seen = state.samples_into_epoch
         first_bad = torch.full((), -1, dtype=torch.long, device=s.device)
         batches = self.train_loader.epoch(epoch, skip)
-        bar = progress(range(steps), s.progress_bar, desc=f"epoch {epoch + 1}/{s.epochs}")
-        for _ in bar:
+        first = state.global_step
+        bar = progress(None, s.progress_bar, total=self.epoch_end(epoch) - first, desc=f"epoch {epoch + 1}/{s.epochs}")
+        mark = time.perf_counter()
+        while state.global_step < (end if self.replanner is None else self.epoch_end(epoch)):
             x, y = to_device(next(batches), s.device, s.channels_last)
-            loss, logits = self.step(self.resize(x, self.size_at(state.global_step)), y)
+            size = self.size_at(state.global_step)
+            state.size_index = s.train_sizes.index(size)
+            loss, logits = self.step(self.resize(x, size), y)
             if state.initial_loss is None:
                 state.initial_loss = float(loss.detach())
                 log.info("Initial loss %.4f (ln %d = %.4f)", state.initial_loss, s.num_classes, math.log(s.num_classes))
@@ -264,17 +284,30 @@ class Trainer:
                 first_bad,
             )
             state.global_step += 1
+            if self.replanner is not None:
+                now = time.perf_counter()
+                self.replanner.add_step(size, now - mark)
+                mark = now
+                if self.replanner.due(state.global_step):
+                    self.set_total_steps(
+                        self.replanner.replan(state.global_step, epoch, self.elapsed_budget_s(), state.size_index)
+                    )
+                    state.plan = self.replanner.plan.to_json()
+                    if bar is not None:
+                        bar.total = self.epoch_end(epoch) - first
             if self.scheduler is not None and state.global_step < self.total_steps:
                 self.scheduler.step()  # not after the last step: the schedule ends on it
             loss_sum += loss.detach().double() * y.numel()
             correct += (logits.detach().argmax(1) == y).sum()
             seen += y.numel()
             state.samples_into_epoch += y.numel()
+            if bar is not None:
+                bar.update(1)
             if state.global_step % s.log_every_n_steps == 0 or self._stop_signal:
                 self._check_finite(first_bad, epoch)
                 current = float(loss.detach())
                 self._emit("on_log_step", state.global_step, current)
-                if s.progress_bar:
+                if bar is not None:
                     bar.set_postfix(loss=f"{current:.3f}")
             if self._stop_signal:
                 state.status = "interrupted"
@@ -282,10 +315,17 @@ class Trainer:
                 self._emit("on_interrupt")
                 ckpt = next((cb.last for cb in self.callbacks if getattr(cb, "last", None)), None)
                 raise Interrupted(self._stop_signal, ckpt)
+        if bar is not None:
+            bar.close()
         self._check_finite(first_bad, epoch)
         state.samples_into_epoch, state.epoch_loss_sum, state.epoch_correct = 0, 0.0, 0
         n = max(seen, 1)
         return float(loss_sum) / n, float(correct) / n
+
+    def elapsed_budget_s(self) -> float:
+        """Seconds of a budgeted run's budget spent: its start-up and calibration, then its training time (across
+        resumes; the time a run spent stopped does not count)."""
+        return self.replanner.plan.planned_at_s + time.perf_counter() - self._fit_t0
 
     def _check_finite(self, first_bad: torch.Tensor, epoch: int) -> None:
         bad_step = int(first_bad)
@@ -319,14 +359,17 @@ class Trainer:
 
     # ---------------------------------------------------------------- the loop
     def fit(self) -> TrainState:
-        t_start = time.perf_counter() - self.state.wall_time_s
+        t_start = self._fit_t0 = time.perf_counter() - self.state.wall_time_s
         try:
             with self._signals_stop_after_the_step():
                 while self.state.epoch < self.s.epochs and self.state.global_step < self.total_steps:
                     epoch, t0 = self.state.epoch, time.perf_counter()
                     train_loss, train_acc = self.train_epoch(epoch)
                     final = self._last_epoch(epoch)
+                    t_val = time.perf_counter()
                     val = self.validate(final) if final or (epoch + 1) % self.s.val_every_n_epochs == 0 else None
+                    if self.replanner is not None and val is not None:
+                        self.replanner.add_validation(final, time.perf_counter() - t_val)
                     row = EpochRow(
                         epoch + 1,
                         train_loss,
@@ -335,7 +378,7 @@ class Trainer:
                         time.perf_counter() - t0,
                         step=self.state.global_step,
                         wall_s=round(time.time() - self.s.started_at, 3),
-                        train_size=self.size_at(self.state.global_step - 1),
+                        train_size=self.s.train_sizes[self.state.size_index],
                     ).with_val(val)
                     improved = self.state.record(row)
                     self.state.wall_time_s = time.perf_counter() - t_start

@@ -14,3 +14,38 @@ def build_optimizer(optim_cfg, params) -> torch.optim.Optimizer:
 def build_scheduler(sched_cfg, optimizer: torch.optim.Optimizer, total_steps: int):
     """A per-step LR scheduler over `total_steps` optimiser steps, or None (`scheduler=none`, the course default)."""
     return OmegaConf.to_object(sched_cfg).build(optimizer, total_steps)
+
+
+class PlannedLR(torch.optim.lr_scheduler.LRScheduler):
+    """The LR of each optimiser step from a closed form `lr_at(base_lr, step, total_steps)` (the scheduler config's).
+    `total_steps` may change while the run goes on (`set_total_steps`: a time budget re-planned), and a resumed run
+    jumps to its step (`jump_to`) instead of replaying the schedule."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, lr_at, total_steps: int):
+        self.lr_at, self.total_steps = lr_at, int(total_steps)
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        return [self.lr_at(base, self.last_epoch, self.total_steps) for base in self.base_lrs]
+
+    def _apply(self) -> None:
+        self._last_lr = [self.lr_at(base, self.last_epoch, self.total_steps) for base in self.base_lrs]
+        for group, lr in zip(self.optimizer.param_groups, self._last_lr, strict=True):
+            group["lr"] = lr
+
+    def set_total_steps(self, total_steps: int) -> None:
+        """A new length for the run: the LR of the current step follows the new schedule at once."""
+        self.total_steps = int(total_steps)
+        self._apply()
+
+    def jump_to(self, step: int) -> None:
+        """The LR of optimiser step `step` (a resumed run), with no replay."""
+        self.last_epoch = int(step)
+        self._apply()
+
+    def state_dict(self) -> dict:
+        return {"last_epoch": self.last_epoch, "total_steps": self.total_steps, "base_lrs": list(self.base_lrs)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.total_steps = int(state_dict["total_steps"])
+        self.jump_to(state_dict["last_epoch"])
