@@ -1,6 +1,8 @@
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,33 @@ def run_main(args, cwd, check=True, timeout=600, env=None):
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-5000:]}")
     return proc
+
+
+def popen_main(args, cwd) -> subprocess.Popen:
+    """The real entry point started in the background (to signal or kill it while it runs)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tinyimagenet_resnet.main", *map(str, args)],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_epoch(cwd: Path, epoch: int, proc, timeout=120) -> Path:
+    """The run folder under `cwd`/outputs once its metrics.json counts `epoch` finished epochs (polled closely, so
+    a signal sent next lands early in the following epoch)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for m in cwd.glob("outputs/*/*/metrics.json"):
+            try:
+                if json.loads(m.read_text())["epochs_run"] >= epoch:
+                    return m.parent
+            except (ValueError, KeyError):
+                pass
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.005)
+    raise TimeoutError(f"no run under {cwd} finished epoch {epoch} within {timeout} s")
 
 
 def only_run_dir(root: Path) -> Path:

@@ -4,7 +4,6 @@ time-to-accuracy benchmark, on the tiny fixture. Assertions are on steps and sch
 import json
 import signal
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -17,7 +16,7 @@ from tinyimagenet_resnet.training.engine import Trainer
 from tinyimagenet_resnet.training.optim import build_scheduler
 from tinyimagenet_resnet.training.settings import TrainSettings
 
-from conftest import only_run_dir, run_main
+from conftest import only_run_dir, popen_main, run_main, wait_for_epoch
 
 SMALL = ["model.widths=[16,16,16]", "data.batch_size=8", "data.num_workers=0", "trainer.progress_bar=false"]
 BUDGET = [*SMALL, "trainer.budget_minutes=0.4", "optim=sgd", "optim.lr=0.1"]
@@ -82,22 +81,8 @@ def test_a_budget_too_short_for_this_machine_is_one_line(tiny_data, tmp_path):
 
 def test_a_resumed_budgeted_run_keeps_its_plan(tiny_data, tmp_path):
     args = [f"data.path={tiny_data}", *BUDGET, "scheduler=linear", "trainer.budget_evals=4", "data.pipeline=fast"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tinyimagenet_resnet.main", *args],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    import time
-
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        runs = list(tmp_path.glob("outputs/*/*/metrics.json"))
-        if runs and json.loads(runs[0].read_text()).get("epochs_run", 0) >= 1:
-            break
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
+    proc = popen_main(args, tmp_path)
+    wait_for_epoch(tmp_path, 1, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     run = only_run_dir(tmp_path)

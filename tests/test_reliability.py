@@ -3,10 +3,7 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +11,7 @@ import torch
 from tinyimagenet_resnet.errors import CheckpointError
 from tinyimagenet_resnet.training.checkpoint import atomic_save, load_checkpoint
 
-from conftest import TINY_ARGS, only_run_dir, read_scalars, run_main
+from conftest import TINY_ARGS, only_run_dir, popen_main, read_scalars, run_main, wait_for_epoch
 
 
 def assert_one_line_error(proc, *fragments, code=2):
@@ -156,30 +153,6 @@ def test_nan_guard_stops_at_the_step_and_records_diverged(tmp_path, tiny_data):
     assert metrics["status"] == "diverged"
 
 
-def _popen(args, cwd):
-    return subprocess.Popen(
-        [sys.executable, "-m", "tinyimagenet_resnet.main", *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait_for_epoch(cwd: Path, epoch: int, proc, timeout=120) -> Path:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for m in cwd.glob("outputs/*/*/metrics.json"):
-            try:
-                if json.loads(m.read_text())["epochs_run"] >= epoch:
-                    return m.parent
-            except (ValueError, KeyError):
-                pass
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.01)
-    raise TimeoutError
-
-
 RESUME_ARGS = ["model.widths=[16,32,64]", "data.batch_size=8", "data.num_workers=0", "trainer.epochs=4"]
 
 
@@ -192,8 +165,8 @@ def test_sigkilled_run_resumes_to_identical_weights_and_metrics(tmp_path, tiny_d
 
     killed = tmp_path / "killed"
     killed.mkdir()
-    proc = _popen(args, killed)
-    run = _wait_for_epoch(killed, 1, proc)
+    proc = popen_main(args, killed)
+    run = wait_for_epoch(killed, 1, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     partial = json.loads((run / "metrics.json").read_text())
@@ -220,8 +193,8 @@ def test_sigkilled_run_resumes_to_identical_weights_and_metrics(tmp_path, tiny_d
 
 def test_sigterm_writes_last_ckpt_and_prints_the_resume_command(tmp_path, tiny_data):
     args = [f"data.path={tiny_data}", *RESUME_ARGS, "trainer.epochs=50"]
-    proc = _popen(args, tmp_path)
-    run = _wait_for_epoch(tmp_path, 1, proc)
+    proc = popen_main(args, tmp_path)
+    run = wait_for_epoch(tmp_path, 1, proc)
     time.sleep(0.2)  # land mid-epoch
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
@@ -241,8 +214,8 @@ def test_sigterm_writes_last_ckpt_and_prints_the_resume_command(tmp_path, tiny_d
 
 def test_resume_true_continues_the_latest_matching_run(tmp_path, tiny_data):
     args = [f"data.path={tiny_data}", *RESUME_ARGS]
-    proc = _popen(args, tmp_path)
-    run = _wait_for_epoch(tmp_path, 1, proc)
+    proc = popen_main(args, tmp_path)
+    run = wait_for_epoch(tmp_path, 1, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     run_main([*args, "resume=true"], cwd=tmp_path)

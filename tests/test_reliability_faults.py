@@ -16,7 +16,7 @@ import pytest
 
 from tinyimagenet_resnet.artifacts.records import TrainMetrics
 
-from conftest import TINY_ARGS, only_run_dir, run_main
+from conftest import TINY_ARGS, only_run_dir, popen_main, run_main
 
 SMALL = [*TINY_ARGS, "trainer.epochs=1", "trainer.progress_bar=false"]
 OPTUNA = ["sweep=optuna", "data.train_subset=null", "optuna.pruner=none", "hydra.sweeper.n_trials=2"]
@@ -181,13 +181,7 @@ def test_a_read_only_output_folder_is_one_line_before_any_work(tiny_data, tmp_pa
 
 
 def test_ctrl_c_during_start_up_is_one_line_and_leaves_nothing(tiny_data, tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tinyimagenet_resnet.main", f"data.path={tiny_data}", *SMALL],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = popen_main([f"data.path={tiny_data}", *SMALL], tmp_path)
     deadline = time.time() + 60
     while not list(tmp_path.glob("outputs/*/*/.hydra")) and time.time() < deadline:
         time.sleep(0.005)

@@ -2,11 +2,8 @@
 never rewrites a run's identity, extends a finished run, and `resume=true` starts afresh when nothing can be
 continued. Every test runs the entry point in subprocesses, as a user would."""
 
-import json
 import shlex
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,33 +11,9 @@ import torch
 
 from tinyimagenet_resnet.artifacts.records import TrainMetrics
 
-from conftest import only_run_dir, run_main
+from conftest import only_run_dir, popen_main, run_main, wait_for_epoch
 
 SMALL = ["model.widths=[16,32,64]", "data.num_workers=0", "trainer.progress_bar=false"]
-
-
-def popen(args, cwd):
-    return subprocess.Popen(
-        [sys.executable, "-m", "tinyimagenet_resnet.main", *map(str, args)],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for_epoch(cwd: Path, epoch: int, proc, timeout=120) -> Path:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for m in cwd.glob("outputs/*/*/metrics.json"):
-            try:
-                if json.loads(m.read_text())["epochs_run"] >= epoch:
-                    return m.parent
-            except (ValueError, KeyError):
-                pass
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.005)
-    raise TimeoutError
 
 
 def weights(run: Path) -> dict:
@@ -52,7 +25,7 @@ def interrupt_mid_epoch(args, cwd: Path, sig=signal.SIGTERM, after_epoch=1) -> t
     for attempt, delay in enumerate((0.15, 0.05, 0.3, 0.1)):
         folder = cwd / f"attempt{attempt}"
         folder.mkdir()
-        proc = popen(args, folder)
+        proc = popen_main(args, folder)
         run = wait_for_epoch(folder, after_epoch, proc)
         time.sleep(delay)
         proc.send_signal(sig)
@@ -143,7 +116,7 @@ def test_extending_a_finished_onecycle_run_and_a_four_step_onecycle(tiny_data, t
 
 def test_resume_true_starts_afresh_when_the_run_died_before_its_first_checkpoint(tiny_data, tmp_path):
     args = [f"data.path={tiny_data}", *SMALL, "data.batch_size=8", "trainer.epochs=1", "seed=5"]
-    proc = popen(args, tmp_path)
+    proc = popen_main(args, tmp_path)
     deadline = time.time() + 60
     while not list(tmp_path.glob("outputs/*/*/run_name.txt")) and time.time() < deadline:
         time.sleep(0.01)
