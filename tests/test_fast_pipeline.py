@@ -94,6 +94,20 @@ def test_no_augmentation_is_the_identity():
     torch.testing.assert_close(out, x, atol=1e-5, rtol=0)  # a full-size crop samples pixel centres exactly
 
 
+def test_a_flip_without_a_crop_mirrors_exactly_the_drawn_images_as_the_affine_path_would():
+    x = torch.rand(64, 3, 64, 64)
+    flip_only = BA.BatchAugment(aug_cfg(**{"color_jitter.enabled": False, "random_resized_crop.enabled": False}))
+    out, params = flip_only(x.clone(), torch.Generator().manual_seed(3), return_params=True)
+    flipped = params["flip"]
+    assert 0 < int(flipped.sum()) < len(x)
+    assert torch.equal(out[flipped], x[flipped].flip(3)) and torch.equal(out[~flipped], x[~flipped])
+    # the affine resampling of the same draws gives the same pixels
+    theta, _ = flip_only.crop_flip_theta(len(x), torch.Generator().manual_seed(3), x.device)
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    resampled = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    torch.testing.assert_close(resampled, out, atol=1e-5, rtol=0)
+
+
 def test_fast_and_reference_batches_agree_statistically(tiny_data):
     fast = DataModule.setup(data_cfg(tiny_data, pipeline="fast", batch_size=72), seed=0)
     ref = DataModule.setup(data_cfg(tiny_data, pipeline="reference", batch_size=72), seed=0)

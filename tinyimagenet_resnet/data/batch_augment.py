@@ -2,8 +2,9 @@
 
 Same distributions as the reference torchvision pipeline (RandomResizedCrop -> horizontal flip -> ColorJitter),
 but every image draws its own parameters; torchvision v2 transforms on a batched tensor draw ONE set for the
-batch. Crop and flip are one affine `grid_sample` per image; the jitter factors are (B,1,1,1) tensors applied in
-a random order per image, as ColorJitter does; the hue shift is torchvision's HSV round trip in fused form.
+batch. Crop and flip are one affine `grid_sample` per image (a flip without a crop, an index flip); the jitter
+factors are (B,1,1,1) tensors applied in a random order per image, as ColorJitter does; the hue shift is
+torchvision's HSV round trip in fused form.
 Differences: crop sides are rounded like torchvision's, but a crop that would not fit is clamped instead of
 re-drawn (never happens with ratio (1, 1)).
 """
@@ -95,8 +96,11 @@ class BatchAugment:
         n, device = x.shape[0], x.device
         theta, params = self.crop_flip_theta(n, g, device)
         if self.cfg.enabled:
-            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-            x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+            if self.cfg.random_resized_crop.enabled:
+                grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+                x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+            else:  # a mirror alone is an index flip: the affine resampling would give the same pixels, slower
+                x = torch.where(params["flip"].view(-1, 1, 1, 1), x.flip(3), x)
             jit = self.cfg.color_jitter
             if jit.enabled:
                 factors = [

@@ -60,11 +60,19 @@ class BudgetPlan:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def _median_seconds(fn, repeat: int) -> float:
+def _median_seconds(fn, repeat: int, device=None) -> float:
+    import torch
+
+    def sync():
+        if device is not None and device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     times = []
     for _ in range(repeat):
+        sync()
         t0 = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t0)
     return sorted(times)[len(times) // 2]
 
@@ -76,18 +84,29 @@ def calibrate(trainer, warmup: int = 3, repeat: int = 3, eval_batches: int = 2) 
 
     The first steps at a new size are slow (oneDNN/cuDNN set up their kernels, fresh memory is faulted in): on the
     2-core CPU of BENCHMARKS.md the first 64 px step took 1.2x the steady one and the third was steady, and one
-    warm-up step left the plan 1.6 of 15 minutes short. Hence three warm-up steps, then the median of three."""
+    warm-up step left the plan 1.6 of 15 minutes short. Hence three warm-up steps, then the median of three. A step
+    includes taking its batch from the train loader and resizing it (at 16 px, a fifth of the step on that CPU)."""
+    from .engine import to_device
+
     snapshot = [copy.deepcopy(o.state_dict()) for o in (trainer.model, trainer.optimizer, trainer.scaler)]
     ema = copy.deepcopy(trainer.ema.state_dict()) if trainer.ema is not None else None
     rng = get_rng_state()
     step_s, eval_s = {}, {}
     try:
-        x, y = trainer.first_batch()
-        for size in sorted(set(trainer.s.train_sizes)):
-            xs = trainer.resize(x, size)
+        s = trainer.s
+        stream = iter(trainer.train_loader.epoch(0))
+
+        def fetch():
+            return to_device(next(stream), s.device, s.channels_last)
+
+        x, y = fetch()
+        fetch_s = _median_seconds(fetch, repeat, s.device)
+        for size in sorted(set(s.train_sizes)):
             for _ in range(warmup):
-                trainer.step(xs, y)
-            step_s[size] = _median_seconds(lambda xs=xs: trainer.step(xs, y), repeat)
+                trainer.step(trainer.resize(x, size), y)
+            step_s[size] = fetch_s + _median_seconds(
+                lambda size=size: trainer.step(trainer.resize(x, size), y), repeat, s.device
+            )
         loaders = {"final": trainer.val_loader}
         if trainer.interim_val_loader is not None:
             loaders["interim"] = trainer.interim_val_loader
@@ -186,15 +205,20 @@ def make_plan(trainer, budget_minutes: float, evals: int) -> BudgetPlan:
 class Replanner:
     """Revises a plan while its run goes on, from the seconds each train size and each validation really took."""
 
-    MIN_STEPS = 3  # measured steps at a size before they replace its calibrated time
+    SKIP = 3  # the first steps at each size are slow (kernels set up): not measured, as in the calibration
+    MIN_STEPS = 3  # measured steps at a size before they replace its estimate
 
     def __init__(self, plan: BudgetPlan, sizes, fractions):
         self.plan, self.sizes, self.fractions = plan, list(sizes), list(fractions)
         self.every = max(1, plan.total_steps // 20)
         self.measured = {size: [0.0, 0] for size in self.sizes}  # size -> [seconds, steps]
+        self.seen = dict.fromkeys(self.sizes, 0)  # steps run at each size, measured or not
         self.val_ratio: float | None = None  # measured / planned seconds of the interim validations
 
     def add_step(self, size: int, seconds: float) -> None:
+        self.seen[size] += 1
+        if self.seen[size] <= self.SKIP:
+            return
         m = self.measured[size]
         m[0] += seconds
         m[1] += 1

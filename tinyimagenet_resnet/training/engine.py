@@ -174,9 +174,6 @@ class Trainer:
         )
 
     # ---------------------------------------------------------------- the schedule of a run
-    def first_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return to_device(next(iter(self.train_loader.epoch(0))), self.s.device, self.s.channels_last)
-
     def apply_plan(self, plan) -> None:
         """Run the steps of a time budget's plan (training/budget.py) in its epochs, revising it as the run goes."""
         self.s = self.s.replace(total_steps=plan.total_steps, epochs=plan.epochs)
