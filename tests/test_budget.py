@@ -235,7 +235,7 @@ def test_precision_auto_is_bf16_only_where_the_cpu_has_native_bf16(monkeypatch):
 
 def test_experiment_cpu_composes_and_trains_two_steps(tiny_data, tmp_path):
     cfg = compose_config(["experiment=cpu"])
-    assert list(cfg.trainer.train_sizes) == [32, 48, 64] and cfg.scheduler.name == "linear"
+    assert list(cfg.trainer.train_sizes) == [16, 32, 64] and cfg.scheduler.name == "linear"
     assert OmegaConf.to_container(cfg.model)["widths"] == [64, 128, 256]  # the course architecture
     run_main(
         [f"data.path={tiny_data}", "experiment=cpu", *SMALL, "trainer.epochs=1", "trainer.limit_train_batches=2"],
