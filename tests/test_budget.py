@@ -4,6 +4,7 @@ time-to-accuracy benchmark, on the tiny fixture. Assertions are on steps and sch
 import json
 import signal
 import subprocess
+import time
 
 import pytest
 import torch
@@ -79,15 +80,18 @@ def test_a_budget_too_short_for_this_machine_is_one_line(tiny_data, tmp_path):
     assert line.startswith("error: trainer.budget_minutes=0.001: too short on this machine") and "allowed" in line
 
 
-def test_a_resumed_budgeted_run_keeps_its_plan(tiny_data, tmp_path):
+def test_a_resumed_budgeted_run_keeps_its_plan_and_the_time_it_spent(tiny_data, tmp_path):
     args = [f"data.path={tiny_data}", *BUDGET, "scheduler=linear", "trainer.budget_evals=4", "data.pipeline=fast"]
     proc = popen_main(args, tmp_path)
-    wait_for_epoch(tmp_path, 1, proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    run = only_run_dir(tmp_path)
+    run = wait_for_epoch(tmp_path, 1, proc)
+    at_epoch_end = TrainMetrics.read(run).wall_time_s
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)  # in the middle of the next epoch: the checkpoint holds the time spent so far
+    proc.communicate(timeout=120)
     before = TrainMetrics.read(run)
-    assert before.status == "running" and before.plan is not None
+    assert proc.returncode == 143 and before.status == "interrupted" and before.plan is not None
+    spent = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["state"]["wall_time_s"]
+    assert spent > at_epoch_end  # else the resumed run would count the interrupted epoch's time as free budget
     run_main([f"ckpt_path={run}/checkpoints/last.ckpt", f"data.path={tiny_data}"], cwd=tmp_path)
     after = TrainMetrics.read(run)
     kept = ("budget_s", "started_at", "planned_at_s", "steps_per_epoch", "epochs", "calibrated_step_s", "initial_steps")

@@ -2,12 +2,14 @@
 the run's own model and data, then fix the number of optimiser steps that fit, so that the LR schedule ends at zero
 on the last step and the whole command (start-up, data loading, cache build, compile, validations) ends in time.
 
-The plan is made before the first real step from a short calibration, then revised while the run goes on: every 5%
-of the steps, the step count is solved again from the seconds each train size really took and the time left, so that
-a calibration that was off (the first steps at a new size are slow, a neighbour loads the machine) neither wastes
-the end of the budget nor overruns it. The LR schedule follows the new count at once (its closed form), and the
-train size never steps back to a smaller one. The plan, with its revisions, is stored in every checkpoint: a resumed
-run continues it (no new calibration) and revises it from its own measurements."""
+The plan is made before the first real step from a short calibration, then revised while the run goes on: every 5% of
+the steps and every 2% of the budget (whichever comes first), the step count is solved again from the seconds each train
+size really took and the time left, so that a calibration that was off (the first steps at a new size are slow, a
+neighbour loads the machine) neither wastes the end of the budget nor overruns it. The LR schedule follows the new count
+at once (its closed form), and the train size never returns to an earlier phase. The plan, with its revisions, is stored
+in every checkpoint: a resumed run continues it (no new calibration) and revises it from its own measurements. A resumed
+run's budget counts the first command's start-up and the training time of every command, not the time the run spent
+stopped nor the start-up of the command that continues it."""
 
 from __future__ import annotations
 
@@ -207,6 +209,7 @@ class Replanner:
 
     SKIP = 3  # the first steps at each size are slow (kernels set up): not measured, as in the calibration
     MIN_STEPS = 3  # measured steps at a size before they replace its estimate
+    EVERY_BUDGET = 0.02  # also re-plan after this share of the budget: one expensive size can take most of the time
 
     def __init__(self, plan: BudgetPlan, sizes, fractions):
         self.plan, self.sizes, self.fractions = plan, list(sizes), list(fractions)
@@ -214,9 +217,11 @@ class Replanner:
         self.measured = {size: [0.0, 0] for size in self.sizes}  # size -> [seconds, steps]
         self.seen = dict.fromkeys(self.sizes, 0)  # steps run at each size, measured or not
         self.val_ratio: float | None = None  # measured / planned seconds of the interim validations
+        self.since = 0.0  # train seconds since the last re-plan
 
     def add_step(self, size: int, seconds: float) -> None:
         self.seen[size] += 1
+        self.since += seconds
         if self.seen[size] <= self.SKIP:
             return
         m = self.measured[size]
@@ -228,7 +233,8 @@ class Replanner:
             self.val_ratio = seconds / self.plan.eval_s["interim"]
 
     def due(self, step: int) -> bool:
-        return step % self.every == 0 and step < self.plan.total_steps - 1
+        by_time = self.since >= self.EVERY_BUDGET * self.plan.budget_s
+        return (step % self.every == 0 or by_time) and step < self.plan.total_steps - 1
 
     def step_seconds(self) -> list[float]:
         """Seconds per step at each size: measured where enough steps ran, else the last estimate scaled by how
@@ -245,7 +251,7 @@ class Replanner:
     def replan(self, step: int, epoch: int, elapsed_s: float, reached: int) -> int:
         """The new total_steps for a run at global step `step` (in epoch `epoch`), `elapsed_s` seconds into its
         budget; the plan is updated in place."""
-        plan = self.plan
+        plan, self.since = self.plan, 0.0
         seconds = self.step_seconds()
         interim_left = max(0, plan.epochs - 1 - epoch)
         val = self.val_ratio or 1.0
@@ -253,8 +259,9 @@ class Replanner:
         fixed += (plan.epochs - epoch) * EPOCH_END_S
         left = plan.budget_s - plan.reserve_s - elapsed_s - fixed
         total = fit_steps(step, left, seconds, self.fractions, reached)
-        total = max(total, step + 1, (plan.epochs - 1) * plan.steps_per_epoch + 1)
-        plan.step_s = {str(size): round(t, 4) for size, t in zip(self.sizes, seconds, strict=True)}
+        # An end inside an earlier epoch is fine: that epoch ends there and its validation is the final one.
+        total = max(total, step + 1)
+        plan.step_s = {str(size): round(t, 6) for size, t in zip(self.sizes, seconds, strict=True)}
         if total != plan.total_steps:
             if abs(total - plan.total_steps) >= 0.01 * plan.total_steps:
                 log.info(

@@ -309,6 +309,7 @@ class Trainer:
             if self._stop_signal:
                 state.status = "interrupted"
                 state.epoch_loss_sum, state.epoch_correct = float(loss_sum), int(correct)
+                state.wall_time_s = time.perf_counter() - self._fit_t0  # a resumed budget counts this epoch's time
                 self._emit("on_interrupt")
                 ckpt = next((cb.last for cb in self.callbacks if getattr(cb, "last", None)), None)
                 raise Interrupted(self._stop_signal, ckpt)
