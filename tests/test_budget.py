@@ -288,3 +288,15 @@ def test_time_to_accuracy_benchmark_writes_csv_png_and_raw_files(tiny_data, tmp_
         cwd=tmp_path,
     )
     assert again.returncode == 0 and len((tmp_path / "p" / "tta.csv").read_text().splitlines()) == 3
+
+
+def test_the_time_to_accuracy_plot_draws_one_curve_per_recipe_and_budget():
+    from tinyimagenet_resnet.reporting.figures import tta_curves
+
+    def row(recipe, budget, minutes):
+        return {"recipe": recipe, "budget_min": budget, "minutes": minutes, "val_top1": 0.1, "final": False}
+
+    rows = [row("cpu", 60, 10), row("cpu", 60, 58), row("cpu", 20, 5), row("cpu", 20, 19), row("course", 20, 19)]
+    curves = tta_curves(rows)
+    assert list(curves) == ["cpu (60 min budget)", "cpu (20 min budget)", "course (20 min budget)"]
+    assert [r["minutes"] for r in curves["cpu (20 min budget)"]] == [5, 19]

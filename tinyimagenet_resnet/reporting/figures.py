@@ -113,18 +113,26 @@ def curves(series: dict[str, tuple[list, list]], ylabel: str, title: str, xlabel
     return fig
 
 
+def tta_curves(rows: list[dict]) -> dict[str, list[dict]]:
+    """The rows of bench tta as one curve per run: a recipe run under two budgets is two curves (its schedule
+    differs), labelled with the budget."""
+    curves: dict[str, list[dict]] = {}
+    for r in rows:
+        curves.setdefault(f"{r['recipe']} ({r['budget_min']:g} min budget)", []).append(r)
+    return curves
+
+
 def time_to_accuracy(rows: list[dict], title: str):
-    """Val top-1 against wall-clock minutes, one line per recipe (rows of bench tta); filled markers are the
+    """Val top-1 against wall-clock minutes, one line per run (rows of bench tta); filled markers are the
     validations on the whole val split, hollow ones those on a subset."""
     fig, ax = plt.subplots(figsize=(8, 4.8))
-    for recipe in dict.fromkeys(r["recipe"] for r in rows):
-        pts = [r for r in rows if r["recipe"] == recipe]
+    for label, pts in tta_curves(rows).items():
         (line,) = ax.plot(
             [r["minutes"] for r in pts],
             [100 * r["val_top1"] for r in pts],
             marker="o",
             mfc="none",
-            label=f"{recipe} ({pts[-1]['budget_min']:g} min budget)",
+            label=label,
         )
         final = [r for r in pts if r["final"]]
         ax.plot([r["minutes"] for r in final], [100 * r["val_top1"] for r in final], "o", color=line.get_color())
