@@ -127,6 +127,12 @@ def calibrate(trainer, warmup: int = 3, repeat: int = 3, eval_batches: int = 2) 
     return step_s, eval_s
 
 
+def step_seconds_json(step_s: dict) -> dict:
+    """Seconds per step by train size as a plan stores them: the estimate a re-plan starts from, so to the
+    microsecond (a GPU step can take under a millisecond)."""
+    return {str(size): round(t, 6) for size, t in step_s.items()}
+
+
 def size_bounds(total_steps: int, fractions) -> list[int]:
     """The global steps where progressive resizing moves to the next train size (trainer.train_size_fractions)."""
     bounds, cumulative = [], 0.0
@@ -137,7 +143,7 @@ def size_bounds(total_steps: int, fractions) -> list[int]:
 
 
 def size_index(step: int, total_steps: int, fractions, reached: int = 0) -> int:
-    """The index of the train size of global step `step`; never below `reached` (the largest size used so far)."""
+    """The index of the train size of global step `step`; never below `reached` (the latest phase reached)."""
     return max(bisect.bisect_right(size_bounds(total_steps, fractions), step), reached)
 
 
@@ -188,7 +194,7 @@ def make_plan(trainer, budget_minutes: float, evals: int) -> BudgetPlan:
             f"allowed: at least {math.ceil(need)} minutes, fewer trainer.budget_evals or a smaller val split"
         )
     per_epoch = math.ceil(steps / evals)
-    step_json = {str(k): round(v, 4) for k, v in step_s.items()}
+    step_json = step_seconds_json(step_s)
     return BudgetPlan(
         budget_s=budget_s,
         started_at=s.started_at,
@@ -261,7 +267,7 @@ class Replanner:
         total = fit_steps(step, left, seconds, self.fractions, reached)
         # An end inside an earlier epoch is fine: that epoch ends there and its validation is the final one.
         total = max(total, step + 1)
-        plan.step_s = {str(size): round(t, 6) for size, t in zip(self.sizes, seconds, strict=True)}
+        plan.step_s = step_seconds_json(dict(zip(self.sizes, seconds, strict=True)))
         if total != plan.total_steps:
             if abs(total - plan.total_steps) >= 0.01 * plan.total_steps:
                 log.info(

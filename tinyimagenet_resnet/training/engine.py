@@ -45,7 +45,7 @@ class TrainState:
     status: str = "running"
     wall_time_s: float = 0.0
     plan: dict | None = None  # the BudgetPlan of a time-budgeted run (training/budget.py), kept on resume
-    size_index: int = 0  # progressive resizing: the index of the largest train size used so far
+    size_index: int = 0  # progressive resizing: the index in train_sizes of the latest phase reached
 
     def record(self, row: EpochRow) -> bool:
         """Append a finished epoch; True when it is the new best (val top-1)."""
@@ -204,13 +204,10 @@ class Trainer:
             return self.total_steps if epoch + 1 >= self.s.epochs else min((epoch + 1) * spe, self.total_steps)
         return min(epoch * self.batches_per_epoch() + self.batches_per_epoch(), self.total_steps)
 
-    def size_at(self, step: int) -> int:
-        """The train resolution at global step `step` (progressive resizing: trainer.train_sizes, *_fractions);
-        never back to a smaller one than already used (a re-planned budget moves the bounds)."""
-        sizes = self.s.train_sizes
-        if len(sizes) == 1:
-            return sizes[0]
-        return sizes[size_index(step, self.total_steps, self.s.train_size_fractions, self.state.size_index)]
+    def phase_at(self, step: int) -> int:
+        """The index in trainer.train_sizes of the train resolution at global step `step` (progressive resizing);
+        never back to an earlier phase than already reached (a re-planned budget moves the bounds)."""
+        return size_index(step, self.total_steps, self.s.train_size_fractions, self.state.size_index)
 
     def resize(self, x: torch.Tensor, size: int) -> torch.Tensor:
         return resize(x, size, self.s.channels_last)
@@ -267,8 +264,8 @@ class Trainer:
         mark = time.perf_counter()
         while state.global_step < (end if self.replanner is None else self.epoch_end(epoch)):
             x, y = to_device(next(batches), s.device, s.channels_last)
-            size = self.size_at(state.global_step)
-            state.size_index = s.train_sizes.index(size)
+            state.size_index = self.phase_at(state.global_step)
+            size = s.train_sizes[state.size_index]
             loss, logits = self.step(self.resize(x, size), y)
             if state.initial_loss is None:
                 state.initial_loss = float(loss.detach())
