@@ -87,6 +87,14 @@ def only_run_dir(root: Path) -> Path:
     return runs[0]
 
 
+def event_dir(run: Path) -> Path:
+    """The one folder of a run directory that holds TensorBoard event files (`<run>/<task>-<name>` or
+    `<job>/<name>`)."""
+    dirs = {p.parent for p in run.glob("*/events.out.tfevents.*")}
+    assert len(dirs) == 1, dirs
+    return dirs.pop()
+
+
 def read_scalars(event_dir: Path) -> dict:
     """Read TensorBoard scalars back from the event files: {tag: [(step, value), ...]}."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -109,7 +117,22 @@ def read_hparams(event_dir: Path) -> tuple[dict, dict]:
         k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind"))
         for k, v in start.session_start_info.hparams.items()
     }
-    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
-    metric_tags = [m.name.tag for m in experiment.experiment.metric_infos]
+    metric_tags = [t for t in acc.Tags()["scalars"] if t.startswith("val/") and acc.Scalars(t)[-1].step == 0]
     scalars = {tag: acc.Scalars(tag)[-1].value for tag in metric_tags}
     return hparams, scalars
+
+
+def read_session(event_dir: Path) -> tuple[dict, str, list | None]:
+    """(hparams, TensorBoard end status name, the experiment's columns or None) of one run's events."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+
+    acc = EventAccumulator(str(event_dir))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")
+    data = {tag: plugin_data_pb2.HParamsPluginData.FromString(c) for tag, c in content.items()}
+    start = data["_hparams_/session_start_info"].session_start_info
+    hparams = {k: getattr(v, v.WhichOneof("kind")) for k, v in start.hparams.items()}
+    end = api_pb2.Status.Name(data["_hparams_/session_end_info"].session_end_info.status)
+    exp = data.get("_hparams_/experiment")
+    return hparams, end, [h.name for h in exp.experiment.hparam_infos] if exp else None

@@ -187,7 +187,7 @@ def test_sigkilled_run_resumes_to_identical_weights_and_metrics(tmp_path, tiny_d
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     # TensorBoard continues at the right step: one value per epoch, no duplicates from the killed attempt
     name = (run / "run_name.txt").read_text().strip()
-    assert [s for s, _ in read_scalars(run / "tensorboard" / name)["val/accuracy"]] == [1, 2, 3, 4]
+    assert [s for s, _ in read_scalars(run / f"train-{name}")["val/accuracy"]] == [1, 2, 3, 4]
     assert (run / ".hydra" / "config.yaml").is_file() and list((run / ".hydra").glob("resume-*/overrides.yaml"))
 
 

@@ -11,7 +11,7 @@ import torch
 
 from tinyimagenet_resnet.artifacts.records import TrainMetrics
 
-from conftest import only_run_dir, popen_main, run_main, wait_for_epoch
+from conftest import event_dir, only_run_dir, popen_main, run_main, wait_for_epoch
 
 SMALL = ["model.widths=[16,32,64]", "data.num_workers=0", "trainer.progress_bar=false"]
 
@@ -92,7 +92,7 @@ def test_continuing_a_run_never_rewrites_its_identity(tiny_data, tmp_path):
 
     run_main([ckpt, "trainer.epochs=2"], cwd=tmp_path)  # an extension, named as before
     assert (run / "run_name.txt").read_text() == name
-    assert [p.name for p in (run / "tensorboard").iterdir()] == ["lr=0.002"]
+    assert event_dir(run).name == "train-lr=0.002"
     assert TrainMetrics.read(run).epochs_run == 2
 
 

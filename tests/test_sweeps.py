@@ -11,7 +11,7 @@ from pathlib import Path
 import optuna
 import yaml
 
-from conftest import TINY_ARGS, run_main
+from conftest import TINY_ARGS, event_dir, read_session, run_main
 
 SWEEP_ARGS = [*TINY_ARGS, "trainer.epochs=1", "data.train_subset=null"]
 
@@ -246,3 +246,7 @@ def test_pruning_marks_hopeless_trials_pruned(tiny_data, tmp_path):
     sweep = study_dir(tmp_path)
     rows = summary_rows(sweep)
     assert [r["status"] for r in rows] == ["pruned", "pruned"] and {r["epochs_run"] for r in rows} == {"1"}
+    # TensorBoard shows a pruned trial as pruned (its `status` column) and not as a success
+    for job in jobs(sweep):
+        hparams, end, columns = read_session(event_dir(job))
+        assert hparams["status"] == "pruned" and end == "STATUS_FAILURE" and columns is None  # the study declares them

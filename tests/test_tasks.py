@@ -52,7 +52,7 @@ def test_inspect_writes_the_sanity_checks(tiny_data, tmp_path):
     name = (run / "run_name.txt").read_text().strip()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    acc = EventAccumulator(str(run / "tensorboard" / name))
+    acc = EventAccumulator(str(run / f"inspect-{name}"))
     acc.Reload()
     assert {"inspect/class_distribution", "inspect/augmented_samples"} <= set(acc.Tags()["images"])
 
@@ -142,7 +142,7 @@ def test_lr_find_task(tiny_data, tmp_path):
     assert out["suggested_lr"] is not None and out["stable_window"][0] <= out["suggested_lr"] <= out["stable_window"][1]
     decodable_png(run / "lr_find.png")
     name = (run / "run_name.txt").read_text().strip()
-    scalars = read_scalars(run / "tensorboard" / name)
+    scalars = read_scalars(run / f"lr_find-{name}")
     assert len(scalars["lr_find/loss"]) == len(curve) and len(scalars["lr_find/lr"]) == len(curve)
     assert not (run / "checkpoints").exists()
 
@@ -187,7 +187,7 @@ def test_evaluate_rebuilds_the_model_from_the_checkpoint(tiny_data, tmp_path, tr
     assert all(r["true_name"] and r["predicted_name"] for r in confused)
     decodable_png(run / "confusion_matrix.png")
     name = (run / "run_name.txt").read_text().strip()
-    scalars = read_scalars(run / "tensorboard" / name)
+    scalars = read_scalars(run / f"evaluate-{name}")
     assert math.isclose(scalars["test/accuracy"][0][1], out["test"]["accuracy"], abs_tol=1e-6)
 
 

@@ -8,7 +8,7 @@ import yaml
 
 from tinyimagenet_resnet.model import build_model
 
-from conftest import TINY_ARGS, only_run_dir, read_hparams, read_scalars, run_main
+from conftest import TINY_ARGS, event_dir, only_run_dir, read_hparams, read_scalars, read_session, run_main
 
 TAGS = {
     "train/loss",
@@ -18,7 +18,7 @@ TAGS = {
     "val/top5",
     "val/f1_macro",
     "lr",
-    "sanity/initial_loss",
+    "train/initial_loss",
 }
 
 
@@ -46,10 +46,10 @@ def test_train_run_leaves_a_complete_run_directory(tiny_data, tmp_path):
 
     name = (run / "run_name.txt").read_text().strip()
     assert name == "optim=sgd_lr=0.05_blocks=333_dropout=0.3"
-    scalars = read_scalars(run / "tensorboard" / name)
+    scalars = read_scalars(run / f"train-{name}")
     assert TAGS <= set(scalars)
     assert [s for s, _ in scalars["val/accuracy"]] == [1, 2]
-    assert abs(scalars["sanity/initial_loss"][0][1] - math.log(200)) < 0.5
+    assert abs(scalars["train/initial_loss"][0][1] - math.log(200)) < 0.5
 
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "ok" and metrics["epochs_run"] == 2
@@ -76,14 +76,18 @@ def test_train_run_leaves_a_complete_run_directory(tiny_data, tmp_path):
     best_ckpt = torch.load(run / "checkpoints/best.ckpt", weights_only=False)
     assert best_ckpt["metrics"]["val/accuracy"] == metrics["best"]["val/accuracy"]
 
-    # HParams in the run's own event directory (no stray timestamped sub-folder)
-    event_dirs = {p.parent for p in (run / "tensorboard").rglob("events.out.tfevents.*")}
-    assert event_dirs == {run / "tensorboard" / name}
-    hparams, hmetrics = read_hparams(run / "tensorboard" / name)
+    # HParams in the run's own event directory, named after task and run (no stray timestamped sub-folder), with
+    # the run's own columns (a single run declares them), booleans as booleans and the end status
+    assert event_dir(run) == run / f"train-{name}"
+    assert not list(run.rglob("*/*/events.out.tfevents.*"))
+    hparams, hmetrics = read_hparams(run / f"train-{name}")
     assert hparams["lr"] == 0.05 and hparams["optim"] == "sgd" and hparams["blocks"] == "333"
-    assert hparams["dropout"] == 0.3 and hparams["epochs"] == 2
-    assert abs(hmetrics["hparam/best_val_accuracy"] - metrics["best"]["val/accuracy"]) < 1e-6  # float32 in TB
-    assert hmetrics["hparam/epochs_run"] == 2
+    assert hparams["dropout"] == 0.3 and hparams["epochs"] == 2 and hparams["batch_norm"] is True
+    assert hparams["status"] == "ok"
+    assert abs(hmetrics["val/best_accuracy"] - metrics["best"]["val/accuracy"]) < 1e-6  # float32 in TB
+    assert hmetrics["val/epochs_run"] == 2
+    _, end, columns = read_session(run / f"train-{name}")
+    assert end == "STATUS_SUCCESS" and columns[:4] == ["lr", "weight_decay", "blocks", "dropout"]
 
     split = json.loads((run / "split.json").read_text())
     assert split["sizes"] == {"train": 72, "val": 20, "test": 8} and len(split["fingerprint"]) == 16
@@ -121,7 +125,7 @@ def test_multirun_gives_each_job_its_own_directory(tiny_data, tmp_path):
         assert (job / "checkpoints/best.ckpt").is_file() and (job / "metrics.json").is_file()
         name = (job / "run_name.txt").read_text().strip()
         names.add(name)
-        assert list((job / "tensorboard" / name).glob("events.out.tfevents.*"))
+        assert event_dir(job) == job / name  # TensorBoard shows `<job>/<run name>`
     assert names == {
         "blocks=222_dropout=0.1",
         "blocks=222_dropout=0.3",

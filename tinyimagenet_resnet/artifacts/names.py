@@ -9,12 +9,14 @@ VAL_TOP5 = "val/top5"
 VAL_F1 = "val/f1_macro"
 LR = "lr"
 TRAIN_SIZE = "train/size"  # the train resolution (progressive resizing)
-INITIAL_LOSS = "sanity/initial_loss"
+INITIAL_LOSS = "train/initial_loss"  # one point (the first step's loss); sanity/initial_loss before 2026-12
 
-# HParams metrics (one value per run)
-HP_BEST_VAL_ACC = "hparam/best_val_accuracy"
-HP_BEST_VAL_LOSS = "hparam/best_val_loss"
-HP_EPOCHS_RUN = "hparam/epochs_run"
+# HParams metrics (one value per run), in the val/ group so that TensorBoard's Time Series, which sorts groups by
+# name, opens on the training curves rather than on single-point charts (runs before 2026-12 wrote hparam/*)
+HP_BEST_VAL_ACC = "val/best_accuracy"
+HP_BEST_VAL_LOSS = "val/best_loss"
+HP_EPOCHS_RUN = "val/epochs_run"
+HP_METRICS = (HP_BEST_VAL_ACC, HP_BEST_VAL_LOSS, HP_EPOCHS_RUN)
 
 EPOCH_TAGS = (TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, VAL_TOP5, VAL_F1, LR, TRAIN_SIZE)
 

@@ -330,19 +330,25 @@ class LRFindRecord(Record):
 
 @dataclass
 class SummaryRow:
-    """One job of a sweep in `summary.csv` / `summary.md` (also stored with each Optuna trial as `summary_row`)."""
+    """One job of a sweep in `summary.csv` / `summary.md` (also stored with each Optuna trial, one user attribute per
+    field). `params` are the job's own overrides; `values` its objective values (what the job returned, for this
+    package's train task the best val top-1 and the costs of `optuna.objectives`). The columns from `lr` to
+    `val_loss_at_best` are None for jobs of another app."""
 
     job: str
     run_name: str
-    lr: float | None
-    weight_decay: float | None
-    blocks: str | None
-    dropout: float | None
-    best_val_top1: float | None
-    val_loss_at_best: float | None
-    epochs_run: int
-    status: str  # ok | failed | pruned
-    wall_time_s: float | None
+    lr: float | None = None
+    weight_decay: float | None = None
+    blocks: str | None = None
+    dropout: float | None = None
+    best_val_top1: float | None = None
+    val_loss_at_best: float | None = None
+    epochs_run: int | None = None
+    status: str = "failed"  # ok | failed | pruned
+    wall_time_s: float | None = None
+    seed: int | None = None
+    params: dict = field(default_factory=dict)
+    values: list | None = None
     rank: int = 0
 
     COLUMNS: ClassVar[list[str]] = [
@@ -359,9 +365,20 @@ class SummaryRow:
         "status",
         "wall_time_s",
     ]
+    # this package's columns, shown where some row has them
+    OWN: ClassVar[tuple[str, ...]] = ("lr", "weight_decay", "blocks", "dropout", "best_val_top1", "val_loss_at_best")
+    # the overrides behind them (not repeated as parameter columns)
+    OWN_KEYS: ClassVar[tuple[str, ...]] = (
+        "optim.lr",
+        "optim.weight_decay",
+        "model/blocks",
+        "model.blocks",
+        "model/dropout",
+        "model.dropout",
+    )
 
     def to_json(self) -> dict[str, Any]:
-        return {c: getattr(self, c) for c in self.COLUMNS}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_json(cls, data: dict) -> SummaryRow:

@@ -48,7 +48,9 @@ class Run:
 
     @property
     def event_dir(self) -> Path | None:
-        dirs = sorted({p.parent for p in (self.path / "tensorboard").rglob("events.out.tfevents.*")})
+        """The folder of the run's TensorBoard events: `<run>/<name>/` (`<run>/tensorboard/<name>/` before 2026-12)."""
+        dirs = sorted({p.parent for p in self.path.glob("*/events.out.tfevents.*")})
+        dirs = dirs or sorted({p.parent for p in (self.path / "tensorboard").rglob("events.out.tfevents.*")})
         return dirs[0] if dirs else None
 
     @cached_property

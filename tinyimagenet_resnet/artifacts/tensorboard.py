@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.summary import hparams
 
 from .. import compat
+from . import hparams as hp
 
 
 class TBLogger:
@@ -22,12 +22,19 @@ class TBLogger:
     def figure(self, tag: str, fig, step: int = 0) -> None:
         self.writer.add_figure(tag, fig, step, close=False)
 
-    def hparams(self, hparam_dict: dict, metric_dict: dict) -> None:
-        """Written into this run's own directory (SummaryWriter.add_hparams would open a timestamped sub-folder)."""
+    def hparams(self, values: dict, metrics: dict, status: str, start_time: float, with_experiment: bool) -> None:
+        """The run's HParams session (its values and end status) and its final metrics, in this run's own directory
+        (SummaryWriter.add_hparams would open a timestamped sub-folder). `with_experiment`: also the columns, for a
+        run outside a sweep (a sweep declares its own, with domains)."""
         file_writer = compat.summary_file_writer(self.writer)
-        for summary in hparams(hparam_dict, metric_dict):
+        if with_experiment:
+            compared = ("lr", "weight_decay", "blocks", "dropout")
+            columns = [hp.HParam(k, hp.kind_of(v), swept=k in compared) for k, v in values.items()]
+            columns.append(hp.status_hparam())
+            file_writer.add_summary(hp.experiment(columns, list(metrics)))
+        for summary in hp.session({**values, "status": status}, status, start_time):
             file_writer.add_summary(summary)
-        self.scalars(metric_dict, 0)
+        self.scalars(metrics, 0)
 
     def flush(self) -> None:
         self.writer.flush()

@@ -377,6 +377,9 @@ class InspectConfig:
     grid_images: int = spec(*INT_GE1)
 
 
+OBJECTIVES = ("val_top1", "params_m", "epoch_s")
+
+
 @dataclass
 class OptunaConfig:
     """The job side of `sweep=optuna` (present only in Optuna sweeps)."""
@@ -390,6 +393,12 @@ class OptunaConfig:
     heartbeat_s: int = spec(*INT_GE1)
     grace_s: int = spec(*INT_GE1)
     poll_s: float = spec("a number > 0", positive)
+    # what a trial returns, one per hydra.sweeper.direction: val_top1 (best val top-1), params_m (parameters in
+    # millions), epoch_s (mean seconds per training epoch)
+    objectives: List[str] = spec(
+        "a list of val_top1|params_m|epoch_s, one per direction",
+        lambda v: len(v) >= 1 and all(x in OBJECTIVES for x in v),
+    )
 
 
 @dataclass
@@ -398,6 +407,7 @@ class Config:
 
     task: Task = spec("|".join(t.value for t in Task))
     seed: int = spec("an integer >= 0", non_negative)
+    seeds: int = spec(*INT_GE1)
     ckpt_path: str | None = spec("null or a path to a .ckpt file")
     resume: Union[bool, str] = spec("false, true (latest matching run) or a run directory")
     run_name: str | None = spec("null or a string")

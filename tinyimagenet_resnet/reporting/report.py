@@ -9,6 +9,7 @@ prompts carrying the measured facts.
 
 from __future__ import annotations
 
+import csv
 import platform
 import shutil
 import sys
@@ -74,7 +75,7 @@ def kind_of(run: Run) -> str | None:
 def sweep_kind(sweep: Path) -> str:
     jobs = expand([sweep])
     choice = jobs[0].choices.get("sweep") if jobs else None
-    if choice in ("lr_wd", "blocks_dropout", "optuna"):
+    if choice in ("lr_wd", "blocks_dropout", "optuna", "optuna_pareto"):
         return choice
     keys = {o.split("=", 1)[0] for j in jobs for o in j.overrides}
     return (
@@ -83,6 +84,51 @@ def sweep_kind(sweep: Path) -> str:
         and not keys & {"optim.lr", "optim.weight_decay"}
         else "lr_wd"
     )
+
+
+def sweep_extras(doc: Doc, sweep: Path, total: int) -> None:
+    """A sweep's Pareto front (several objectives: optimization_results.yaml, pareto.png) and its mean ± std per
+    configuration (seeds=N: summary_by_config.csv), where it has them."""
+    results = (
+        OmegaConf.load(sweep / "optimization_results.yaml") if (sweep / "optimization_results.yaml").is_file() else {}
+    )
+    solutions = results.get("solutions") if results else None
+    if solutions:
+        metric_names = list(results.get("metric_names") or [f"value_{i}" for i in range(len(solutions[0].values))])
+        doc.add(f"**{doc.t['pareto'].format(n=len(solutions), total=total)}**", "")
+        doc.table(
+            ["trial", *metric_names, "params"],
+            [
+                (s.trial, *(f"{v:.4g}" for v in s["values"]), ", ".join(f"{k}={v}" for k, v in s.params.items()))
+                for s in solutions
+            ],
+        )
+        doc.figure(
+            sweep / "pareto.png", f"pareto_{sweep.name}.png", doc.t["pareto"].format(n=len(solutions), total=total)
+        )
+    groups = sweep / "summary_by_config.csv"
+    if groups.is_file():
+        with open(groups) as f:
+            rows = list(csv.DictReader(f))
+        doc.add(f"**{doc.t['by_seed']}**", "")
+        doc.table(
+            ["rank", "configuration", "n", "mean ± std", "95%", ""],
+            [
+                (
+                    g["rank"],
+                    g["configuration"],
+                    g["n"],
+                    f"{f4(_num(g['mean']))} ± {f4(_num(g['std']))}",
+                    f"[{f4(_num(g['ci95_low']))}, {f4(_num(g['ci95_high']))}]",
+                    "best" if g["rank"] == "1" else ("≈ best" if g["tied_with_best"] == "True" else ""),
+                )
+                for g in rows
+            ],
+        )
+
+
+def _num(text: str) -> float | None:
+    return float(text) if text not in ("", None) else None
 
 
 def discover(cfg: ReportOptions) -> dict:
@@ -427,10 +473,10 @@ def build(cfg: ReportOptions) -> Path:
     # 5 Grid search ---------------------------------------------------------------------------------------------
     doc.h2("s5")
     doc.h3("M5")
-    for kind in ("lr_wd", "blocks_dropout", "optuna"):
+    for kind in ("lr_wd", "blocks_dropout", "optuna", "optuna_pareto"):
         sweep = sweeps.get(kind)
         if sweep is None:
-            if kind != "optuna":
+            if not kind.startswith("optuna"):
                 doc.missing(kind)
             continue
         rows = collect(sweep)
@@ -456,6 +502,7 @@ def build(cfg: ReportOptions) -> Path:
         best = next((r for r in rows if r.status == "ok"), None)
         if best:
             doc.add(f"Best: `{best.run_name}` — val top-1 {f4(best.best_val_top1)}.", "")
+        sweep_extras(doc, sweep, len(rows))
     doc.prompt("M5")
 
     # 6 Full training -------------------------------------------------------------------------------------------
@@ -581,9 +628,9 @@ def build(cfg: ReportOptions) -> Path:
     for kind in RUN_KINDS:
         run = runs.get(kind)
         doc.add(f"- [{'x' if run else ' '}] {kind}: " + (f"`{run.path}` — `{command_of(run)}`" if run else HOW[kind]))
-    for kind in ("lr_wd", "blocks_dropout", "optuna"):
+    for kind in ("lr_wd", "blocks_dropout", "optuna", "optuna_pareto"):
         s = sweeps.get(kind)
-        if s or kind != "optuna":
+        if s or not kind.startswith("optuna"):
             doc.add(f"- [{'x' if s else ' '}] sweep {kind}: " + (f"`{s}` — `{sweep_command(s)}`" if s else HOW[kind]))
     doc.add("")
     return write_text(out / "REPORT.md", "\n".join(doc.lines) + "\n")

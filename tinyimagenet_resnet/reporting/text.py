@@ -16,6 +16,10 @@ TEXT = {
         "s10": "10. Limits",
         "s11": "11. Reproducibility",
         "not_run": "not run yet — command:",
+        "pareto": "Pareto front ({n} of {total} trials: no other trial is at least as good in every objective and "
+        "better in one)",
+        "by_seed": "Mean ± std over seeds per configuration (95% interval of the mean; ≈ best: the sweep cannot tell "
+        "it from the best)",
         "fill": "To fill in",
         "measured": "measured",
         "project": "Project",
@@ -74,6 +78,10 @@ TEXT = {
         "s10": "10. Limites",
         "s11": "11. Reproductibilité",
         "not_run": "pas encore lancé — commande :",
+        "pareto": "Front de Pareto ({n} essais sur {total} : aucun autre essai n'est au moins aussi bon sur chaque "
+        "objectif et meilleur sur l'un)",
+        "by_seed": "Moyenne ± écart-type sur les graines, par configuration (intervalle à 95 % de la moyenne ; "
+        "≈ best : le balayage ne la distingue pas de la meilleure)",
         "fill": "À compléter",
         "measured": "mesuré",
         "project": "Projet",

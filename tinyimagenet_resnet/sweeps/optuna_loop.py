@@ -76,33 +76,56 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         opt = OmegaConf.select(self.config, "optuna", default=None) or {}
         return int(opt.get("heartbeat_s", 30)), int(opt.get("grace_s", 90)), float(opt.get("poll_s", 5))
 
-    def _record_result(self, study, trial, ret) -> str:
+    def _values(self, ret) -> list[float]:
+        """The job's return value as one float per objective (ValueError says what is wrong with it)."""
+        n = len(self.directions)
+        value = ret.return_value
+        try:
+            values = [float(value)] if n == 1 else [float(v) for v in value]
+        except (TypeError, ValueError):
+            want = "a float" if n == 1 else f"a list of {n} floats (one per direction)"
+            raise ValueError(f"the job returned {value!r}; an Optuna sweep needs {want}") from None
+        if len(values) != n:
+            raise ValueError(f"the job returned {len(values)} values for {n} directions {self.directions}")
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"non-finite return value {value!r}")
+        return values
+
+    def _outcome(self, trial, ret) -> tuple[str, list[float] | None]:
+        """COMPLETE with the job's values, PRUNED, FAIL (the job raised) or REJECTED (it returned no usable value);
+        the error is kept as the trial's `error` attribute. Both of the last are FAIL in the study."""
         import optuna
-        from optuna.trial import TrialState
 
         if ret.status == JobStatus.COMPLETED:
             try:
-                value = float(ret.return_value)
-            except (TypeError, ValueError):
-                value = float("nan")
-            if math.isfinite(value):
-                _tell(study, trial, value)
-                return "COMPLETE"
-            trial.set_user_attr("error", f"non-finite or non-float return value {ret.return_value!r}")
+                return "COMPLETE", self._values(ret)
+            except ValueError as exc:
+                trial.set_user_attr("error", str(exc)[:500])
+                log.warning("Trial %d failed: %s", trial.number, exc)
+                return "REJECTED", None
+        exc = compat.job_exception(ret)
+        if isinstance(exc, optuna.TrialPruned):
+            return "PRUNED", None
+        trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
+        log.warning(
+            "Trial %d failed: %s: %s",
+            trial.number,
+            type(exc).__name__,
+            str(exc).splitlines()[0][:300] if str(exc) else "",
+        )
+        return "FAIL", None
+
+    def _record_result(self, study, trial, ret) -> str:
+        """The trial's run (attributes first: a finished trial cannot take any) and its outcome, told to optuna."""
+        from optuna.trial import TrialState
+
+        state, values = self._outcome(trial, ret)
+        self._record_run(trial, ret, state, values)
+        if state == "COMPLETE":
+            _tell(study, trial, values)
         else:
-            exc = compat.job_exception(ret)
-            if isinstance(exc, optuna.TrialPruned):
-                _tell(study, trial, state=TrialState.PRUNED)
-                return "PRUNED"
-            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
-            log.warning(
-                "Trial %d failed: %s: %s",
-                trial.number,
-                type(exc).__name__,
-                str(exc).splitlines()[0][:300] if str(exc) else "",
-            )
-        _tell(study, trial, state=TrialState.FAIL)
-        return "FAIL"
+            _tell(study, trial, state=TrialState["FAIL" if state == "REJECTED" else state])
+        return state
 
     def _stop(self, study, folder: Path, line: str) -> None:
         """End the sweep with one line on stderr and exit 1, after writing its results and summary."""
@@ -114,7 +137,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         from .summary import write_summary
 
         self._write_results(study, folder)
-        rows = write_summary(folder, self.config.hydra.sweeper)
+        rows = write_summary(folder, self.config.hydra.sweeper, self.config, study)
         log.info("Sweep summary (%d runs): %s", len(rows), folder / "summary.md")
 
     def _folder(self, study) -> Path:
@@ -143,39 +166,87 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         study.set_user_attr("tir_folder", str(folder))
         return folder
 
+    def _app_optuna(self):
+        """The app's `optuna` node (this package's job side of a sweep), or None for any other app."""
+        node = OmegaConf.select(self.config, "optuna", default=None)
+        return node if OmegaConf.is_dict(node) else None
+
+    def _check(self, distributions) -> None:
+        """Settings that cannot work together, refused before any trial (one line, via main's error handling)."""
+        from ..errors import ConfigError
+
+        app = self._app_optuna()
+        if app is not None and app.get("objectives") is not None and len(app.objectives) != len(self.directions):
+            raise ConfigError(
+                f"optuna.objectives={list(app.objectives)} has {len(app.objectives)} names for "
+                f"{len(self.directions)} hydra.sweeper.direction {self.directions}; allowed: one name per direction"
+            )
+        seeds = OmegaConf.select(self.config, "seeds", default=1) or 1
+        if seeds > 1 and "seed" in distributions and not self.is_grid:
+            raise ConfigError(
+                f"seeds={seeds} repeats every grid point with {seeds} seeds, which a {type(self.sampler).__name__} "
+                "cannot do (it would sample the seed); allowed: seeds=1, or hydra/sweeper/sampler=grid"
+            )
+
     def sweep(self, arguments: list[str]) -> None:
         import optuna
 
         heartbeat_s, grace_s, poll_s = self._settings()
+        self.directions = compat.study_directions(self)
         distributions, fixed_params, fixed_overrides = compat.search_space(self, arguments)
         for name in fixed_params:
             distributions.pop(name, None)
-        if getattr(self.sampler, "func", None) is optuna.samplers.GridSampler:
-            self.sampler = self.sampler({k: compat.grid_choices(self, d) for k, d in distributions.items()})
+        self.is_grid = getattr(self.sampler, "func", None) is optuna.samplers.GridSampler
+        self._check(distributions)
+        if self.is_grid:
+            grid = {k: compat.grid_choices(self, d) for k, d in distributions.items()}
+            self.sampler = self.sampler(grid)
+            size = math.prod(len(v) for v in grid.values())
+            if self.n_trials > size:
+                log.info("GridSampler: n_trials=%d capped to the %d points of the grid", self.n_trials, size)
+                self.n_trials = size
         # Heartbeats are recorded by this loop (ask/tell), which optuna warns about; heartbeats are "experimental".
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        if self.storage is None:
+            log.warning(
+                "hydra.sweeper.storage=null: the study lives in memory, so this sweep cannot be resumed or shared "
+                "by workers, and trials cannot be pruned (set e.g. hydra.sweeper.storage=sqlite:///study.db)"
+            )
         storage = make_storage(self.storage, heartbeat_s, grace_s, stale_callback=mark_interrupted)
         lock = functools.partial(study_lock, storage, self.storage, self.study_name)
+        app = self._app_optuna()
         with lock():  # two workers starting together create the study once
             study = optuna.create_study(
                 study_name=self.study_name,
                 storage=storage,
                 sampler=self.sampler,
-                direction=compat.study_directions(self)[0],
+                directions=self.directions,
                 load_if_exists=True,
             )
+            if app is not None and app.get("objectives"):
+                study.set_metric_names([str(n) for n in app.objectives])  # optuna-dashboard's axis and column names
             folder = self._folder(study)
         write_text(folder / "multirun.yaml", OmegaConf.to_yaml(self.config))  # as Hydra's basic sweeper does
+        if app is not None:  # TensorBoard's HParams columns: the search space first, with its domains
+            from ..artifacts.hparams import write_experiment
+            from ..artifacts.names import HP_METRICS
+            from ..config.hparams import optuna_hparams
+
+            write_experiment(
+                folder, optuna_hparams(distributions, self.config), list(HP_METRICS), f"optuna study {study.study_name}"
+            )
         log.info(
             "Study %r in %s: %d of %d trials already counted; trials in %s",
             study.study_name,
-            redacted(self.storage),
+            redacted(self.storage) or "memory",
             counted_trials(study.get_trials(deepcopy=False)),
             self.n_trials,
             folder,
         )
-        failed, finished, last_error = 0, 0, None
+        # `failed`: trials of this run recorded FAIL; `raised`: those whose job raised, which alone count toward
+        # max_failure_rate (a rejected return value is recorded FAIL and the sweep goes on, as with the plugin)
+        failed, raised, finished, last_error = 0, 0, 0, None
         first_ask = True
         heartbeat = _Heartbeat(storage, heartbeat_s)
         while True:
@@ -201,8 +272,11 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                     time.sleep(poll_s)  # another worker's trial, or a dead one about to be re-queued
                     continue
                 break
+            # The trial number goes to apps that have this package's `optuna` node (pruning reports to it); any
+            # other app composes exactly the overrides the plugin would give it.
+            own = (lambda t: (f"optuna.trial_number={t.number}",)) if app is not None else (lambda t: ())
             overrides = [
-                tuple(o) + (f"optuna.trial_number={t.number}", f"hydra.sweep.dir={folder}")
+                tuple(o) + own(t) + (f"hydra.sweep.dir={folder}",)
                 for o, t in zip(
                     compat.configure_trials(self, trials, distributions, fixed_params, fixed_overrides),
                     trials,
@@ -212,42 +286,49 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
             self.job_idx += len(returns)
             for trial, ret in zip(trials, returns, strict=True):
-                self._record_run(trial, ret)
-                if self._record_result(study, trial, ret) == "FAIL":
+                state = self._record_result(study, trial, ret)
+                if state in ("FAIL", "REJECTED"):
                     failed += 1
+                    raised += state == "FAIL"
                     last_error = trial.user_attrs.get("error", "")
                 else:
                     finished += 1
             heartbeat.untrack(trials)
-            if failed > self.max_failure_rate * self.n_trials:
+            if raised > self.max_failure_rate * self.n_trials:
                 self._stop(
                     study,
                     folder,
-                    f"optuna sweep stopped: {failed} failed trial{'s' * (failed > 1)} in this run, more than "
+                    f"optuna sweep stopped: {raised} failed trial{'s' * (raised > 1)} in this run, more than "
                     f"hydra.sweeper.max_failure_rate={self.max_failure_rate} x n_trials={self.n_trials}; "
                     f"the last: {last_error}",
                 )
-        if failed and not finished:
-            self._stop(
-                study, folder, f"optuna sweep: every trial of this run failed ({failed}); the last: {last_error}"
-            )
+        if raised and not finished:
+            # max_failure_rate >= 1 tolerates every failure: the jobs' errors stay in the log and the study (as
+            # with the plugin, which does not raise them then), but a run with nothing to show still fails
+            last = last_error if self.max_failure_rate < 1.0 else f"{last_error.split(':')[0]} (its message in the log)"
+            self._stop(study, folder, f"optuna sweep: every trial of this run failed ({failed}); the last: {last}")
         self._finish(study, folder)
 
     @staticmethod
-    def _record_run(trial, ret) -> None:
-        """Where the trial ran and its summary row, so that any worker's summary lists every worker's trials,
-        also those of machines whose run directories it cannot see."""
-        from .summary import job_row
+    def _record_run(trial, ret, state: str, values: list[float] | None) -> None:
+        """Where the trial ran and its summary row (one user attribute per column, numbers as numbers), so that
+        any worker's summary lists every worker's trials, also those of machines whose run directories it cannot
+        see, and optuna-dashboard can sort and filter by them."""
+        from .summary import job_row, row_attrs
 
         run_dir = OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir") if ret.hydra_cfg else None
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         if run_dir:
             trial.set_user_attr("run_dir", str(Path(run_dir).resolve()))
-            row = job_row(Path(run_dir))
+            status = {"COMPLETE": "ok", "PRUNED": "pruned"}.get(state, "failed")  # FAIL, REJECTED
+            row = job_row(Path(run_dir), overrides=list(ret.overrides or []), values=values, status=status)
             if row is not None:
-                trial.set_user_attr("summary_row", row.to_json())
+                for key, value in row_attrs(row).items():
+                    trial.set_user_attr(key, value)
 
     def _write_results(self, study, folder: Path) -> None:
+        """optimization_results.yaml as the plugin writes it (`best_params`/`best_value`, or the Pareto front as
+        `solutions` for several directions), plus the study's bookkeeping; a figure of the front for two."""
         states: dict[str, int] = {}
         for t in study.get_trials(deepcopy=False):
             states[t.state.name] = states.get(t.state.name, 0) + 1
@@ -256,12 +337,24 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             "study_name": study.study_name,
             "storage": redacted(self.storage),
             "n_trials": self.n_trials,
+            "directions": list(self.directions),
             "trial_states": states,
         }
-        try:
-            best = study.best_trial
-            results.update(best_params=best.params, best_value=best.value, best_trial=best.number)
-            log.info("Best trial %d: value %.4f, params %s", best.number, best.value, best.params)
-        except ValueError:
-            log.warning("No completed trial in study %r", study.study_name)
+        if study.metric_names:
+            results["metric_names"] = list(study.metric_names)
+        if len(self.directions) == 1:
+            try:
+                best = study.best_trial
+                results.update(best_params=best.params, best_value=best.value, best_trial=best.number)
+                log.info("Best trial %d: value %.4f, params %s", best.number, best.value, best.params)
+            except ValueError:
+                log.warning("No completed trial in study %r", study.study_name)
+        else:
+            front = sorted(study.best_trials, key=lambda t: t.number)
+            results["solutions"] = [{"params": t.params, "values": list(t.values), "trial": t.number} for t in front]
+            log.info("Pareto front of %d trials: %s", len(front), [t.number for t in front])
+            if len(self.directions) == 2 and front:
+                from ..reporting.figures import pareto_figure
+
+                pareto_figure(study, self.directions, folder / "pareto.png")
         write_text(folder / "optimization_results.yaml", OmegaConf.to_yaml(OmegaConf.create(results)))

@@ -49,6 +49,9 @@ def pruning_callback(cfg) -> OptunaPruning | None:
         log.warning("optuna: no storage configured, so trials cannot report to the study; pruning is off")
         return None
     study = optuna.load_study(study_name=sweeper.study_name, storage=storage, pruner=make_pruner(opt))
+    if len(study.directions) > 1:  # optuna has no intermediate values (so no pruning) for several objectives
+        log.info("optuna: %d objectives, so no per-epoch reports and no pruning", len(study.directions))
+        return None
     study_id = storage.get_study_id_from_name(study.study_name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, int(opt.trial_number))
     return OptunaPruning(optuna.trial.Trial(study, trial_id))

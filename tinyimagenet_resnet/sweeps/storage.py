@@ -151,7 +151,10 @@ _warned: set[str] = set()
 
 def study_lock(storage, url: str, study_name: str):
     """Held while a worker counts the study's trials and asks for new ones, so that concurrent workers never
-    together start more than `n_trials`: a file lock beside a sqlite/journal file, a PostgreSQL advisory lock."""
+    together start more than `n_trials`: a file lock beside a sqlite/journal file, a PostgreSQL advisory lock; none
+    for an in-memory study (storage null: one worker)."""
+    if url is None:
+        return contextlib.nullcontext()
     path = _local_path(url)
     if path is not None:
         # not `<file>.lock`: that name is the journal backend's own lock, which only has to exist to be taken

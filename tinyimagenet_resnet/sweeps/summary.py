@@ -15,14 +15,41 @@ from ..artifacts.files import write_csv, write_text
 from ..artifacts.records import SummaryRow, TrainMetrics
 from ..artifacts.runs import Run, is_run, job_dirs
 from ..config.naming import format_blocks
+from ..config.overrides import override_key, override_value
+from .seeds import seed_section
 
 log = logging.getLogger(__name__)
 
 STATUS = {"ok": "ok", "pruned": "pruned"}  # every other status of a job (running, diverged, ...) is a failure
 
 
-def job_row(job: Path) -> SummaryRow | None:
-    """One row per job directory (needs Hydra's .hydra/config.yaml; metrics.json may be missing)."""
+def _own(cfg: dict, *path: str):
+    """cfg[path...] or None: jobs of another app have none of this package's keys."""
+    node = cfg
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+PRIVATE = ("hydra.", "optuna.trial_number")  # overrides the sweeper adds, not choices of the user
+
+
+def job_params(overrides) -> dict:
+    """The job's overrides as {key: value}, without those the sweeper adds for itself."""
+    params = {}
+    for o in overrides or []:
+        key, value = override_key(o), override_value(o)
+        if value is not None and not key.startswith(PRIVATE):
+            params[key] = value
+    return params
+
+
+def job_row(job: Path, overrides=None, values=None, status: str | None = None) -> SummaryRow | None:
+    """One row per job directory (needs Hydra's .hydra/config.yaml; metrics.json may be missing). `overrides`,
+    `values` (what the job returned) and `status` come from the sweeper where it knows them; else from the job's
+    .hydra/overrides.yaml and this package's metrics.json."""
     if not is_run(job):
         return None
     run = Run(job)
@@ -30,24 +57,62 @@ def job_row(job: Path) -> SummaryRow | None:
     metrics = run.read(TrainMetrics)
     best = metrics.best if metrics else None
     validated = best is not None and best.epoch is not None
+    blocks = _own(cfg, "model", "blocks")
+    top1 = best.val_accuracy if validated else None
+    if metrics:
+        status = STATUS.get(metrics.status, "failed")
+    if values is None and top1 is not None:
+        values = [top1]
     return SummaryRow(
         job=job.name,
         run_name=run.name,
-        lr=cfg["optim"]["lr"],
-        weight_decay=cfg["optim"]["weight_decay"],
-        blocks=format_blocks(cfg["model"]["blocks"]),
-        dropout=cfg["model"]["dropout"],
-        best_val_top1=best.val_accuracy if validated else None,
+        lr=_own(cfg, "optim", "lr"),
+        weight_decay=_own(cfg, "optim", "weight_decay"),
+        blocks=format_blocks(blocks) if isinstance(blocks, list) else None,
+        dropout=_own(cfg, "model", "dropout"),
+        best_val_top1=top1,
         val_loss_at_best=best.val_loss if validated else None,
-        epochs_run=metrics.epochs_run if metrics else 0,
-        status=STATUS.get(metrics.status, "failed") if metrics else "failed",
+        epochs_run=metrics.epochs_run if metrics else None,
+        status=status or "failed",
         wall_time_s=metrics.wall_time_s if metrics else None,
+        seed=_own(cfg, "seed") if isinstance(_own(cfg, "seed"), int) else None,
+        params=job_params(run.overrides if overrides is None else overrides),
+        values=[float(v) for v in values] if values is not None else None,
     )
 
 
-def study_rows(sweeper) -> list[SummaryRow]:
-    """Rows that Optuna workers stored with their trials (`summary_row`), so that a summary also lists the trials
-    other workers ran, on machines whose run directories this one cannot see. [] for other sweepers."""
+ROW_ATTRS = "row."  # one Optuna user attribute per summary field: row.best_val_top1, row.status, ...
+
+
+def row_attrs(row: SummaryRow) -> dict:
+    """A summary row as Optuna user attributes, one per value (numbers stay numbers, so optuna-dashboard sorts
+    and filters them); `params` and `values` are the trial's own params and values."""
+    return {
+        f"{ROW_ATTRS}{k}": v
+        for k, v in row.to_json().items()
+        if k not in ("params", "values", "rank") and v is not None
+    }
+
+
+def row_from_trial(trial) -> SummaryRow | None:
+    """The row a worker stored with its trial (also the JSON `summary_row` of studies from before 2026-12)."""
+    attrs = trial.user_attrs
+    if "summary_row" in attrs:
+        return SummaryRow.from_json(attrs["summary_row"])
+    data = {k[len(ROW_ATTRS) :]: v for k, v in attrs.items() if k.startswith(ROW_ATTRS)}
+    if not data:
+        return None
+    data["params"] = dict(trial.params)
+    data["values"] = list(trial.values) if trial.values is not None else None
+    return SummaryRow.from_json(data)
+
+
+def study_rows(sweeper, study=None) -> list[SummaryRow]:
+    """Rows that Optuna workers stored with their trials, so that a summary also lists the trials other workers
+    ran, on machines whose run directories this one cannot see: those of `study`, else of the study the sweeper
+    config names. [] for other sweepers."""
+    if study is not None:
+        return [r for t in study.get_trials(deepcopy=False) if (r := row_from_trial(t)) is not None]
     url, name = (sweeper or {}).get("storage"), (sweeper or {}).get("study_name")
     if not url or not name:
         return []
@@ -65,18 +130,37 @@ def study_rows(sweeper) -> list[SummaryRow]:
             str(exc).splitlines()[0][:200],
         )
         return []
-    return [
-        SummaryRow.from_json(t.user_attrs["summary_row"])
-        for t in study.get_trials(deepcopy=False)
-        if "summary_row" in t.user_attrs
-    ]
+    return [r for t in study.get_trials(deepcopy=False) if (r := row_from_trial(t)) is not None]
 
 
-def collect(sweep_dir: Path, extra_rows: list[SummaryRow] = ()) -> list[SummaryRow]:
+def directions_of(sweeper) -> list[str]:
+    """The objective directions of a sweep: the Optuna sweeper's `direction` (one or a list), else maximize."""
+    d = (sweeper or {}).get("direction") if sweeper is not None else None
+    if d is None:
+        return ["maximize"]
+    items = list(d) if isinstance(d, (list, tuple)) or OmegaConf.is_list(d) else [d]
+    return [str(getattr(x, "name", x)).split(".")[-1] for x in items]
+
+
+def collect(sweep_dir: Path, extra_rows: list[SummaryRow] = (), directions=("maximize",)) -> list[SummaryRow]:
+    """Every job's row, best first: local job directories, plus the rows of `extra_rows` (other workers' trials)
+    whose job is not here; ranked by the first objective in its direction."""
     rows = [r for job in job_dirs(sweep_dir) if (r := job_row(job))]
-    local = {r.job for r in rows}
-    rows += [r for r in extra_rows if r.job not in local]
-    rows.sort(key=lambda r: (r.best_val_top1 is None, -(r.best_val_top1 or 0.0), r.status != "ok"))
+    local = {r.job: i for i, r in enumerate(rows)}
+    for r in extra_rows:
+        if r.job not in local:
+            rows.append(r)
+        elif rows[local[r.job]].epochs_run is None:  # another app's job: only the sweeper knew its status and values
+            rows[local[r.job]] = r
+        elif r.values is not None:  # what the job returned (all objectives), which metrics.json does not hold
+            rows[local[r.job]].values = r.values
+    sign = -1.0 if directions[0] == "maximize" else 1.0
+
+    def key(r):
+        v = r.values[0] if r.values else r.best_val_top1
+        return (v is None, sign * (v or 0.0), r.status != "ok", len(r.job), r.job)
+
+    rows.sort(key=key)
     for i, row in enumerate(rows, 1):
         row.rank = i
     return rows
@@ -89,54 +173,153 @@ def fmt(v, column: str = "") -> str:
     """A table cell: 4 decimals for metrics, 1 for seconds, %g for other floats, – for missing values."""
     if v is None:
         return "–"
+    if isinstance(v, bool):
+        return str(v).lower()
     if isinstance(v, float):
-        return FORMATS.get(column, "{:g}").format(v)
+        return FORMATS.get(column, "{:.4g}").format(v)
     return str(v)
 
 
-def write_summary(sweep_dir: Path, sweeper=None) -> list[SummaryRow]:
+def pareto_front(rows: list[SummaryRow], directions: list[str]) -> set[str]:
+    """Jobs whose values no other ok row dominates (at least as good in every objective, better in one)."""
+    signs = [1.0 if d == "maximize" else -1.0 for d in directions]
+    pts = {
+        r.job: [s * v for s, v in zip(signs, r.values, strict=True)]
+        for r in rows
+        if r.status == "ok" and r.values and len(r.values) == len(signs)
+    }
+
+    def dominates(a, b):
+        return all(x >= y for x, y in zip(a, b, strict=True)) and any(x > y for x, y in zip(a, b, strict=True))
+
+    return {j for j, p in pts.items() if not any(dominates(q, p) for k, q in pts.items() if k != j)}
+
+
+def table(rows: list[SummaryRow], objectives: list[str], directions: list[str]) -> tuple[list[str], list[dict]]:
+    """Columns and cells of summary.csv: rank, job, run name, the parameters that differ between jobs, this
+    package's columns where some job has them, one column per objective, seed, status, time."""
+    params = []
+    own_keys = set(SummaryRow.OWN_KEYS) if any(r.lr is not None for r in rows) else set()
+    for r in rows:
+        for k in r.params:
+            if k not in params and k not in own_keys and k != "seed":
+                params.append(k)
+    if len(rows) > 1:  # the keys whose value differs between the jobs that have it (a row of another worker's
+        # trial, rebuilt from the study, has only the trial's parameters)
+        params = [k for k in params if len({str(r.params[k]) for r in rows if k in r.params}) > 1]
+    own = [c for c in SummaryRow.OWN if any(getattr(r, c) is not None for r in rows)]
+    multi = len(objectives) > 1 or not own
+    value_cols = list(objectives) if multi else []
+    front = pareto_front(rows, directions) if len(directions) > 1 else set()
+    cols = ["rank", "job", "run_name", *params, *own, *value_cols]
+    cols += ["pareto"] * bool(front) + ["seed"] * any(r.seed is not None for r in rows)
+    cols += ["epochs_run"] * any(r.epochs_run is not None for r in rows) + ["status", "wall_time_s"]
+    cells = []
+    for r in rows:
+        c = {k: getattr(r, k, None) for k in cols}
+        c.update({k: r.params.get(k) for k in params})
+        c.update({name: (r.values[i] if r.values and i < len(r.values) else None) for i, name in enumerate(value_cols)})
+        if front:
+            c["pareto"] = r.job in front
+        cells.append(c)
+    return cols, cells
+
+
+def objective_names(sweeper, config=None, n: int | None = None) -> list[str]:
+    """The objectives' names: the app's `optuna.objectives` where it has one, else value / value_0, value_1..."""
+    names = OmegaConf.select(config, "optuna.objectives", default=None) if config is not None else None
+    if names:
+        return [str(x) for x in names]
+    n = n or len(directions_of(sweeper))
+    return ["value"] if n == 1 else [f"value_{i}" for i in range(n)]
+
+
+def write_summary(sweep_dir: Path, sweeper=None, config=None, study=None) -> list[SummaryRow]:
     """summary.md / summary.csv of the job directories in `sweep_dir`, plus, for an Optuna sweep (`sweeper` is
-    its hydra.sweeper config), the trials other workers recorded in the shared study."""
+    its hydra.sweeper config; `study` the open study), the trials other workers recorded in the shared study.
+    With several seeds per configuration, also summary_by_config.csv and its table (mean ± std over seeds)."""
     sweep_dir = Path(sweep_dir)
-    rows = collect(sweep_dir, study_rows(sweeper))
-    columns = SummaryRow.COLUMNS
-    write_csv(sweep_dir / "summary.csv", columns, (r.to_json() for r in rows))
-    lines = [
-        f"# Sweep summary: {sweep_dir}",
-        "",
-        f"{len(rows)} runs, best val top-1 first.",
-        "",
-        "| " + " | ".join(columns) + " |",
-        "|" + "---|" * len(columns),
-    ]
-    lines += ["| " + " | ".join(fmt(getattr(r, c), c) for c in columns) + " |" for r in rows]
-    best = next((r for r in rows if r.status == "ok" and r.best_val_top1 is not None), None)
-    if best:
-        overrides = sweep_dir / best.job / ".hydra" / "overrides.yaml"
-        cmd = " ".join(yaml.safe_load(overrides.read_text()) or []) if overrides.is_file() else ""
+    directions = directions_of(sweeper)
+    rows = collect(sweep_dir, study_rows(sweeper, study), directions)
+    objectives = objective_names(sweeper, config)
+    columns, cells = table(rows, objectives, directions)
+    write_csv(sweep_dir / "summary.csv", columns, cells)
+    order = "best first" if rows and (rows[0].values or rows[0].best_val_top1 is not None) else "in job order"
+    lines = [f"# Sweep summary: {sweep_dir}", "", f"{len(rows)} runs, {order}.", ""]
+    lines += md_table(columns, cells)
+    if "pareto" in columns:
+        n = sum(1 for c in cells if c["pareto"])
         lines += [
             "",
-            f"**Best:** `{best.run_name}` (job {best.job}): val top-1 {best.best_val_top1:.4f}, "
-            f"lr={best.lr:g}, wd={best.weight_decay:g}, blocks={best.blocks}, "
-            f"dropout={best.dropout:g}",
-            "",
-            f"Overrides: `{cmd}`",
+            f"**Pareto front** ({n} runs marked `true`): no other run is at least as good in every "
+            f"objective ({', '.join(f'{o} {d}' for o, d in zip(objectives, directions, strict=False))}) "
+            "and better in one.",
         ]
-        log.info("Best configuration: %s (job %s) val top-1 %.4f", best.run_name, best.job, best.best_val_top1)
+    lines += seed_section(sweep_dir, rows, directions)
+    best = next((r for r in rows if r.status == "ok" and (r.values or r.best_val_top1 is not None)), None)
+    if best and len(directions) == 1:
+        overrides = sweep_dir / best.job / ".hydra" / "overrides.yaml"
+        cmd = " ".join(yaml.safe_load(overrides.read_text()) or []) if overrides.is_file() else ""
+        value = best.values[0] if best.values else best.best_val_top1
+        lines += ["", f"**Best:** `{best.run_name}` (job {best.job}): {objectives[0]} {value:.4f}"]
+        if best.lr is not None:
+            lines[-1] += f", lr={best.lr:g}, wd={best.weight_decay:g}, blocks={best.blocks}, dropout={best.dropout:g}"
+        lines += ["", f"Overrides: `{cmd}`"]
+        log.info("Best configuration: %s (job %s) %s %.4f", best.run_name, best.job, objectives[0], value)
     write_text(sweep_dir / "summary.md", "\n".join(lines) + "\n")
     return rows
 
 
+def md_table(columns: list[str], cells: list[dict]) -> list[str]:
+    return [
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+        *("| " + " | ".join(fmt(c.get(k), k) for k in columns) + " |" for c in cells),
+    ]
+
+
 class SummaryCallback(Callback):
-    """Writes summary.md / summary.csv into the sweep directory at the end of every multirun."""
+    """Repeats every grid point with `seeds` seeds, and writes summary.md / summary.csv into the sweep directory at
+    the end of every multirun."""
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        seeds = OmegaConf.select(config, "seeds", default=1) or 1
+        if seeds > 1:
+            add_seed_sweep(config, int(seeds))
+        if "ResumableOptunaSweeper" in str(config.hydra.sweeper.get("_target_", "")):
+            return  # that sweeper declares its search space's columns itself, in its study's folder
+        from ..artifacts.hparams import write_experiment
+        from ..artifacts.names import HP_METRICS
+        from ..config.hparams import grid_hparams
+
+        params = config.hydra.sweeper.get("params") or {}
+        overrides = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
+        write_experiment(Path(config.hydra.sweep.dir), grid_hparams(overrides, config), list(HP_METRICS), "grid sweep")
 
     def on_multirun_end(self, config, **kwargs) -> None:
         if "ResumableOptunaSweeper" in str(config.hydra.sweeper.get("_target_", "")):
             return  # that sweeper writes the summary of its study's folder itself, also when it stops early
         sweep_dir = Path(config.hydra.sweep.dir)
         if sweep_dir.is_dir():
-            rows = write_summary(sweep_dir, config.hydra.get("sweeper"))
+            rows = write_summary(sweep_dir, config.hydra.get("sweeper"), config)
             log.info("Sweep summary (%d runs): %s", len(rows), sweep_dir / "summary.md")
+
+
+def add_seed_sweep(config, seeds: int) -> None:
+    """`seeds=3`: the sweep's command-line overrides get `seed=<seed>,<seed+1>,<seed+2>` (replacing a single
+    `seed=`), so the sweeper runs every point of its grid once per seed. Called before Hydra creates the sweeper,
+    which reads these overrides. A seed sweep the user wrote (`seed=1,5,9`) is kept as it is."""
+    from omegaconf import read_write
+
+    task = config.hydra.overrides.task
+    if any(override_key(o) == "seed" and "," in (override_value(o) or "") for o in task):
+        return
+    base = int(config.seed)
+    with read_write(task):
+        kept = [o for o in task if override_key(o) != "seed"]
+        task.clear()
+        task.extend([*kept, "seed=" + ",".join(str(base + i) for i in range(seeds))])
+    log.info("seeds=%d: every configuration runs with seed %s", seeds, ", ".join(str(base + i) for i in range(seeds)))
 
 
 def main(argv=None) -> int:
@@ -152,11 +335,12 @@ def main(argv=None) -> int:
         if not sweep.is_dir():
             raise UsageError(f"sweep_dir={str(sweep)!r}: no such folder; allowed: a multirun/<date>/<time> folder")
         recorded = sweep / "multirun.yaml"
-        sweeper = OmegaConf.select(OmegaConf.load(recorded), "hydra.sweeper") if recorded.is_file() else None
-        rows = write_summary(sweep, sweeper)
+        config = OmegaConf.load(recorded) if recorded.is_file() else None
+        rows = write_summary(sweep, OmegaConf.select(config, "hydra.sweeper") if config else None, config)
         print(f"{sweep}: {len(rows)} runs -> {sweep / 'summary.md'}")
         for r in rows[:10]:
-            print(f"  {r.rank:>3}. {r.run_name:<50} top1={fmt(r.best_val_top1, 'best_val_top1')} status={r.status}")
+            value = fmt(r.values[0] if r.values else r.best_val_top1, "best_val_top1")
+            print(f"  {r.rank:>3}. {r.run_name:<50} value={value} status={r.status}")
     return 0
 
 

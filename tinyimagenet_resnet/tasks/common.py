@@ -36,6 +36,20 @@ class RunContext:
     amp_dtype: torch.dtype | None
     channels_last: bool
     started_at: float  # epoch seconds: the command's start, or the job's in a multirun
+    multirun: bool = False
+
+    @property
+    def tb_dir(self) -> Path:
+        return tb_dir(self.run_dir, str(self.cfg.task), self.name, self.multirun)
+
+
+def tb_dir(run_dir: Path, task: str, name: str, multirun: bool) -> Path:
+    """The run's TensorBoard event folder, whose path TensorBoard shows as the run's name: `<job>/<run name>` in a
+    sweep folder (`3/lr=0.001_wd=0.0001`), `<date>/<time>/<task>-<run name>` under outputs/ (`train-default`)."""
+    folder = name if multirun else f"{task}-{name}"
+    if folder in (".hydra", "checkpoints", "figures"):  # a run_name= that would land among the run's own files
+        folder += "-events"
+    return run_dir / folder
 
 
 def hydra_run_dir() -> Path:
@@ -75,7 +89,17 @@ def run_context(cfg: DictConfig) -> RunContext:
         precision_name(amp_dtype),
         cfg.trainer.precision,
     )
-    return RunContext(cfg, run_dir, name, overrides, device, amp_dtype, use_channels_last(cfg, device), started_at)
+    return RunContext(
+        cfg,
+        run_dir,
+        name,
+        overrides,
+        device,
+        amp_dtype,
+        use_channels_last(cfg, device),
+        started_at,
+        hc.mode == RunMode.MULTIRUN,
+    )
 
 
 def use_channels_last(cfg: DictConfig, device: torch.device) -> bool:
@@ -114,8 +138,8 @@ def setup_data(cfg: DictConfig, run_dir: Path) -> DataModule:
     return dm
 
 
-def open_tb(run_dir: Path, name: str, purge_step: int | None = None) -> TBLogger:
-    return TBLogger(run_dir / "tensorboard" / name, purge_step=purge_step)
+def open_tb(ctx: RunContext, purge_step: int | None = None) -> TBLogger:
+    return TBLogger(ctx.tb_dir, purge_step=purge_step)
 
 
 def resolved(cfg: DictConfig) -> dict:

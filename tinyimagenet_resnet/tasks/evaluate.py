@@ -73,7 +73,7 @@ def run(cfg) -> float:
     model = make_model(cfg, dm.num_classes, ctx.device, ctx.channels_last)
     model.load_state_dict(eval_weights(ckpt))
     show = use_progress_bar(cfg.trainer.progress_bar)
-    tb = open_tb(ctx.run_dir, ctx.name)
+    tb = open_tb(ctx)
     meters, results = {}, {}
     for split in ("val", "test"):
         meter = evaluate(

@@ -88,7 +88,7 @@ def gradient_check(model, x, y) -> dict:
 def run(cfg) -> float:
     ctx = run_context(cfg)
     dm = setup_data(cfg, ctx.run_dir)
-    tb = open_tb(ctx.run_dir, ctx.name)
+    tb = open_tb(ctx)
     out: dict = {"sizes": {k: len(v) for k, v in dm.splits.items()}, "split": dm.summary().to_json()}
 
     counts = {k: np.bincount(v.labels, minlength=dm.num_classes) for k, v in dm.splits.items()}

@@ -32,7 +32,7 @@ def run(cfg) -> float | None:
     model = make_model(cfg, dm.num_classes, ctx.device, ctx.channels_last)
     lf = cfg.lr_find
     loader = dm.train_loader(ctx.device)
-    tb = open_tb(ctx.run_dir, ctx.name)
+    tb = open_tb(ctx)
     batches = (to_device(b, ctx.device, ctx.channels_last) for b in endless(loader))
     loss_fn = torch.nn.CrossEntropyLoss()
 

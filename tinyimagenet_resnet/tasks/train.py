@@ -7,7 +7,7 @@ import time
 
 from omegaconf import DictConfig
 
-from ..config.naming import format_blocks
+from ..config.hparams import hparams_of, run_hparams
 from ..errors import ConfigError
 from ..model import count_parameters
 from ..sweeps.pruning import pruning_callback
@@ -31,22 +31,6 @@ from .common import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def hparams_of(cfg: DictConfig) -> dict:
-    return {
-        "optim": cfg.optim.name,
-        "lr": float(cfg.optim.lr),
-        "weight_decay": float(cfg.optim.weight_decay),
-        "blocks": format_blocks(cfg.model.blocks),
-        "dropout": float(cfg.model.dropout),
-        "activation": cfg.model.activation,
-        "batch_norm": bool(cfg.model.batch_norm),
-        "batch_size": int(cfg.data.batch_size),
-        "epochs": int(cfg.trainer.epochs),
-        "seed": int(cfg.seed),
-        "scheduler": cfg.scheduler.name,
-    }
 
 
 # What a command that continues a run may change besides where and how it runs: its length (an extension).
@@ -85,10 +69,10 @@ def run(cfg: DictConfig) -> float:
     t = cfg.trainer
     model = make_model(cfg, dm.num_classes, ctx.device, ctx.channels_last)
     optimizer = build_optimizer(cfg.optim, model.parameters())
-    tb = open_tb(ctx.run_dir, ctx.name, purge_step=ckpt["state"]["global_step"] if ckpt else None)
+    tb = open_tb(ctx, purge_step=ckpt["state"]["global_step"] if ckpt else None)
     split = dm.summary()
     callbacks = [
-        TensorBoardLogging(tb, hparams_of(cfg)),
+        TensorBoardLogging(tb, run_hparams(cfg, ctx.overrides), in_sweep=ctx.multirun, started_at=ctx.started_at),
         Checkpointing(ctx.run_dir / "checkpoints"),
         MetricsFile(
             ctx.run_dir,
@@ -148,7 +132,23 @@ def run(cfg: DictConfig) -> float:
             len(plan.get("revisions") or []),
             plan["budget_s"] / 60 - plan["reserve_s"] / 60,
         )
-    return float(state.best.val_accuracy if state.best.val_accuracy is not None else -1.0)
+    return objective_values(cfg, state, count_parameters(model))
+
+
+def objective_values(cfg: DictConfig, state, n_params: int):
+    """What the run returns to a sweeper: best val top-1 (-1 when never validated), or, in an Optuna sweep with
+    several `optuna.objectives`, one value per objective."""
+    top1 = float(state.best.val_accuracy if state.best.val_accuracy is not None else -1.0)
+    names = list(cfg.optuna.objectives) if cfg.get("optuna") and cfg.optuna.get("objectives") else ["val_top1"]
+    if names == ["val_top1"]:
+        return top1
+    times = [r.epoch_time_s for r in state.history]
+    values = {
+        "val_top1": top1,
+        "params_m": n_params / 1e6,
+        "epoch_s": sum(times) / len(times) if times else float("nan"),
+    }
+    return [values[n] for n in names]
 
 
 def plan_budget(trainer: Trainer, t, ckpt: dict | None) -> None:

@@ -31,10 +31,11 @@ class Callback:
 
 
 class TensorBoardLogging(Callback):
-    """Scalars per step and per epoch; at the end, the run's HParams with its best metrics. Closes the writer."""
+    """Scalars per step and per epoch; at the end, the run's HParams session with its best metrics. Closes the
+    writer."""
 
-    def __init__(self, tb: TBLogger, hparams: dict):
-        self.tb, self.hparams = tb, hparams
+    def __init__(self, tb: TBLogger, hparams: dict, in_sweep: bool = False, started_at: float | None = None):
+        self.tb, self.hparams, self.in_sweep, self.started_at = tb, hparams, in_sweep, started_at
 
     def on_initial_loss(self, trainer, loss):
         self.tb.scalars({names.INITIAL_LOSS: loss}, 0)
@@ -48,7 +49,7 @@ class TensorBoardLogging(Callback):
 
     def on_fit_end(self, trainer):
         s = trainer.state
-        if s.history:
+        if s.history and s.status != "interrupted":  # an interrupted run writes its session when it is resumed
             best = s.best
             self.tb.hparams(
                 self.hparams,
@@ -57,6 +58,9 @@ class TensorBoardLogging(Callback):
                     names.HP_BEST_VAL_LOSS: best.val_loss if best.val_loss is not None else math.nan,
                     names.HP_EPOCHS_RUN: float(s.epoch),
                 },
+                status=s.status,
+                start_time=self.started_at,
+                with_experiment=not self.in_sweep,
             )
         self.tb.close()
 

@@ -1,0 +1,134 @@
+"""A run's hyper-parameters as TensorBoard's HParams table shows them, and a sweep's columns with their domains.
+
+The same names and value types on both sides: a job reports `run_hparams(cfg, overrides)`; its sweep declares
+`grid_hparams` (Hydra's basic sweeper) or `optuna_hparams` (an Optuna search space) before the first job starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from ..artifacts.hparams import HParam, kind_of, status_hparam
+from .naming import format_blocks
+from .overrides import override_key, override_value
+
+# override key -> column, for this package's own hyper-parameters
+NAMES = {
+    "optim.lr": "lr",
+    "optim.weight_decay": "weight_decay",
+    "model/blocks": "blocks",
+    "model.blocks": "blocks",
+    "model/dropout": "dropout",
+    "model.dropout": "dropout",
+    "optim": "optim",
+    "optim.name": "optim",
+    "scheduler": "scheduler",
+    "data.batch_size": "batch_size",
+    "trainer.epochs": "epochs",
+    "model.activation": "activation",
+    "model.batch_norm": "batch_norm",
+    "seed": "seed",
+}
+PRIVATE = ("hydra.", "optuna.trial_number")  # overrides a sweeper adds for itself
+
+
+def hparams_of(cfg) -> dict:
+    """This package's hyper-parameters of a run, most often compared first (also metrics.json `hparams`)."""
+    return {
+        "lr": float(cfg.optim.lr),
+        "weight_decay": float(cfg.optim.weight_decay),
+        "blocks": format_blocks(cfg.model.blocks),
+        "dropout": float(cfg.model.dropout),
+        "optim": cfg.optim.name,
+        "scheduler": cfg.scheduler.name,
+        "batch_size": int(cfg.data.batch_size),
+        "epochs": int(cfg.trainer.epochs),
+        "activation": cfg.model.activation,
+        "batch_norm": bool(cfg.model.batch_norm),
+        "seed": int(cfg.seed),
+    }
+
+
+def _typed(text: str):
+    """An override's value as the HParams table compares it: a number where it reads as one, else the text."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def run_hparams(cfg, overrides) -> dict:
+    """`hparams_of(cfg)` plus every other key the command line set (a sweep over `model.widths` shows it), under
+    the override key's own name."""
+    values = hparams_of(cfg)
+    for o in overrides or []:
+        key, text = override_key(o), override_value(o)
+        if text is None or key in NAMES or key.startswith(PRIVATE) or key in ("data.path", "task"):
+            continue
+        values[key] = _typed(text)
+    return values
+
+
+def option_value(group: str, option: str, conf_dir: str | None = None):
+    """The value a group option sets, as `hparams_of` shows it: model/blocks=b333 -> '333', model/dropout=p03 -> 0.3,
+    optim=sgd -> 'sgd'."""
+    if group in ("model/blocks", "model/dropout"):
+        from .loader import config_dir
+
+        node = OmegaConf.load(Path(conf_dir or config_dir()) / group / f"{option}.yaml")
+        return format_blocks(node.blocks) if group == "model/blocks" else float(node.dropout)
+    return option
+
+
+def _column(key: str, value):
+    name = NAMES.get(key, key)
+    if "/" in key:
+        return name, option_value(key, str(value))
+    if name == "blocks":
+        return name, format_blocks(value) if isinstance(value, (list, tuple)) else str(value)
+    if name in ("lr", "weight_decay", "dropout", "seed", "batch_size", "epochs"):
+        return name, float(value)
+    return name, value if isinstance(value, (bool, int, float)) else str(value)
+
+
+def ordered(swept: list[HParam], cfg) -> list[HParam]:
+    """The sweep's columns first, then this package's fixed ones (their one value as domain), then `status`."""
+    names = {h.name for h in swept}
+    fixed = [HParam(k, kind_of(v), values=[v]) for k, v in hparams_of(cfg).items() if k not in names]
+    return [*swept, *fixed, status_hparam()]
+
+
+def grid_hparams(sweep_overrides: list[str], cfg) -> list[HParam]:
+    """The columns of a grid: every sweep override (`optim.lr=1e-3,1e-2`, `model/blocks=b222,b333`) with its values
+    as a discrete domain."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    swept: dict[str, HParam] = {}
+    for o in OverridesParser.create().parse_overrides(sweep_overrides):
+        if not o.is_sweep_override() or o.get_key_element().startswith(PRIVATE):
+            continue
+        key = o.get_key_element().lstrip("+~")
+        cols = [_column(key, v) for v in o.sweep_iterator()]
+        values = sorted({v for _, v in cols}, key=lambda v: (str(type(v)), v))
+        swept[cols[0][0]] = HParam(cols[0][0], kind_of(values[0]), values=values, swept=len(values) > 1)
+    return ordered(list(swept.values()), cfg)
+
+
+def optuna_hparams(distributions: dict, cfg) -> list[HParam]:
+    """The columns of an Optuna search space: a float or int distribution as an interval, a categorical one as its
+    choices."""
+    from optuna.distributions import CategoricalDistribution
+
+    swept = []
+    for key, d in distributions.items():
+        if isinstance(d, CategoricalDistribution):
+            cols = [_column(key, v) for v in d.choices]
+            values = sorted({v for _, v in cols}, key=lambda v: (str(type(v)), v))
+            swept.append(HParam(cols[0][0], kind_of(values[0]), values=values, swept=len(values) > 1))
+        else:
+            swept.append(HParam(NAMES.get(key, key), "float", interval=(d.low, d.high), swept=d.low < d.high))
+    return ordered(swept, cfg)
