@@ -36,8 +36,11 @@ class TBLogger:
             file_writer.add_summary(summary)
         self.scalars(metrics, 0)
 
+    def note(self, key: str, value: str) -> None:
+        self.writer.add_text(key, value, 0)
+
     def flush(self) -> None:
         self.writer.flush()
 
-    def close(self) -> None:
+    def close(self, status: str | None = None) -> None:
         self.writer.close()

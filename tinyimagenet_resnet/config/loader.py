@@ -53,7 +53,10 @@ def composition_error(exc: BaseException) -> str:
         cause = cause.__cause__ or cause.__context__
     if cause is None or not getattr(cause, "full_key", None):
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        return "; ".join(lines[:3]) if lines else type(exc).__name__
+        text = "; ".join(lines[:3]) if lines else type(exc).__name__
+        if "Error when parsing" in text and any(c.isspace() or not c.isascii() for c in text.split("string:")[-1]):
+            text += " (quote a value with spaces or accents: \"data.path='/my data/tiny-imagenet'\")"
+        return text
     key, schema = cause.full_key, getattr(cause, "object_type", None)
     if isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
         import dataclasses
@@ -108,7 +111,7 @@ def check_group_choices(argv: list[str], conf: Path) -> str | None:
         ):
             continue
         allowed = sorted(p.stem for p in group.glob("*.yaml"))
-        for option in value.split(","):
+        for option in value.strip("[]").split(","):  # a sweep (a,b) or a list of options ([a,b], logger)
             if option not in allowed:
                 return f"{key}={option!r}: allowed {'|'.join(allowed)}"
     return None

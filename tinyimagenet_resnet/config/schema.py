@@ -377,6 +377,33 @@ class InspectConfig:
     grid_images: int = spec(*INT_GE1)
 
 
+@dataclass
+class TensorBoardLoggerConfig:
+    """`logger=tensorboard`: events in the run directory (`<task>-<run name>/`)."""
+
+
+@dataclass
+class CsvLoggerConfig:
+    """`logger=csv`: `<run>/csv/metrics.csv`, hparams.json and figures/."""
+
+
+@dataclass
+class MlflowLoggerConfig:
+    """`logger=mlflow` (pip install -e ".[mlflow]")."""
+
+    tracking_uri: str | None = spec("null (a SQLite store beside the runs) or any MLflow tracking URI")
+    experiment: str = spec("an MLflow experiment name")
+
+
+@dataclass
+class LoggerConfig:
+    """The `logger` group: one node per chosen tracker (`logger=[tensorboard,mlflow]` chooses two)."""
+
+    tensorboard: TensorBoardLoggerConfig | None = None
+    csv: CsvLoggerConfig | None = None
+    mlflow: MlflowLoggerConfig | None = None
+
+
 OBJECTIVES = ("val_top1", "params_m", "epoch_s")
 
 
@@ -420,6 +447,7 @@ class Config:
     scheduler: Any = MISSING  # a SchedulerConfig subclass, chosen by the `scheduler` group
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     optuna: OptunaConfig | None = None
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
 
 
 # group -> {option: schema}; the YAML option `conf/<group>/<option>.yaml` extends `/schema/<group>/<option>`

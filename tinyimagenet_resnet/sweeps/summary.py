@@ -286,6 +286,17 @@ class SummaryCallback(Callback):
         seeds = OmegaConf.select(config, "seeds", default=1) or 1
         if seeds > 1:
             add_seed_sweep(config, int(seeds))
+        mlflow_cfg = OmegaConf.select(config, "logger.mlflow", default=None)
+        if mlflow_cfg is not None:  # one parent run per sweep, its jobs its children
+            from ..artifacts.trackers import start_mlflow_parent
+            from ..errors import UserError
+
+            sweep_dir = Path(config.hydra.sweep.dir)
+            try:
+                start_mlflow_parent(sweep_dir, mlflow_cfg.tracking_uri, mlflow_cfg.experiment, str(sweep_dir))
+            except UserError as exc:  # mlflow not installed: one line, before any job
+                print(f"error: {exc}", file=sys.stderr)
+                sys.exit(exc.exit_code)
         if "ResumableOptunaSweeper" in str(config.hydra.sweeper.get("_target_", "")):
             return  # that sweeper declares its search space's columns itself, in its study's folder
         from ..artifacts.hparams import write_experiment

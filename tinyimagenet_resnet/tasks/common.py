@@ -12,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from ..artifacts.files import write_text
-from ..artifacts.tensorboard import TBLogger
+from ..artifacts.trackers import Trackers, open_trackers
 from ..config.loader import from_checkpoint
 from ..config.naming import run_name
 from ..config.overrides import overridden_keys
@@ -37,6 +37,7 @@ class RunContext:
     channels_last: bool
     started_at: float  # epoch seconds: the command's start, or the job's in a multirun
     multirun: bool = False
+    sweep_dir: Path | None = None  # the sweep folder of a multirun job
 
     @property
     def tb_dir(self) -> Path:
@@ -99,6 +100,7 @@ def run_context(cfg: DictConfig) -> RunContext:
         use_channels_last(cfg, device),
         started_at,
         hc.mode == RunMode.MULTIRUN,
+        Path(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else None,
     )
 
 
@@ -138,8 +140,9 @@ def setup_data(cfg: DictConfig, run_dir: Path) -> DataModule:
     return dm
 
 
-def open_tb(ctx: RunContext, purge_step: int | None = None) -> TBLogger:
-    return TBLogger(ctx.tb_dir, purge_step=purge_step)
+def open_tb(ctx: RunContext, purge_step: int | None = None) -> Trackers:
+    """The run's trackers (`logger`: TensorBoard by default; csv, mlflow), all written through one object."""
+    return open_trackers(ctx.cfg.get("logger"), ctx.tb_dir, ctx.run_dir, ctx.name, purge_step, ctx.sweep_dir)
 
 
 def resolved(cfg: DictConfig) -> dict:

@@ -72,7 +72,9 @@ def run(cfg: DictConfig) -> float:
     tb = open_tb(ctx, purge_step=ckpt["state"]["global_step"] if ckpt else None)
     split = dm.summary()
     callbacks = [
-        TensorBoardLogging(tb, run_hparams(cfg, ctx.overrides), in_sweep=ctx.multirun, started_at=ctx.started_at),
+        TensorBoardLogging(
+            tb, run_hparams(cfg, ctx.overrides), in_sweep=ctx.multirun, started_at=ctx.started_at, run_dir=ctx.run_dir
+        ),
         Checkpointing(ctx.run_dir / "checkpoints"),
         MetricsFile(
             ctx.run_dir,

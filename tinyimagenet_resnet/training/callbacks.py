@@ -31,11 +31,20 @@ class Callback:
 
 
 class TensorBoardLogging(Callback):
-    """Scalars per step and per epoch; at the end, the run's HParams session with its best metrics. Closes the
-    writer."""
+    """Scalars per step and per epoch; at the end, the run's HParams with its best metrics and the best checkpoint's
+    path. Closes the writer. `tb` is the run's `Trackers` (TensorBoard and the other `logger` choices) or one
+    TBLogger."""
 
-    def __init__(self, tb: TBLogger, hparams: dict, in_sweep: bool = False, started_at: float | None = None):
+    def __init__(
+        self,
+        tb: TBLogger,
+        hparams: dict,
+        in_sweep: bool = False,
+        started_at: float | None = None,
+        run_dir: Path | None = None,
+    ):
         self.tb, self.hparams, self.in_sweep, self.started_at = tb, hparams, in_sweep, started_at
+        self.run_dir = run_dir
 
     def on_initial_loss(self, trainer, loss):
         self.tb.scalars({names.INITIAL_LOSS: loss}, 0)
@@ -62,7 +71,10 @@ class TensorBoardLogging(Callback):
                 start_time=self.started_at,
                 with_experiment=not self.in_sweep,
             )
-        self.tb.close()
+        best_ckpt = Path(self.run_dir) / "checkpoints" / "best.ckpt" if self.run_dir is not None else None
+        if best_ckpt is not None and best_ckpt.is_file():
+            self.tb.note("best_checkpoint", str(best_ckpt.resolve()))
+        self.tb.close(s.status)
 
 
 class Checkpointing(Callback):
