@@ -45,6 +45,10 @@ def test_csv_alone_writes_no_tensorboard_events(tiny_data, tmp_path):
     run_main([f"data.path={tiny_data}", *ARGS, "logger=csv"], cwd=tmp_path)
     run = only_run_dir(tmp_path)
     assert not list(run.rglob("events.out.tfevents.*")) and (run / "csv" / "metrics.csv").is_file()
+    run_main(
+        ["-m", f"data.path={tiny_data}", *ARGS, "trainer.epochs=1", "logger=csv", "optim.lr=0.001,0.03"], cwd=tmp_path
+    )
+    assert not list((tmp_path / "multirun").rglob("events.out.tfevents.*"))  # nor at the sweep level
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from ..errors import EnvironmentFault
-from .files import write_json, write_text
+from .files import write_json
 
 log = logging.getLogger(__name__)
 

@@ -228,7 +228,9 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                 study.set_metric_names([str(n) for n in app.objectives])  # optuna-dashboard's axis and column names
             folder = self._folder(study)
         write_text(folder / "multirun.yaml", OmegaConf.to_yaml(self.config))  # as Hydra's basic sweeper does
-        if app is not None:  # TensorBoard's HParams columns: the search space first, with its domains
+        from .summary import uses_tensorboard
+
+        if app is not None and uses_tensorboard(self.config):  # TensorBoard's HParams columns, with their domains
             from ..artifacts.hparams import write_experiment
             from ..artifacts.names import HP_METRICS
             from ..config.hparams import optuna_hparams

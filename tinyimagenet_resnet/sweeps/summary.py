@@ -297,7 +297,7 @@ class SummaryCallback(Callback):
             except UserError as exc:  # mlflow not installed: one line, before any job
                 print(f"error: {exc}", file=sys.stderr)
                 sys.exit(exc.exit_code)
-        if "ResumableOptunaSweeper" in str(config.hydra.sweeper.get("_target_", "")):
+        if "ResumableOptunaSweeper" in str(config.hydra.sweeper.get("_target_", "")) or not uses_tensorboard(config):
             return  # that sweeper declares its search space's columns itself, in its study's folder
         from ..artifacts.hparams import write_experiment
         from ..artifacts.names import HP_METRICS
@@ -314,6 +314,12 @@ class SummaryCallback(Callback):
         if sweep_dir.is_dir():
             rows = write_summary(sweep_dir, config.hydra.get("sweeper"), config)
             log.info("Sweep summary (%d runs): %s", len(rows), sweep_dir / "summary.md")
+
+
+def uses_tensorboard(config) -> bool:
+    """`logger` includes TensorBoard (runs before 2026-12 have no `logger` node: TensorBoard only)."""
+    logger = OmegaConf.select(config, "logger", default=None)
+    return logger is None or logger.get("tensorboard") is not None
 
 
 def add_seed_sweep(config, seeds: int) -> None:
