@@ -25,6 +25,8 @@ register()  # what an app does to use this package's sweeper
 def main(cfg):
     if cfg.fail_when is not None and cfg.x == cfg.fail_when:
         raise RuntimeError(f"cfg.x is {cfg.x}: this job fails on purpose")
+    if cfg.nan_when is not None and cfg.x == cfg.nan_when:
+        return float("nan")
     value = (cfg.x - 1) ** 2 + cfg.y ** 2
     return [value, cfg.x + cfg.y] if cfg.two_values else value
 
@@ -38,6 +40,7 @@ defaults:
 x: 0
 y: 0
 fail_when: null
+nan_when: null
 two_values: false
 hydra:
   sweeper:
@@ -183,3 +186,62 @@ def test_a_failed_jobs_error_reaches_stderr_when_it_stops_the_sweep(tmp_path, ra
         (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
         assert "every trial of this run failed (4)" in line and "RuntimeError" in line
         assert {r["status"] for r in rows(out)} == {"failed"}
+
+
+def test_an_app_with_its_own_optuna_node_is_not_taken_for_this_package(tmp_path):
+    """Only this package's `optuna` node (it has `trial_number`) receives a trial number."""
+    root = write_app(tmp_path)
+    with open(root / "conf" / "config.yaml", "a") as f:
+        f.write("optuna:\n  n_startup: 3\nseeds: [0, 1]\n")  # an app's own keys, named like ours
+    _, out = sweep(root, f"hydra.sweeper.storage=sqlite:///{tmp_path}/s.db", "hydra.sweeper.n_trials=2")
+    for job in (out / "0", out / "1"):
+        overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
+        assert {o.split("=")[0] for o in overrides} == {"x", "y"}
+
+
+def test_a_resumed_study_of_another_app_never_reuses_a_trial_folder(tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    root = write_app(tmp_path)
+    sweep(root, f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=r", "hydra.sweeper.n_trials=3")
+    _, out = sweep(root, f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=r", "hydra.sweeper.n_trials=5")
+    study = optuna.load_study(study_name="r", storage=storage)
+    assert len(study.trials) == 5
+    assert sorted(p.name for p in out.iterdir() if (p / ".hydra").is_dir()) == ["0", "1", "2", "3", "4"]
+    for t in study.trials:  # each folder holds its own trial's job
+        overrides = yaml.safe_load((out / str(t.number) / ".hydra" / "overrides.yaml").read_text())
+        assert f"x={t.params['x']}" in overrides
+    assert len(rows(out)) == 5
+
+
+def test_a_rejected_return_value_is_a_failed_trial_and_the_sweep_goes_on(tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    proc, out = sweep(
+        write_app(tmp_path),
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.study_name=n",
+        "x=choice(0,1)",
+        "y=choice(0)",
+        "nan_when=0",
+        "hydra.sweeper.n_trials=4",
+    )
+    study = optuna.load_study(study_name="n", storage=storage)
+    states = {t.params["x"]: t.state.name for t in study.trials}
+    assert states == {0: "FAIL", 1: "COMPLETE"} and "non-finite return value" in proc.stdout
+    assert {r["status"] for r in rows(out)} == {"ok", "failed"}
+
+
+def test_a_stored_study_with_other_directions_is_refused_in_one_line(tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    root = write_app(tmp_path)
+    sweep(root, f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=d", "hydra.sweeper.n_trials=1")
+    proc, _ = sweep(
+        root,
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.study_name=d",
+        "hydra.sweeper.direction=[minimize,maximize]",
+        "two_values=true",
+        check=False,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
+    assert "study 'd'" in line and "was created with ['minimize']" in line

@@ -120,6 +120,30 @@ def test_configurations_whose_intervals_overlap_are_called_indistinguishable():
     assert groups[0]["ci95_low"] < groups[0]["mean"] < groups[0]["ci95_high"]
 
 
+def test_a_best_configuration_with_one_finished_seed_calls_nothing_worse():
+    one = [row("0", {"d": "a"}, 0.60, 42), row("1", {"d": "a"}, None, 43)]
+    one[1].status = "failed"
+    two = [row("2", {"d": "b"}, 0.58, 42), row("3", {"d": "b"}, 0.59, 43)]
+    groups = by_config(one + two)
+    assert [(g["n"], g["seeds"]) for g in groups] == [(1, "42"), (2, "42 43")]
+    assert groups[1]["tied_with_best"] is None  # not "worse": nothing can be said against an n=1 mean
+
+
+def test_a_single_objective_other_than_top1_is_one_number():
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from tinyimagenet_resnet.tasks.train import objective_values
+
+    state = SimpleNamespace(best=SimpleNamespace(val_accuracy=0.5), history=[SimpleNamespace(epoch_time_s=2.0)] * 2)
+    cfg = OmegaConf.create({"optuna": {"objectives": ["epoch_s"]}})
+    assert objective_values(cfg, state, 2_000_000) == 2.0
+    cfg = OmegaConf.create({"optuna": {"objectives": ["val_top1", "params_m"]}})
+    assert objective_values(cfg, state, 2_000_000) == [0.5, 2.0]
+    assert objective_values(OmegaConf.create({"optuna": None}), state, 1) == 0.5
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -111,7 +111,8 @@ def check_group_choices(argv: list[str], conf: Path) -> str | None:
         ):
             continue
         allowed = sorted(p.stem for p in group.glob("*.yaml"))
-        for option in value.strip("[]").split(","):  # a sweep (a,b) or a list of options ([a,b], logger)
+        options = [o.strip() for o in value.strip("[]").split(",") if o.strip()]  # a sweep a,b or a list [a,b]
+        for option in options:
             if option not in allowed:
                 return f"{key}={option!r}: allowed {'|'.join(allowed)}"
     return None

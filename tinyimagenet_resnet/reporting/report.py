@@ -94,7 +94,7 @@ def sweep_extras(doc: Doc, sweep: Path, total: int) -> None:
     )
     solutions = results.get("solutions") if results else None
     if solutions:
-        metric_names = list(results.get("metric_names") or [f"value_{i}" for i in range(len(solutions[0].values))])
+        metric_names = list(results.get("metric_names") or [f"value_{i}" for i in range(len(solutions[0]["values"]))])
         doc.add(f"**{doc.t['pareto'].format(n=len(solutions), total=total)}**", "")
         doc.table(
             ["trial", *metric_names, "params"],
@@ -120,7 +120,7 @@ def sweep_extras(doc: Doc, sweep: Path, total: int) -> None:
                     g["n"],
                     f"{f4(_num(g['mean']))} ± {f4(_num(g['std']))}",
                     f"[{f4(_num(g['ci95_low']))}, {f4(_num(g['ci95_high']))}]",
-                    "best" if g["rank"] == "1" else ("≈ best" if g["tied_with_best"] == "True" else ""),
+                    "best" if g["rank"] == "1" else {"True": "≈ best", "False": ""}.get(g["tied_with_best"], "n < 2"),
                 )
                 for g in rows
             ],

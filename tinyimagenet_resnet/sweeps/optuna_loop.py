@@ -60,14 +60,16 @@ class _Heartbeat:
             self.trial_ids -= {compat.trial_id(t) for t in trials}
 
 
-def _tell(study, trial, *args, **kwargs) -> None:
-    """study.tell; GridSampler calls study.stop() once its grid is exhausted, which raises outside optimize()
-    after the trial's state is stored (optuna stores it in a `finally`), so that error is ignored."""
+def _tell(study, trial, *args, **kwargs) -> str:
+    """study.tell, and the state optuna stored (it records FAIL, with a warning, values it rejects).
+    GridSampler calls study.stop() once its grid is exhausted, which raises outside optimize() after the trial's
+    state is stored (optuna stores it in a `finally`), so that error is ignored."""
     try:
-        study.tell(trial, *args, **kwargs)
+        return study.tell(trial, *args, **kwargs).state.name
     except RuntimeError as exc:
         if "Study.stop" not in str(exc):
             raise
+        return next(t.state.name for t in study.get_trials(deepcopy=False) if t.number == trial.number)
 
 
 class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
@@ -122,7 +124,9 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         state, values = self._outcome(trial, ret)
         self._record_run(trial, ret, state, values)
         if state == "COMPLETE":
-            _tell(study, trial, values)
+            if _tell(study, trial, values) != "COMPLETE":  # optuna refused the values (it only warns): counted so
+                log.warning("Trial %d: optuna recorded its values %s as FAIL", trial.number, values)
+                return "REJECTED"
         else:
             _tell(study, trial, state=TrialState["FAIL" if state == "REJECTED" else state])
         return state
@@ -169,7 +173,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
     def _app_optuna(self):
         """The app's `optuna` node (this package's job side of a sweep), or None for any other app."""
         node = OmegaConf.select(self.config, "optuna", default=None)
-        return node if OmegaConf.is_dict(node) else None
+        return node if OmegaConf.is_dict(node) and "trial_number" in node else None
 
     def _check(self, distributions) -> None:
         """Settings that cannot work together, refused before any trial (one line, via main's error handling)."""
@@ -181,11 +185,33 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                 f"optuna.objectives={list(app.objectives)} has {len(app.objectives)} names for "
                 f"{len(self.directions)} hydra.sweeper.direction {self.directions}; allowed: one name per direction"
             )
-        seeds = OmegaConf.select(self.config, "seeds", default=1) or 1
-        if seeds > 1 and "seed" in distributions and not self.is_grid:
+        seeds = OmegaConf.select(self.config, "seeds", default=1) if app is not None else 1
+        if isinstance(seeds, int) and seeds > 1 and "seed" in distributions and not self.is_grid:
             raise ConfigError(
                 f"seeds={seeds} repeats every grid point with {seeds} seeds, which a {type(self.sampler).__name__} "
                 "cannot do (it would sample the seed); allowed: seeds=1, or hydra/sweeper/sampler=grid"
+            )
+
+    @staticmethod
+    def _refusing(check, *args):
+        """Run `check`; a setting it refuses is one line on stderr and exit 2, before any trial."""
+        from ..errors import UserError
+
+        try:
+            return check(*args)
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(exc.exit_code)
+
+    def _check_directions(self, study) -> None:
+        from ..errors import ConfigError
+
+        stored = [d.name.lower() for d in study.directions]
+        if stored != [str(d).lower() for d in self.directions]:
+            raise ConfigError(
+                f"hydra.sweeper.direction={self.directions}: study {study.study_name!r} in "
+                f"{redacted(self.storage) or 'memory'} was created with {stored}; allowed: the same directions, or "
+                "another hydra.sweeper.study_name for a new study"
             )
 
     def sweep(self, arguments: list[str]) -> None:
@@ -197,7 +223,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         for name in fixed_params:
             distributions.pop(name, None)
         self.is_grid = getattr(self.sampler, "func", None) is optuna.samplers.GridSampler
-        self._check(distributions)
+        self._refusing(self._check, distributions)
         if self.is_grid:
             grid = {k: compat.grid_choices(self, d) for k, d in distributions.items()}
             self.sampler = self.sampler(grid)
@@ -224,6 +250,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                 directions=self.directions,
                 load_if_exists=True,
             )
+            self._refusing(self._check_directions, study)
             if app is not None and app.get("objectives"):
                 study.set_metric_names([str(n) for n in app.objectives])  # optuna-dashboard's axis and column names
             folder = self._folder(study)
@@ -276,9 +303,10 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                 break
             # The trial number goes to apps that have this package's `optuna` node (pruning reports to it); any
             # other app composes exactly the overrides the plugin would give it.
+            # Every job's folder is its trial number (a re-run or another worker never reuses a folder).
             own = (lambda t: (f"optuna.trial_number={t.number}",)) if app is not None else (lambda t: ())
             overrides = [
-                tuple(o) + own(t) + (f"hydra.sweep.dir={folder}",)
+                tuple(o) + own(t) + (f"hydra.sweep.dir={folder}", f"hydra.sweep.subdir={t.number}")
                 for o, t in zip(
                     compat.configure_trials(self, trials, distributions, fixed_params, fixed_overrides),
                     trials,
@@ -304,10 +332,11 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                     f"hydra.sweeper.max_failure_rate={self.max_failure_rate} x n_trials={self.n_trials}; "
                     f"the last: {last_error}",
                 )
-        if raised and not finished:
+        if failed and not finished:
             # max_failure_rate >= 1 tolerates every failure: the jobs' errors stay in the log and the study (as
             # with the plugin, which does not raise them then), but a run with nothing to show still fails
-            last = last_error if self.max_failure_rate < 1.0 else f"{last_error.split(':')[0]} (its message in the log)"
+            tolerated = raised and self.max_failure_rate >= 1.0
+            last = f"{last_error.split(':')[0]} (its message in the log)" if tolerated else last_error
             self._stop(study, folder, f"optuna sweep: every trial of this run failed ({failed}); the last: {last}")
         self._finish(study, folder)
 

@@ -41,6 +41,9 @@ def pruning_callback(cfg) -> OptunaPruning | None:
     opt = cfg.optuna
     if opt is None or opt.trial_number is None:
         return None
+    if list(opt.get("objectives") or ["val_top1"]) != ["val_top1"]:  # it reports val top-1, so only for that
+        log.info("optuna: objectives %s: no per-epoch val top-1 reports, no pruning", list(opt.objectives))
+        return None
     import optuna
 
     sweeper = HydraConfig.get().sweeper

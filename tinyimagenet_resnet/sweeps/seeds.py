@@ -49,9 +49,15 @@ def t95(df: int) -> float:
     return _T95[df - 1] if 1 <= df <= len(_T95) else 1.96
 
 
-def config_key(row: SummaryRow) -> tuple:
-    """A configuration: the job's overrides except its seed."""
-    return tuple(sorted((k, str(v)) for k, v in row.params.items() if k != "seed"))
+def varying_keys(rows: list[SummaryRow]) -> list[str]:
+    """The parameters that tell configurations apart: those whose value differs between the jobs that have one,
+    except the seed (a row rebuilt from a study for another worker's trial has only the trial's parameters)."""
+    keys = sorted({k for r in rows for k in r.params if k != "seed"})
+    return [k for k in keys if len({str(r.params[k]) for r in rows if k in r.params}) > 1]
+
+
+def config_key(row: SummaryRow, keys: list[str]) -> tuple:
+    return tuple((k, str(row.params[k])) for k in keys if k in row.params)
 
 
 def objective(row: SummaryRow) -> float | None:
@@ -60,14 +66,24 @@ def objective(row: SummaryRow) -> float | None:
     return row.values[0] if row.values else row.best_val_top1
 
 
+def overlap(a: dict, b: dict) -> bool | None:
+    """Whether two configurations' 95% intervals overlap; None when either has fewer than two values."""
+    if a["ci95_low"] is None or b["ci95_low"] is None:
+        return None
+    return a["ci95_low"] <= b["ci95_high"] and a["ci95_high"] >= b["ci95_low"]
+
+
 def by_config(rows: list[SummaryRow], maximize: bool = True) -> list[dict]:
-    """One entry per configuration, best mean first: n, mean, std, the 95% interval of the mean, the seeds and
-    jobs, and `tied`: its interval overlaps the best configuration's (the sweep cannot tell them apart)."""
+    """One entry per configuration, best mean first: n (the seeds that finished), mean, std, the 95% interval of
+    the mean, those seeds and jobs, and `tied_with_best`: its interval overlaps the best configuration's (the sweep
+    cannot tell them apart); None when either has fewer than two finished seeds (nothing can be said)."""
+    keys = varying_keys(rows)
     groups: dict[tuple, list[SummaryRow]] = {}
     for r in rows:
-        groups.setdefault(config_key(r), []).append(r)
+        groups.setdefault(config_key(r, keys), []).append(r)
     out = []
     for members in groups.values():
+        members = [r for r in members if objective(r) is not None] or members
         vals = [v for r in members if (v := objective(r)) is not None]
         n = len(vals)
         mean = statistics.fmean(vals) if vals else None
@@ -87,15 +103,9 @@ def by_config(rows: list[SummaryRow], maximize: bool = True) -> list[dict]:
         )
     sign = -1.0 if maximize else 1.0
     out.sort(key=lambda g: (g["mean"] is None, sign * (g["mean"] or 0.0)))
-    best = out[0] if out and out[0]["ci95_low"] is not None else None
     for i, g in enumerate(out, 1):
         g["rank"] = i
-        g["tied_with_best"] = (
-            best is not None
-            and g["ci95_low"] is not None
-            and g["ci95_low"] <= best["ci95_high"]
-            and g["ci95_high"] >= best["ci95_low"]
-        )
+        g["tied_with_best"] = overlap(g, out[0]) if i > 1 else None
     return out
 
 
@@ -127,12 +137,19 @@ def seed_section(sweep_dir: Path, rows: list[SummaryRow], directions) -> list[st
     for g in groups:
         spread = f"{f(g['mean'])} ± {f(g['std'])}"
         interval = f"[{f(g['ci95_low'])}, {f(g['ci95_high'])}]"
-        mark = "best" if g["rank"] == 1 else ("≈ best" if g["tied_with_best"] else "worse")
+        mark = {True: "≈ best", False: "worse", None: "n < 2: cannot tell"}[g["tied_with_best"]]
+        mark = "best" if g["rank"] == 1 else mark
         lines.append(
             f"| {g['rank']} | `{g['configuration']}` | {g['n']} | {spread} | {interval} | {mark} | {g['seeds']} |"
         )
     tied = [g["configuration"] for g in groups[1:] if g["tied_with_best"]]
-    if groups and groups[0]["ci95_low"] is not None:
+    if groups and groups[0]["ci95_low"] is None:
+        lines += [
+            "",
+            f"The best mean (`{groups[0]['configuration']}`) comes from fewer than two finished seeds: no "
+            "configuration can be called better or worse than it.",
+        ]
+    elif groups:
         lines += [
             "",
             (

@@ -61,8 +61,6 @@ def job_row(job: Path, overrides=None, values=None, status: str | None = None) -
     top1 = best.val_accuracy if validated else None
     if metrics:
         status = STATUS.get(metrics.status, "failed")
-    if values is None and top1 is not None:
-        values = [top1]
     return SummaryRow(
         job=job.name,
         run_name=run.name,
@@ -142,9 +140,12 @@ def directions_of(sweeper) -> list[str]:
     return [str(getattr(x, "name", x)).split(".")[-1] for x in items]
 
 
-def collect(sweep_dir: Path, extra_rows: list[SummaryRow] = (), directions=("maximize",)) -> list[SummaryRow]:
+def collect(
+    sweep_dir: Path, extra_rows: list[SummaryRow] = (), directions=("maximize",), top1_first: bool = True
+) -> list[SummaryRow]:
     """Every job's row, best first: local job directories, plus the rows of `extra_rows` (other workers' trials)
-    whose job is not here; ranked by the first objective in its direction."""
+    whose job is not here; ranked by the first objective in its direction (a job without values, e.g. pruned, by
+    its best val top-1 where that is the first objective, else last)."""
     rows = [r for job in job_dirs(sweep_dir) if (r := job_row(job))]
     local = {r.job: i for i, r in enumerate(rows)}
     for r in extra_rows:
@@ -157,7 +158,7 @@ def collect(sweep_dir: Path, extra_rows: list[SummaryRow] = (), directions=("max
     sign = -1.0 if directions[0] == "maximize" else 1.0
 
     def key(r):
-        v = r.values[0] if r.values else r.best_val_top1
+        v = r.values[0] if r.values else (r.best_val_top1 if top1_first else None)
         return (v is None, sign * (v or 0.0), r.status != "ok", len(r.job), r.job)
 
     rows.sort(key=key)
@@ -195,7 +196,9 @@ def pareto_front(rows: list[SummaryRow], directions: list[str]) -> set[str]:
     return {j for j, p in pts.items() if not any(dominates(q, p) for k, q in pts.items() if k != j)}
 
 
-def table(rows: list[SummaryRow], objectives: list[str], directions: list[str]) -> tuple[list[str], list[dict]]:
+def table(
+    rows: list[SummaryRow], objectives: list[str], directions: list[str], top1_first: bool = True
+) -> tuple[list[str], list[dict]]:
     """Columns and cells of summary.csv: rank, job, run name, the parameters that differ between jobs, this
     package's columns where some job has them, one column per objective, seed, status, time."""
     params = []
@@ -208,7 +211,7 @@ def table(rows: list[SummaryRow], objectives: list[str], directions: list[str]) 
         # trial, rebuilt from the study, has only the trial's parameters)
         params = [k for k in params if len({str(r.params[k]) for r in rows if k in r.params}) > 1]
     own = [c for c in SummaryRow.OWN if any(getattr(r, c) is not None for r in rows)]
-    multi = len(objectives) > 1 or not own
+    multi = len(objectives) > 1 or not own or not top1_first
     value_cols = list(objectives) if multi else []
     front = pareto_front(rows, directions) if len(directions) > 1 else set()
     cols = ["rank", "job", "run_name", *params, *own, *value_cols]
@@ -240,9 +243,10 @@ def write_summary(sweep_dir: Path, sweeper=None, config=None, study=None) -> lis
     With several seeds per configuration, also summary_by_config.csv and its table (mean ± std over seeds)."""
     sweep_dir = Path(sweep_dir)
     directions = directions_of(sweeper)
-    rows = collect(sweep_dir, study_rows(sweeper, study), directions)
     objectives = objective_names(sweeper, config)
-    columns, cells = table(rows, objectives, directions)
+    top1_first = objectives[0] in ("val_top1", "value")
+    rows = collect(sweep_dir, study_rows(sweeper, study), directions, top1_first)
+    columns, cells = table(rows, objectives, directions, top1_first)
     write_csv(sweep_dir / "summary.csv", columns, cells)
     order = "best first" if rows and (rows[0].values or rows[0].best_val_top1 is not None) else "in job order"
     lines = [f"# Sweep summary: {sweep_dir}", "", f"{len(rows)} runs, {order}.", ""]

@@ -138,8 +138,8 @@ def run(cfg: DictConfig) -> float:
 
 
 def objective_values(cfg: DictConfig, state, n_params: int):
-    """What the run returns to a sweeper: best val top-1 (-1 when never validated), or, in an Optuna sweep with
-    several `optuna.objectives`, one value per objective."""
+    """What the run returns to a sweeper: best val top-1 (-1 when never validated), or, in an Optuna sweep, its
+    `optuna.objectives`: one number for one objective, a list for several."""
     top1 = float(state.best.val_accuracy if state.best.val_accuracy is not None else -1.0)
     names = list(cfg.optuna.objectives) if cfg.get("optuna") and cfg.optuna.get("objectives") else ["val_top1"]
     if names == ["val_top1"]:
@@ -150,7 +150,7 @@ def objective_values(cfg: DictConfig, state, n_params: int):
         "params_m": n_params / 1e6,
         "epoch_s": sum(times) / len(times) if times else float("nan"),
     }
-    return [values[n] for n in names]
+    return values[names[0]] if len(names) == 1 else [values[n] for n in names]
 
 
 def plan_budget(trainer: Trainer, t, ckpt: dict | None) -> None:

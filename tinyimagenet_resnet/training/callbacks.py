@@ -58,7 +58,7 @@ class TensorBoardLogging(Callback):
 
     def on_fit_end(self, trainer):
         s = trainer.state
-        if s.history and s.status != "interrupted":  # an interrupted run writes its session when it is resumed
+        if s.status != "interrupted":  # an interrupted run writes its session when it is resumed
             best = s.best
             self.tb.hparams(
                 self.hparams,
