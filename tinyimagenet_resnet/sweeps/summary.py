@@ -229,10 +229,13 @@ def table(
 
 
 def objective_names(sweeper, config=None, n: int | None = None) -> list[str]:
-    """The objectives' names: the app's `optuna.objectives` where it has one, else value / value_0, value_1..."""
+    """The objectives' names: the app's `optuna.objectives` where it has one, val_top1 for this package's app
+    otherwise, else value / value_0, value_1... for another app."""
     names = OmegaConf.select(config, "optuna.objectives", default=None) if config is not None else None
     if names:
         return [str(x) for x in names]
+    if config is not None and OmegaConf.select(config, "optim.lr", default=None) is not None:
+        return ["val_top1"]  # this package's train task returns its best val top-1
     n = n or len(directions_of(sweeper))
     return ["value"] if n == 1 else [f"value_{i}" for i in range(n)]
 
