@@ -1,3 +1,4 @@
+import csv
 import json
 import os
 import subprocess
@@ -85,6 +86,16 @@ def only_run_dir(root: Path) -> Path:
     runs = [p for p in (root / "outputs").glob("*/*") if p.is_dir()]
     assert len(runs) == 1, runs
     return runs[0]
+
+
+def csv_rows(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def summary_rows(sweep: Path) -> list[dict]:
+    """The rows of a sweep's summary.csv, as written."""
+    return csv_rows(sweep / "summary.csv")
 
 
 def event_dir(run: Path) -> Path:

@@ -1,7 +1,6 @@
 """Scale-out through the real engines: joblib, submitit (local), Ray, and Optuna workers sharing one study in a
 journal file or on a real PostgreSQL server (`.ci/run` starts one and exports TIR_TEST_POSTGRES_URL)."""
 
-import csv
 import multiprocessing as mp
 import os
 import queue
@@ -15,7 +14,7 @@ import optuna
 import pytest
 import yaml
 
-from conftest import TINY_ARGS, run_main
+from conftest import TINY_ARGS, run_main, summary_rows
 
 SWEEP_ARGS = [*TINY_ARGS, "trainer.epochs=1", "data.train_subset=null", "optim.lr=1e-3,3e-3"]
 
@@ -24,11 +23,6 @@ def the_sweep(cwd: Path) -> Path:
     (day,) = (cwd / "multirun").iterdir()
     (sweep,) = day.iterdir()  # one folder per sweep: nothing else was left beside it
     return sweep
-
-
-def summary_rows(sweep: Path):
-    with open(sweep / "summary.csv") as f:
-        return list(csv.DictReader(f))
 
 
 def assert_two_finished_jobs(sweep: Path):

@@ -2,7 +2,6 @@
 two-function app written into the test's folder, not this package), while adding resume, heartbeats and pruning.
 Every test runs a real Hydra multirun in a subprocess."""
 
-import csv
 import subprocess
 import sys
 import textwrap
@@ -11,6 +10,8 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+
+from conftest import summary_rows
 
 OURS = "hydra.sweeper._target_=tinyimagenet_resnet.sweeps.optuna_sweeper.ResumableOptunaSweeper"
 
@@ -76,9 +77,11 @@ def sweep(root: Path, *args, check=True):
     return proc, out
 
 
-def rows(folder: Path):
-    with open(folder / "summary.csv") as f:
-        return list(csv.DictReader(f))
+def stored_sweep(root: Path, study: str, *args, check=True):
+    """A multirun whose study `study` lives in a SQLite file of `root`: (process, sweep folder, the study)."""
+    storage = f"sqlite:///{root}/s.db"
+    proc, out = sweep(root, f"hydra.sweeper.storage={storage}", f"hydra.sweeper.study_name={study}", *args, check=check)
+    return proc, out, optuna.load_study(study_name=study, storage=storage)
 
 
 def test_storage_null_runs_in_memory_with_a_warning(tmp_path):
@@ -87,13 +90,13 @@ def test_storage_null_runs_in_memory_with_a_warning(tmp_path):
     assert len(warnings) == 1 and "cannot be resumed" in warnings[0]
     results = yaml.safe_load((out / "optimization_results.yaml").read_text())
     assert results["trial_states"] == {"COMPLETE": 6} and results["storage"] is None
-    assert results["best_value"] == min(float(r["value"]) for r in rows(out))
+    assert results["best_value"] == min(float(r["value"]) for r in summary_rows(out))
     assert not list(tmp_path.rglob("*.db")) and not list(tmp_path.glob("None*"))
 
 
 def test_an_app_without_an_optuna_node_gets_no_trial_number(tmp_path):
     """Our own app receives `optuna.trial_number=N` (for pruning); any other app composes as with the plugin."""
-    _, out = sweep(write_app(tmp_path), f"hydra.sweeper.storage=sqlite:///{tmp_path}/s.db")
+    _, out, _ = stored_sweep(write_app(tmp_path), "s")
     jobs = [p for p in out.iterdir() if (p / ".hydra" / "overrides.yaml").is_file()]
     assert len(jobs) == 6
     for job in jobs:
@@ -102,12 +105,10 @@ def test_an_app_without_an_optuna_node_gets_no_trial_number(tmp_path):
 
 
 def test_the_summary_comes_from_overrides_and_return_values(tmp_path):
-    storage = f"sqlite:///{tmp_path}/s.db"
-    _, out = sweep(write_app(tmp_path), f"hydra.sweeper.storage={storage}")
-    table = rows(out)
+    _, out, study = stored_sweep(write_app(tmp_path), "s")
+    table = summary_rows(out)
     assert list(table[0])[:5] == ["rank", "job", "run_name", "x", "y"] and "value" in table[0]
     assert "lr" not in table[0] and "best_val_top1" not in table[0]  # this package's columns only where they exist
-    study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
     assert sorted(float(r["value"]) for r in table) == sorted(t.value for t in study.trials)
     values = [float(r["value"]) for r in table]
     assert values == sorted(values)  # direction: minimize, best first
@@ -117,16 +118,13 @@ def test_the_summary_comes_from_overrides_and_return_values(tmp_path):
 
 
 def test_a_list_of_directions_gives_a_pareto_front(tmp_path):
-    storage = f"sqlite:///{tmp_path}/s.db"
-    _, out = sweep(
+    _, out, study = stored_sweep(
         write_app(tmp_path),
-        f"hydra.sweeper.storage={storage}",
-        "hydra.sweeper.study_name=mo",
+        "mo",
         "hydra.sweeper.direction=[minimize,maximize]",
         "two_values=true",
         "hydra.sweeper.n_trials=8",
     )
-    study = optuna.load_study(study_name="mo", storage=storage)
     assert len(study.directions) == 2 and all(t.state.name == "COMPLETE" for t in study.trials)
     results = yaml.safe_load((out / "optimization_results.yaml").read_text())
     front = results["solutions"]
@@ -139,7 +137,7 @@ def test_a_list_of_directions_gives_a_pareto_front(tmp_path):
                 and a != b
                 and (a["values"][0] < b["values"][0] or a["values"][1] > b["values"][1])
             )
-    table = rows(out)
+    table = summary_rows(out)
     marked = {(int(r["x"]), int(r["y"])) for r in table if r["pareto"] == "True"}
     assert marked == {(s["params"]["x"], s["params"]["y"]) for s in front}
     for r in table:
@@ -149,17 +147,14 @@ def test_a_list_of_directions_gives_a_pareto_front(tmp_path):
 
 
 def test_the_grid_sampler_is_capped_to_its_grid(tmp_path):
-    storage = f"sqlite:///{tmp_path}/s.db"
-    proc, out = sweep(
+    proc, _, study = stored_sweep(
         write_app(tmp_path),
-        f"hydra.sweeper.storage={storage}",
-        "hydra.sweeper.study_name=grid",
+        "grid",
         "hydra/sweeper/sampler=grid",
         "hydra.sweeper.n_trials=20",
         "x=choice(0,1)",
         "y=choice(-1,0,1)",
     )
-    study = optuna.load_study(study_name="grid", storage=storage)
     points = [(t.params["x"], t.params["y"]) for t in study.trials]
     assert len(points) == 6 and len(set(points)) == 6
     assert "capped to the 6 points of the grid" in proc.stdout
@@ -167,9 +162,9 @@ def test_the_grid_sampler_is_capped_to_its_grid(tmp_path):
 
 @pytest.mark.parametrize("rate", [0.5, 1.0])
 def test_a_failed_jobs_error_reaches_stderr_when_it_stops_the_sweep(tmp_path, rate):
-    proc, out = sweep(
+    proc, out, _ = stored_sweep(
         write_app(tmp_path),
-        f"hydra.sweeper.storage=sqlite:///{tmp_path}/s.db",
+        "f",
         "hydra.sweeper.n_trials=4",
         f"hydra.sweeper.max_failure_rate={rate}",
         "x=choice(2)",
@@ -185,7 +180,7 @@ def test_a_failed_jobs_error_reaches_stderr_when_it_stops_the_sweep(tmp_path, ra
         assert proc.returncode == 1 and message not in proc.stderr and message in proc.stdout
         (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
         assert "every trial of this run failed (4)" in line and "RuntimeError" in line
-        assert {r["status"] for r in rows(out)} == {"failed"}
+        assert {r["status"] for r in summary_rows(out)} == {"failed"}
 
 
 def test_an_app_with_its_own_optuna_node_is_not_taken_for_this_package(tmp_path):
@@ -193,55 +188,42 @@ def test_an_app_with_its_own_optuna_node_is_not_taken_for_this_package(tmp_path)
     root = write_app(tmp_path)
     with open(root / "conf" / "config.yaml", "a") as f:
         f.write("optuna:\n  n_startup: 3\nseeds: [0, 1]\n")  # an app's own keys, named like ours
-    _, out = sweep(root, f"hydra.sweeper.storage=sqlite:///{tmp_path}/s.db", "hydra.sweeper.n_trials=2")
+    _, out, _ = stored_sweep(root, "o", "hydra.sweeper.n_trials=2")
     for job in (out / "0", out / "1"):
         overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
         assert {o.split("=")[0] for o in overrides} == {"x", "y"}
 
 
 def test_a_resumed_study_of_another_app_never_reuses_a_trial_folder(tmp_path):
-    storage = f"sqlite:///{tmp_path}/s.db"
     root = write_app(tmp_path)
-    sweep(root, f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=r", "hydra.sweeper.n_trials=3")
-    _, out = sweep(root, f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=r", "hydra.sweeper.n_trials=5")
-    study = optuna.load_study(study_name="r", storage=storage)
+    stored_sweep(root, "r", "hydra.sweeper.n_trials=3")
+    _, out, study = stored_sweep(root, "r", "hydra.sweeper.n_trials=5")
     assert len(study.trials) == 5
     assert sorted(p.name for p in out.iterdir() if (p / ".hydra").is_dir()) == ["0", "1", "2", "3", "4"]
     for t in study.trials:  # each folder holds its own trial's job
         overrides = yaml.safe_load((out / str(t.number) / ".hydra" / "overrides.yaml").read_text())
         assert f"x={t.params['x']}" in overrides
-    assert len(rows(out)) == 5
+    assert len(summary_rows(out)) == 5
 
 
 def test_a_rejected_return_value_is_a_failed_trial_and_the_sweep_goes_on(tmp_path):
-    storage = f"sqlite:///{tmp_path}/s.db"
-    proc, out = sweep(
+    proc, out, study = stored_sweep(
         write_app(tmp_path),
-        f"hydra.sweeper.storage={storage}",
-        "hydra.sweeper.study_name=n",
+        "n",
         "x=choice(0,1)",
         "y=choice(0)",
         "nan_when=0",
         "hydra.sweeper.n_trials=4",
     )
-    study = optuna.load_study(study_name="n", storage=storage)
     states = {t.params["x"]: t.state.name for t in study.trials}
     assert states == {0: "FAIL", 1: "COMPLETE"} and "non-finite return value" in proc.stdout
-    assert {r["status"] for r in rows(out)} == {"ok", "failed"}
+    assert {r["status"] for r in summary_rows(out)} == {"ok", "failed"}
 
 
 def test_a_stored_study_with_other_directions_is_refused_in_one_line(tmp_path):
-    storage = f"sqlite:///{tmp_path}/s.db"
     root = write_app(tmp_path)
-    sweep(root, f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=d", "hydra.sweeper.n_trials=1")
-    proc, _ = sweep(
-        root,
-        f"hydra.sweeper.storage={storage}",
-        "hydra.sweeper.study_name=d",
-        "hydra.sweeper.direction=[minimize,maximize]",
-        "two_values=true",
-        check=False,
-    )
+    stored_sweep(root, "d", "hydra.sweeper.n_trials=1")
+    proc, _, _ = stored_sweep(root, "d", "hydra.sweeper.direction=[minimize,maximize]", "two_values=true", check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
     assert "study 'd'" in line and "was created with ['minimize']" in line

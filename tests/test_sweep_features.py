@@ -2,7 +2,6 @@
 TensorBoard server) and what optuna-dashboard reads from a study: real Hydra multiruns of the entry point on the tiny
 fixture, in subprocesses, with real SQLite Optuna storages."""
 
-import csv
 import json
 import socket
 import statistics
@@ -19,14 +18,9 @@ import yaml
 from tinyimagenet_resnet.artifacts.records import SummaryRow
 from tinyimagenet_resnet.sweeps.seeds import by_config
 
-from conftest import TINY_ARGS, event_dir, read_session, run_main
+from conftest import TINY_ARGS, csv_rows, event_dir, read_session, run_main
 
 SWEEP_ARGS = [*TINY_ARGS, "trainer.epochs=1", "data.train_subset=null"]
-
-
-def csv_rows(path: Path):
-    with open(path) as f:
-        return list(csv.DictReader(f))
 
 
 def only_sweep(cwd: Path) -> Path:

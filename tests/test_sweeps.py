@@ -1,6 +1,5 @@
 """Sweeps through the real entry point: Hydra multiruns in subprocesses, a real SQLite Optuna storage."""
 
-import csv
 import json
 import signal
 import subprocess
@@ -11,7 +10,7 @@ from pathlib import Path
 import optuna
 import yaml
 
-from conftest import TINY_ARGS, event_dir, read_session, run_main
+from conftest import TINY_ARGS, event_dir, read_session, run_main, summary_rows
 
 SWEEP_ARGS = [*TINY_ARGS, "trainer.epochs=1", "data.train_subset=null"]
 
@@ -22,11 +21,6 @@ def sweep_dirs(cwd: Path):
 
 def jobs(sweep: Path):
     return sorted((p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
-
-
-def summary_rows(sweep: Path):
-    with open(sweep / "summary.csv") as f:
-        return list(csv.DictReader(f))
 
 
 def test_lr_wd_grid_without_dash_m_and_a_correct_summary(tiny_data, tmp_path):

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from ..errors import EnvironmentFault
-from .files import write_json
+from .files import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,6 @@ class CsvTracker:
             self.writer.writerow([tag, int(step), float(value), f"{now:.3f}"])
 
     def figure(self, tag: str, fig, step: int = 0) -> None:
-        from ..reporting.figures import atomic_path
-
         path = self.folder / "figures" / (tag.replace("/", "_") + ".png")
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from ..artifacts.hparams import HParam, kind_of, status_hparam
 from .naming import format_blocks
-from .overrides import override_key, override_value
+from .overrides import SWEEPER_KEYS, override_key, override_value
 
 # override key -> column, for this package's own hyper-parameters
 NAMES = {
@@ -30,7 +30,6 @@ NAMES = {
     "model.batch_norm": "batch_norm",
     "seed": "seed",
 }
-PRIVATE = ("hydra.", "optuna.trial_number")  # overrides a sweeper adds for itself
 
 
 def hparams_of(cfg) -> dict:
@@ -67,7 +66,7 @@ def run_hparams(cfg, overrides) -> dict:
     values = hparams_of(cfg)
     for o in overrides or []:
         key, text = override_key(o), override_value(o)
-        if text is None or key in NAMES or key.startswith(PRIVATE) or key in ("data.path", "task"):
+        if text is None or key in NAMES or key.startswith(SWEEPER_KEYS) or key in ("data.path", "task"):
             continue
         values[key] = _typed(text)
     return values
@@ -95,6 +94,13 @@ def _column(key: str, value):
     return name, value if isinstance(value, (bool, int, float)) else str(value)
 
 
+def _discrete(key: str, choices) -> HParam:
+    """A swept key's column with its choices, as the jobs will report them, as a discrete domain."""
+    cols = [_column(key, v) for v in choices]
+    values = sorted({v for _, v in cols}, key=lambda v: (str(type(v)), v))
+    return HParam(cols[0][0], kind_of(values[0]), values=values, swept=len(values) > 1)
+
+
 def ordered(swept: list[HParam], cfg) -> list[HParam]:
     """The sweep's columns first, then this package's fixed ones (their one value as domain), then `status`."""
     names = {h.name for h in swept}
@@ -109,12 +115,11 @@ def grid_hparams(sweep_overrides: list[str], cfg) -> list[HParam]:
 
     swept: dict[str, HParam] = {}
     for o in OverridesParser.create().parse_overrides(sweep_overrides):
-        if not o.is_sweep_override() or o.get_key_element().startswith(PRIVATE):
+        if not o.is_sweep_override() or o.get_key_element().startswith(SWEEPER_KEYS):
             continue
         key = o.get_key_element().lstrip("+~")
-        cols = [_column(key, v) for v in o.sweep_iterator()]
-        values = sorted({v for _, v in cols}, key=lambda v: (str(type(v)), v))
-        swept[cols[0][0]] = HParam(cols[0][0], kind_of(values[0]), values=values, swept=len(values) > 1)
+        column = _discrete(key, o.sweep_iterator())
+        swept[column.name] = column
     return ordered(list(swept.values()), cfg)
 
 
@@ -126,9 +131,7 @@ def optuna_hparams(distributions: dict, cfg) -> list[HParam]:
     swept = []
     for key, d in distributions.items():
         if isinstance(d, CategoricalDistribution):
-            cols = [_column(key, v) for v in d.choices]
-            values = sorted({v for _, v in cols}, key=lambda v: (str(type(v)), v))
-            swept.append(HParam(cols[0][0], kind_of(values[0]), values=values, swept=len(values) > 1))
+            swept.append(_discrete(key, d.choices))
         else:
             swept.append(HParam(NAMES.get(key, key), "float", interval=(d.low, d.high), swept=d.low < d.high))
     return ordered(swept, cfg)

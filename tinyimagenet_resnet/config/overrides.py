@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+# Overrides a sweeper adds to each job for itself (its folder, its Optuna trial), not choices of the user.
+SWEEPER_KEYS = ("hydra.", "optuna.trial_number")
+
 
 def override_key(override: str) -> str:
     """`++trainer.epochs=30` -> `trainer.epochs`; `~model.dropout` -> `model.dropout`; `model/blocks=b333` ->

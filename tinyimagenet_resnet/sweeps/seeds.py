@@ -49,11 +49,15 @@ def t95(df: int) -> float:
     return _T95[df - 1] if 1 <= df <= len(_T95) else 1.96
 
 
-def varying_keys(rows: list[SummaryRow]) -> list[str]:
-    """The parameters that tell configurations apart: those whose value differs between the jobs that have one,
-    except the seed (a row rebuilt from a study for another worker's trial has only the trial's parameters)."""
-    keys = sorted({k for r in rows for k in r.params if k != "seed"})
+def differing(rows: list[SummaryRow], keys) -> list[str]:
+    """The `keys` whose value differs between the jobs that have one (a row rebuilt from a study for another
+    worker's trial has only the trial's parameters), in their order."""
     return [k for k in keys if len({str(r.params[k]) for r in rows if k in r.params}) > 1]
+
+
+def varying_keys(rows: list[SummaryRow]) -> list[str]:
+    """The parameters that tell configurations apart: those that differ, except the seed."""
+    return differing(rows, sorted({k for r in rows for k in r.params if k != "seed"}))
 
 
 def config_key(row: SummaryRow, keys: list[str]) -> tuple:

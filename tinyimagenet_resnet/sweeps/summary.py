@@ -15,8 +15,8 @@ from ..artifacts.files import write_csv, write_text
 from ..artifacts.records import SummaryRow, TrainMetrics
 from ..artifacts.runs import Run, is_run, job_dirs
 from ..config.naming import format_blocks
-from ..config.overrides import override_key, override_value
-from .seeds import seed_section
+from ..config.overrides import SWEEPER_KEYS, override_key, override_value
+from .seeds import differing, seed_section
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +33,12 @@ def _own(cfg: dict, *path: str):
     return node
 
 
-PRIVATE = ("hydra.", "optuna.trial_number")  # overrides the sweeper adds, not choices of the user
-
-
 def job_params(overrides) -> dict:
     """The job's overrides as {key: value}, without those the sweeper adds for itself."""
     params = {}
     for o in overrides or []:
         key, value = override_key(o), override_value(o)
-        if value is not None and not key.startswith(PRIVATE):
+        if value is not None and not key.startswith(SWEEPER_KEYS):
             params[key] = value
     return params
 
@@ -207,9 +204,8 @@ def table(
         for k in r.params:
             if k not in params and k not in own_keys and k != "seed":
                 params.append(k)
-    if len(rows) > 1:  # the keys whose value differs between the jobs that have it (a row of another worker's
-        # trial, rebuilt from the study, has only the trial's parameters)
-        params = [k for k in params if len({str(r.params[k]) for r in rows if k in r.params}) > 1]
+    if len(rows) > 1:
+        params = differing(rows, params)
     own = [c for c in SummaryRow.OWN if any(getattr(r, c) is not None for r in rows)]
     multi = len(objectives) > 1 or not own or not top1_first
     value_cols = list(objectives) if multi else []
