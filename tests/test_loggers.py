@@ -133,3 +133,13 @@ def test_simulated_windows_under_a_path_with_a_space_and_accents(tiny_data, tmp_
     assert (cwd / "multirun" / "optuna" / "tinyimagenet_resnet.db").is_file()
     with open(cwd / "multirun" / "optuna" / "tinyimagenet_resnet" / "summary.csv") as f:
         assert len(list(csv.DictReader(f))) == 2
+
+
+def test_a_key_of_a_tracker_not_chosen_says_how_to_choose_it(tmp_path):
+    proc = run_main(["logger.mlflow.experiment=mine"], cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
+    assert line == (
+        "error: logger.mlflow.experiment: logger.mlflow is not part of this command's config; choose it first with "
+        "logger=mlflow (or several: logger=[tensorboard,mlflow])"
+    )

@@ -4,6 +4,7 @@ value, before Hydra prints a dozen) and the config stored in a checkpoint, broug
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -44,6 +45,10 @@ def config_dir() -> str:
     raise RuntimeError(f"tinyimagenet_resnet: config folder not found next to {here}")
 
 
+# How to bring an optional node into the config, for the one line that names a key set under it while it is null.
+NODE_CHOICES = {"logger": "logger={name} (or several: logger=[tensorboard,{name}])", "optuna": "sweep=optuna"}
+
+
 def composition_error(exc: BaseException) -> str:
     """Hydra/OmegaConf's multi-line composition error as our one line: key, value, what is allowed."""
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
@@ -51,6 +56,11 @@ def composition_error(exc: BaseException) -> str:
     cause: BaseException | None = exc
     while cause is not None and not isinstance(cause, OmegaConfBaseException):
         cause = cause.__cause__ or cause.__context__
+    unset = re.search(r"Cannot set '([^']+)' because '([^']+)' is None", str(cause)) if cause is not None else None
+    if unset:  # a key under an optional node the command did not choose (logger.mlflow, optuna)
+        key, node = unset.groups()
+        how = NODE_CHOICES.get(node.split(".")[0], "").format(name=node.split(".")[-1])
+        return f"{key}: {node} is not part of this command's config" + (f"; choose it first with {how}" if how else "")
     if cause is None or not getattr(cause, "full_key", None):
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         text = "; ".join(lines[:3]) if lines else type(exc).__name__
