@@ -210,7 +210,7 @@ def test_two_jobs_with_one_slot_take_the_gpu_one_after_the_other(tiny_data, tmp_
     assert len(logs) == 2
     n = torch.cuda.device_count()
     for log in logs:
-        assert re.search(rf"GPU placement: cuda:\d \(GPU-[^)]+\), trainer.jobs_per_gpu=1", log), log[-2000:]
+        assert re.search(r"GPU placement: cuda:\d \(GPU-[^)]+\), trainer.jobs_per_gpu=1", log), log[-2000:]
         assert re.search(r"on cuda:\d", log)
     if n == 1:  # both leased the one GPU's single slot: the second started once the first had finished
         (s1, e1), (s2, e2) = sorted(map(log_span, logs))
