@@ -185,8 +185,12 @@ def test_sigkill_after_epoch_1_resumes_bitwise_when_deterministic(tiny_data, tmp
 STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
 
 
-def log_span(log: str) -> tuple[datetime, datetime]:
-    times = [datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f") for m in map(STAMP.match, log.splitlines()) if m]
+def leased_span(log: str) -> tuple[datetime, datetime]:
+    """From the job's "GPU placement" line (its lease taken) to its last line. A job that waited for a slot logs
+    that it waits before it holds one (on the device, the first run of this test measured from the first line)."""
+    lines = log.splitlines()
+    start = next(i for i, line in enumerate(lines) if "GPU placement:" in line)
+    times = [datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f") for m in map(STAMP.match, lines[start:]) if m]
     return times[0], times[-1]
 
 
@@ -213,5 +217,6 @@ def test_two_jobs_with_one_slot_take_the_gpu_one_after_the_other(tiny_data, tmp_
         assert re.search(r"GPU placement: cuda:\d \(GPU-[^)]+\), trainer.jobs_per_gpu=1", log), log[-2000:]
         assert re.search(r"on cuda:\d", log)
     if n == 1:  # both leased the one GPU's single slot: the second started once the first had finished
-        (s1, e1), (s2, e2) = sorted(map(log_span, logs))
-        assert e1 <= s2 or e2 <= s1, ((s1, e1), (s2, e2))
+        (s1, e1), (s2, e2) = sorted(map(leased_span, logs))
+        assert e1 <= s2, ((s1, e1), (s2, e2))
+        assert sum("are taken; waiting for one" in log for log in logs) == 1  # the second job waited for the slot
