@@ -30,33 +30,43 @@ class RangeTestResult:
         }
 
 
+def _moving_average(x: np.ndarray, k: int) -> np.ndarray:
+    if k <= 1:
+        return x
+    padded = np.pad(x, k // 2, mode="edge")
+    return np.convolve(padded, np.ones(k) / k, mode="valid")[: len(x)]
+
+
 def analyse(
-    lrs, smoothed, skip_start: int = 5, skip_end: int = 2, min_drop: float = 0.01
+    lrs, smoothed, skip_start: int = 5, skip_end: int = 2, min_drop: float = 0.005, plateau: float = 0.1
 ) -> tuple[float | None, tuple | None]:
-    """Window: the contiguous LR range where the smoothed loss falls, taking the stretch with the largest total drop.
-    Suggestion: the LR of steepest descent of the smoothed loss against log LR inside that window.
-    (None, None) when no stretch drops by at least `min_drop` x the starting loss: noise, not a descent."""
+    """The valley of the smoothed loss, and the LR of steepest descent inside it.
+
+    Plateau: the median smoothed loss over the first `plateau` share of the sweep (the LRs too small to learn).
+    Valley (the window): from where the loss starts to fall below the plateau (the last point still within 10% of
+    the total drop from it) to the minimum of the smoothed loss before divergence. Suggestion: the steepest descent
+    against log LR inside the valley, on the smoothed loss averaged once more over n/30 points (a single noisy step
+    is not a descent). (None, None) when the minimum is less than `min_drop` x the plateau below it, the valley spans
+    fewer than 3 points, or fewer than 60% of its steps go down: noise, not a descent."""
     lrs, smoothed = np.asarray(lrs, dtype=float), np.asarray(smoothed, dtype=float)
     n = len(lrs)
     if n < skip_start + skip_end + 3:
         return None, None
-    grad = np.gradient(smoothed, np.log10(lrs))
-    stretches, begin = [], None
-    for i in range(skip_start, n - skip_end):
-        if grad[i] < 0 and begin is None:
-            begin = i
-        elif grad[i] >= 0 and begin is not None:
-            stretches.append((begin, i - 1))
-            begin = None
-    if begin is not None:
-        stretches.append((begin, n - skip_end - 1))
-    if not stretches:
+    low = skip_start + int(np.argmin(smoothed[skip_start : n - skip_end]))
+    base = float(np.median(smoothed[skip_start : max(skip_start + 3, skip_start + int(plateau * n))]))
+    drop = base - smoothed[low]
+    if drop < min_drop * base:
         return None, None
-    lo, hi = max(stretches, key=lambda r: smoothed[r[0]] - smoothed[r[1]])
-    if smoothed[lo] - smoothed[hi] < min_drop * smoothed[skip_start]:
+    started = [i for i in range(skip_start, low) if smoothed[i] >= base - 0.1 * drop]
+    lo = started[-1] if started else skip_start
+    if low - lo < 3:
         return None, None
-    i = lo + int(np.argmin(grad[lo : hi + 1]))
-    return float(lrs[i]), (float(lrs[lo]), float(lrs[hi]))
+    averaged = _moving_average(smoothed, max(1, n // 30))
+    if (np.diff(averaged[lo : low + 1]) < 0).mean() < 0.6:
+        return None, None
+    grad = np.gradient(averaged, np.log10(lrs))
+    i = lo + int(np.argmin(grad[lo : low + 1]))
+    return float(lrs[i]), (float(lrs[lo]), float(lrs[low]))
 
 
 def range_test(
@@ -64,14 +74,14 @@ def range_test(
     make_optimizer,
     batches,
     loss_fn,
-    min_lr: float = 1e-7,
+    min_lr: float = 1e-5,
     max_lr: float = 1.0,
-    num_iters: int = 100,
-    beta: float = 0.98,
+    num_iters: int = 300,
+    beta: float = 0.95,
     diverge_factor: float = 4.0,
     step_fn=None,
     on_step=None,
-    min_drop: float = 0.01,
+    min_drop: float = 0.005,
 ) -> RangeTestResult:
     """Run on a deep copy of `model` (the caller's model and optimizer are untouched).
 
