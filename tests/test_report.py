@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tinyimagenet_resnet.reporting.sections import g3
 from tinyimagenet_resnet.reporting.text import TEXT
 
 from conftest import TINY_ARGS, run_main
@@ -112,16 +113,16 @@ def test_report_covers_the_outline_with_traceable_numbers(workflow, lang):
     ins = json.loads((runs_by_file(workflow, "inspect.json")[-1] / "inspect.json").read_text())
     assert f"{ins['initial_loss']['loss']:.4f}" in md and f"{ins['grayscale_share']:.2%}" in md
     base = json.loads((runs_by_file(workflow, "baselines.json")[-1] / "baselines.json").read_text())
-    assert f"| val | {base['val']['majority_class']['accuracy']:.4f} | {0.005:.4f} |" in md
+    assert f"| val | {g3(base['val']['majority_class']['accuracy'])} | {g3(0.005)} |" in md
     lrf = json.loads((runs_by_file(workflow, "lr_find.json")[-1] / "lr_find.json").read_text())
     assert f"**{lrf['suggested_lr']:.3g}**" in md
     ev_dir = [d for d in runs_by_file(workflow, "metrics.json") if (d / "confusion_matrix.png").exists()][-1]
     ev = json.loads((ev_dir / "metrics.json").read_text())
-    assert f"| test | {ev['test']['n']} | {ev['test']['loss']:.4f} | {ev['test']['accuracy']:.4f} |" in md
+    assert f"| test | {ev['test']['n']} | {g3(ev['test']['loss'])} | {g3(ev['test']['accuracy'])} |" in md
     train_dir = Path(ev["checkpoint"]).parents[1]
     tm = json.loads((train_dir / "metrics.json").read_text())
-    assert f"Best val top-1 **{tm['best']['val/accuracy']:.4f}**" in md
-    assert "Total parameters: **" in md and "ResidualBlock(Conv3x3-BN-act-Dropout2d(0.1)" in md
+    assert t["m6_best"].split("{top1}")[0] + g3(tm["best"]["val/accuracy"]) + "**" in md
+    assert t["m1"].split("{total")[0] in md and "ResidualBlock(Conv3x3-BN-relu-Dropout2d(0.1)" in md
     assert "python -m tinyimagenet_resnet.main -m" in md and "optim.lr=1e-3,1e-2" in md
     assert md.count("✏️") >= 10  # judgement questions are prompts, not invented prose
 

@@ -56,7 +56,11 @@ class Run:
     @cached_property
     def _events(self):
         """The run's event files, read once however many tags are asked for."""
+        import logging
+
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        logging.getLogger("tensorboard").setLevel(logging.WARNING)  # its INFO lines ("No path found after ...")
 
         if self.event_dir is None:
             return None

@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ..artifacts.files import atomic_path  # noqa: E402
 
@@ -104,6 +105,8 @@ def curves(series: dict[str, tuple[list, list]], ylabel: str, title: str, xlabel
         ax.plot(x, y, marker="o" if len(x) < 30 else None, ms=3, label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    if xlabel in ("epoch", "step"):  # whole epochs and steps: no tick at 2.5
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if logy:
         ax.set_yscale("log")
     ax.set_title(title)
