@@ -33,6 +33,7 @@ class Task(Choice):
     inspect = "inspect"
     baselines = "baselines"
     lr_find = "lr_find"
+    protocol = "protocol"
 
 
 class Precision(Choice):
@@ -45,6 +46,12 @@ class Precision(Choice):
 class Pipeline(Choice):
     fast = "fast"
     reference = "reference"
+
+
+class Scale(Choice):
+    smoke = "smoke"
+    cpu = "cpu"
+    full = "full"
 
 
 class Pruner(Choice):
@@ -367,6 +374,27 @@ class LRFindConfig:
 
 
 @dataclass
+class ProtocolConfig:
+    """`task=protocol`: every step of the course protocol in order, its state and runs in `<dir>/<name>/`."""
+
+    name: str = spec(
+        "a folder name (letters, digits, '.', '_', '-')",
+        lambda v: bool(v) and all(c.isalnum() or c in "._-" for c in v),
+    )
+    dir: str = spec("a folder")
+    scale: Scale = spec("smoke|cpu|full")
+    lang: List[str] = spec("a list of en|fr", lambda v: len(v) >= 1 and all(x in ("en", "fr") for x in v))
+
+
+@dataclass
+class ReportConfig:
+    """Section 0 of the report written by `task=protocol` (null: a ✏️ prompt to fill in)."""
+
+    author: str | None = spec("null or a string")
+    repo: str | None = spec("null or a string (the project's repository URL)")
+
+
+@dataclass
 class EvaluateConfig:
     top_confusions: int = spec("an integer >= 0", non_negative)
 
@@ -439,6 +467,8 @@ class Config:
     resume: Union[bool, str] = spec("false, true (latest matching run) or a run directory")
     run_name: str | None = spec("null or a string")
     lr_find: LRFindConfig = field(default_factory=LRFindConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     inspect: InspectConfig = field(default_factory=InspectConfig)
     data: DataConfig = field(default_factory=DataConfig)

@@ -1,0 +1,195 @@
+"""`task=protocol` (issue 16): the whole course protocol as one resumable command, on the tiny fixture in the real
+parquet layout, through the real entry point in subprocesses; and the LR range test's defaults on a real shard."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tinyimagenet_resnet.reporting.sections import g3
+from tinyimagenet_resnet.reporting.text import TEXT
+
+from conftest import run_main
+
+# the smoke scale, made smaller for the 100-image fixture (the user's overrides come after the scale's and win)
+FIXTURE = ["data.train_subset=null", "data.val_subset=null", "trainer.epochs=4", "lr_find.num_iters=40"]
+STEPS = ("inspect", "baselines", "overfit", "lr_find", "lr_wd", "blocks_dropout", "train", "evaluate", "report")
+
+
+def protocol_args(data: Path) -> list[str]:
+    return ["task=protocol", "protocol.scale=smoke", f"data.path={data}", *FIXTURE]
+
+
+def events(root: Path) -> list[tuple[str, str]]:
+    """(step, event) of each line of steps.log."""
+    return [tuple(line.split()[2:4]) for line in (root / "steps.log").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def clean(tiny_data, tmp_path_factory) -> Path:
+    """One uninterrupted smoke protocol."""
+    cwd = tmp_path_factory.mktemp("protocol_clean")
+    run_main(protocol_args(tiny_data), cwd=cwd, timeout=900)
+    return cwd / "protocol" / "default"
+
+
+def md_text(md: str) -> str:
+    """The prose of a report: no code blocks, inline code, tables, figure links or paths."""
+    md = re.sub(r"```.*?```", "", md, flags=re.S)
+    md = re.sub(r"`[^`]*`", "", md)
+    env = f"- **{TEXT['fr']['env']}:**"  # package versions and the platform string (Linux-...-with-glibc)
+    lines = [ln for ln in md.splitlines() if not ln.startswith(("|", "![", "<sub>", env))]
+    return "\n".join(lines)
+
+
+def english_fragments() -> set[str]:
+    """The fixed parts of every English sentence of the report's text table (what a French report must not hold)."""
+    out = set()
+    for key, value in TEXT["en"].items():
+        for text in value if isinstance(value, list) else [value]:
+            for part in re.split(r"\{[^}]*\}|`[^`]*`", text):
+                part = part.strip(" .,;:()*—-")
+                if len(part) >= 14 and part != TEXT["fr"].get(key):
+                    out.add(part)
+    return out - {p for v in TEXT["fr"].values() for p in (v if isinstance(v, list) else [v])}
+
+
+@pytest.mark.slow
+def test_the_smoke_protocol_runs_every_step_and_fills_every_section_in_both_languages(clean):
+    state = json.loads((clean / "state.json").read_text())
+    assert [s for s in STEPS if state["steps"][s]["status"] == "done"] == list(STEPS)
+    assert events(clean) == [(s, e) for s in STEPS for e in ("start", "done")]
+
+    # hand-offs: the grid is centred on lr_find's suggestion, the next steps take the best of the one before
+    lf = json.loads((clean / "lr_find" / "lr_find.json").read_text())
+    assert state["steps"]["lr_find"]["choice"]["lr"] == lf["suggested_lr"] is not None
+    lr_wd = [json.loads(p.read_text()) for p in (clean / "lr_wd").glob("*/metrics.json")]
+    best = max(lr_wd, key=lambda m: m["best"]["val/accuracy"])
+    chosen = state["steps"]["lr_wd"]["choice"]
+    assert best["best"]["val/accuracy"] == max(m["best"]["val/accuracy"] for m in lr_wd)
+    grid_lrs = {m["hparams"]["lr"] for m in lr_wd}
+    assert grid_lrs == {float(g3(lf["suggested_lr"] * f)) for f in (0.5, 2.0)}
+    train_cfg = (clean / "train" / ".hydra" / "config.yaml").read_text()
+    assert f"lr: {chosen['lr']}" in train_cfg and f"weight_decay: {chosen['weight_decay']}" in train_cfg
+    bd = state["steps"]["blocks_dropout"]["choice"]
+    assert f"dropout: {bd['dropout']}" in train_cfg
+
+    train = json.loads((clean / "train" / "metrics.json").read_text())
+    ev = json.loads((clean / "evaluate" / "metrics.json").read_text())
+    assert ev["checkpoint"] == str(clean / "train" / "checkpoints" / "best.ckpt")
+    for lang, folder in (("en", "report"), ("fr", "report-fr")):
+        t = TEXT[lang]
+        md = (clean / folder / "REPORT.md").read_text()
+        assert t["not_run"] not in md, lang  # every section has real numbers
+        assert re.findall(r"^## (.+)$", md, flags=re.M) == [t[f"s{i}"] for i in range(12)]
+        assert t["m4_found"].split("{")[0] + g3(lf["suggested_lr"]) in md
+        assert t["m6_best"].split("{top1}")[0] + g3(train["best"]["val/accuracy"]) + "**" in md
+        assert f"| test | {ev['test']['n']} | {g3(ev['test']['loss'])} | {g3(ev['test']['accuracy'])} |" in md
+        assert t["protocol_choices"].split("{")[0] in md and t["from_grid"].split("`")[0] in md
+        for figure in ("lr_find.png", "compare_lr.png", "compare_blocks_dropout.png", "confusion_matrix.png"):
+            assert (clean / folder / "figures" / figure).is_file(), (lang, figure)
+    fr = md_text((clean / "report-fr" / "REPORT.md").read_text())
+    left = [f for f in english_fragments() if f in fr]
+    assert not left, left
+    words = re.findall(r"\b(the|of|and|with|from|not|every|only|run)\b", fr)  # (`none` is a scheduler's name)
+    assert not words, words
+
+
+@pytest.mark.slow
+def test_sigkill_during_full_training_then_the_same_command_finishes_it_without_rerunning_any_step(
+    clean, tiny_data, tmp_path
+):
+    args = protocol_args(tiny_data)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tinyimagenet_resnet.main", *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    root = tmp_path / "protocol" / "default"
+    metrics = root / "train" / "metrics.json"
+    deadline = time.time() + 600
+    while time.time() < deadline:  # until the full training has finished its first epoch
+        try:
+            if json.loads(metrics.read_text())["epochs_run"] >= 1:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)  # the protocol process only: its training child must die with it
+    proc.wait()
+    time.sleep(1.0)
+    killed_at = json.loads(metrics.read_text())
+    assert killed_at["status"] == "running" and killed_at["epochs_run"] < 4
+    time.sleep(2.0)
+    assert json.loads(metrics.read_text()) == killed_at  # nothing trains on without the protocol
+    before = events(root)
+    assert before[-1] == ("train", "start")
+
+    run_main(args, cwd=tmp_path, timeout=900)
+    after = events(root)[len(before) :]
+    assert after[:6] == [(s, "skip") for s in STEPS[:6]]
+    assert ("train", "resume") in after and ("train", "done") in after
+    assert [e for e in after if e[1] == "start"] == [("train", "start"), ("evaluate", "start"), ("report", "start")]
+
+    a = json.loads((clean / "train" / "metrics.json").read_text())
+    b = json.loads(metrics.read_text())
+    assert b["status"] == "ok" and b["epochs_run"] == a["epochs_run"] == 4
+    assert a["best"] == b["best"]
+    for ha, hb in zip(a["history"], b["history"], strict=True):
+        timing = ("epoch_time_s", "wall_s")
+        assert {k: v for k, v in ha.items() if k not in timing} == {k: v for k, v in hb.items() if k not in timing}
+    ea = json.loads((clean / "evaluate" / "metrics.json").read_text())
+    eb = json.loads((root / "evaluate" / "metrics.json").read_text())
+    assert ea["test"] == eb["test"]
+
+
+def test_a_protocol_resumed_with_other_settings_is_refused_in_one_line(tiny_data, tmp_path):
+    root = tmp_path / "protocol" / "default"
+    root.mkdir(parents=True)
+    (root / "state.json").write_text(json.dumps({"scale": "cpu", "overrides": [], "steps": {}}))
+    proc = run_main(protocol_args(tiny_data), cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    [line] = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
+    assert "protocol.scale=cpu" in line and "protocol.name" in line
+
+
+def test_a_failing_step_is_marked_failed_and_named_in_one_line(tmp_path):
+    proc = run_main(
+        ["task=protocol", "protocol.scale=smoke", f"data.path={tmp_path / 'nowhere'}"], cwd=tmp_path, check=False
+    )
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "error: protocol step inspect failed" in proc.stderr
+    state = json.loads((tmp_path / "protocol" / "default" / "state.json").read_text())
+    assert state["steps"]["inspect"]["status"] == "failed"
+    assert events(tmp_path / "protocol" / "default") == [("inspect", "start"), ("inspect", "failed")]
+
+
+@pytest.mark.slow
+def test_the_lr_range_test_suggests_an_lr_on_a_real_shard_at_the_smoke_protocols_settings(real_data, tmp_path):
+    """The defaults (conf/config.yaml lr_find) with the smoke scale's model and batch, on one real shard (~1 min).
+    The full-width model takes ~9 minutes here: BENCHMARKS.md has its curves."""
+    from tinyimagenet_resnet.tasks.protocol import SCALES
+
+    smoke = SCALES["smoke"]
+    args = [
+        "task=lr_find",
+        f"data.path={real_data}",
+        "data.train_files=data/train-00000-*",
+        *smoke["all"],
+        *(a for a in smoke["lr_find"] if not a.startswith("data.train_subset")),  # the shard is smaller
+    ]
+    run_main(args, cwd=tmp_path, timeout=900)
+    [rec] = [json.loads(p.read_text()) for p in tmp_path.glob("outputs/*/*/lr_find.json")]
+    assert rec["suggested_lr"] is not None, rec
+    assert 1e-5 < rec["suggested_lr"] < 1.0
+    low, high = rec["stable_window"]
+    assert low <= rec["suggested_lr"] <= high

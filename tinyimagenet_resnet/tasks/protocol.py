@@ -1,0 +1,371 @@
+"""`task=protocol`: the course protocol as one resumable command.
+
+    inspect -> baselines -> overfit_small -> lr_find -> LR x WD grid -> blocks x dropout grid at the best LR/WD
+    -> full training with the best configuration -> evaluate its best.ckpt on test -> the report (each language)
+
+Each step is the entry point run in a child process, in its own folder of `<protocol.dir>/<protocol.name>/`, with
+the scale's settings (`SCALES`), the user's overrides, and what the earlier steps chose. `state.json` records each
+step's status, folder and choice; `steps.log` one line per step started, skipped, finished or failed. Re-running the
+same command skips finished steps, continues an interrupted training from its `last.ckpt`, and runs a failed or
+interrupted step again (a grid from its start). The children die with the protocol (PR_SET_PDEATHSIG on Linux), so
+a SIGKILL of the protocol leaves no training running on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+
+from ..artifacts.files import write_json
+from ..artifacts.records import LRFindRecord, TrainMetrics
+from ..artifacts.runs import Run, expand
+from ..errors import UserError
+from ..sweeps.summary import collect
+
+log = logging.getLogger(__name__)
+MAIN = [sys.executable, "-m", "tinyimagenet_resnet.main"]
+
+# The settings of each scale, step by step (Hydra overrides; the user's own come after them and win).
+# smoke: minutes on a 2-core CPU, narrow widths, small subsets, 1-3 epochs: every section gets real numbers.
+# cpu: full widths on subsets, a few hours on a CPU with native bf16. full: the course on the full data (a GPU).
+QUIET = ["trainer.progress_bar=false"]
+SCALES: dict[str, dict[str, list[str]]] = {
+    "smoke": {
+        "all": ["model.widths=[16,32,64]", "data.val_subset=500", *QUIET],
+        "inspect": ["inspect.stats_images=1000"],
+        "baselines": [],
+        "overfit": ["trainer.val_every_n_epochs=50", "data.val_subset=200"],  # 100 epochs of one batch: ~30 s
+        "lr_find": ["data.train_subset=20000", "data.batch_size=64"],
+        "lr_wd": ["data.train_subset=2000", "data.batch_size=64", "trainer.epochs=1"],
+        "blocks_dropout": [
+            "data.train_subset=2000",
+            "data.batch_size=64",
+            "trainer.epochs=1",
+            "model/blocks=b111,b222",
+            "model/dropout=p01,p03",
+        ],
+        "train": ["data.train_subset=4000", "data.batch_size=64", "trainer.epochs=3"],
+        "evaluate": [],
+    },
+    "cpu": {
+        "all": QUIET,
+        "inspect": [],
+        "baselines": [],
+        "overfit": [],
+        "lr_find": ["data.train_subset=20000", "data.batch_size=64"],
+        "lr_wd": ["data.train_subset=5000", "data.val_subset=2000", "trainer.epochs=2"],
+        "blocks_dropout": ["data.train_subset=5000", "data.val_subset=2000", "trainer.epochs=3"],
+        "train": ["trainer.budget_minutes=60"],
+        "evaluate": [],
+    },
+    "full": {
+        "all": QUIET,
+        "inspect": [],
+        "baselines": [],
+        "overfit": [],
+        "lr_find": [],
+        "lr_wd": [],
+        "blocks_dropout": [],
+        "train": [],
+        "evaluate": [],
+    },
+}
+# LR grid around lr_find's suggestion (factors), and the weight decays beside it, per scale
+LR_FACTORS = {"smoke": (0.5, 2.0), "cpu": (1 / 3, 1.0, 3.0), "full": (0.1, 1 / 3, 1.0, 3.0, 10.0)}
+WEIGHT_DECAYS = {"smoke": (0.0, 1e-4), "cpu": (0.0, 1e-4), "full": (0.0, 1e-5, 1e-4, 1e-3)}
+STEPS = ("inspect", "baselines", "overfit", "lr_find", "lr_wd", "blocks_dropout", "train", "evaluate", "report")
+SWEEPS = ("lr_wd", "blocks_dropout")
+
+
+class StepFailed(UserError):
+    exit_code = 1
+
+
+class ProtocolInterrupted(UserError):
+    exit_code = 130
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: receive SIGKILL when the protocol process dies (Linux; elsewhere nothing)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except (OSError, AttributeError):  # not Linux: the child may outlive a killed protocol
+        pass
+
+
+def sig3(x: float) -> str:
+    """A value for an override with 3 significant figures (1e-3 -> 0.001, 0.000316 -> 0.000316)."""
+    return f"{float(f'{x:.3g}'):g}"
+
+
+@dataclass
+class Protocol:
+    root: Path
+    scale: str
+    user: list[str]  # the user's overrides, for every step
+    launcher: list[str]  # the user's hydra/launcher overrides, for the grids
+    langs: list[str]
+    state: dict
+
+    # ------------------------------------------------------------------------------------------ state
+    @property
+    def state_path(self) -> Path:
+        return self.root / "state.json"
+
+    def save(self) -> None:
+        write_json(self.state_path, self.state)
+
+    def note(self, step: str, event: str, detail: str = "") -> None:
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {step} {event}" + (f" {detail}" if detail else "")
+        with open(self.root / "steps.log", "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+        log.info("protocol: %s %s%s", step, event, f" ({detail})" if detail else "")
+
+    def step(self, name: str) -> dict:
+        return self.state["steps"].setdefault(name, {"status": "pending"})
+
+    def folder(self, name: str) -> Path:
+        return self.root / name
+
+    # ------------------------------------------------------------------------------------------ running
+    def args(self, name: str, handoff: list[str]) -> list[str]:
+        scale = SCALES[self.scale]
+        return [*scale["all"], *scale[name], *self.user, *handoff]
+
+    def child(self, name: str, args: list[str]) -> None:
+        cmd = [*MAIN, *args]
+        self.step(name)["command"] = " ".join(["python -m tinyimagenet_resnet.main", *args])
+        self.save()
+        proc = subprocess.Popen(cmd, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        stopped: list[str] = []
+
+        def forward(signum, frame):  # SIGTERM: let the step stop cleanly (a training writes its last.ckpt)
+            stopped.append(signal.Signals(signum).name)
+            proc.send_signal(signum)
+
+        previous = signal.signal(signal.SIGTERM, forward)
+        try:
+            while True:
+                try:
+                    proc.wait()
+                    break
+                except KeyboardInterrupt:  # ctrl-C reached the child too (same process group): wait for it
+                    stopped.append("SIGINT")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        if stopped:
+            raise ProtocolInterrupted(
+                f"protocol interrupted by {stopped[0]} during step {name}; run the same command again: finished "
+                "steps are skipped and an interrupted training continues from its last.ckpt"
+            )
+        if proc.returncode != 0:
+            raise StepFailed(
+                f"protocol step {name} failed (exit {proc.returncode}); its output is above and in "
+                f"{self.folder(name)}; fix the cause and run the same command again: finished steps are skipped"
+            )
+
+    def run_step(self, name: str, fn) -> None:
+        st = self.step(name)
+        if st["status"] == "done":
+            self.note(name, "skip", "done earlier")
+            return
+        again = st["status"] in ("running", "failed", "interrupted")
+        st.update(status="running", started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        st["attempts"] = st.get("attempts", 0) + 1
+        self.save()
+        self.note(name, "start", "again" if again else "")
+        try:
+            result = fn(again)
+        except BaseException as exc:
+            st["status"] = "interrupted" if isinstance(exc, (ProtocolInterrupted, KeyboardInterrupt)) else "failed"
+            self.save()
+            self.note(name, st["status"])
+            raise
+        st.update(status="done", finished=time.strftime("%Y-%m-%dT%H:%M:%S"), **(result or {}))
+        self.save()
+        self.note(name, "done", ", ".join(f"{k}={v}" for k, v in (result or {}).get("choice", {}).items()))
+
+    def single(self, name: str, args: list[str], again: bool) -> Path:
+        """A single run in <root>/<name> (a stale folder from an interrupted attempt is removed first)."""
+        folder = self.folder(name)
+        if again and folder.exists():
+            shutil.rmtree(folder)
+        self.child(name, [*args, f"hydra.run.dir={folder}"])
+        return folder
+
+    def grid(self, name: str, args: list[str], again: bool) -> Path:
+        folder = self.folder(name)
+        if again and folder.exists():
+            shutil.rmtree(folder)  # a grid interrupted midway runs again from its start
+        self.child(name, ["-m", f"sweep={name}", *self.launcher, *args, f"hydra.sweep.dir={folder}"])
+        return folder
+
+    # ------------------------------------------------------------------------------------------ the steps
+    def choice(self, name: str) -> dict:
+        return self.state["steps"].get(name, {}).get("choice", {})
+
+    def lr_find(self, again: bool) -> dict:
+        folder = self.single("lr_find", ["task=lr_find", *self.args("lr_find", [])], again)
+        rec = Run(folder).read(LRFindRecord)
+        lr = rec.suggested_lr if rec else None
+        return {"dir": str(folder), "choice": {"lr": lr}}
+
+    def lr_wd(self, again: bool) -> dict:
+        lr = self.choice("lr_find").get("lr")
+        handoff = []
+        if lr is not None:
+            lrs = ",".join(sig3(lr * f) for f in LR_FACTORS[self.scale])
+            handoff.append(f"optim.lr={lrs}")
+        handoff.append("optim.weight_decay=" + ",".join(f"{w:g}" for w in WEIGHT_DECAYS[self.scale]))
+        folder = self.grid("lr_wd", self.args("lr_wd", handoff), again)
+        best = best_job(folder)
+        cfg = best.config
+        return {
+            "dir": str(folder),
+            "choice": {"lr": float(cfg["optim"]["lr"]), "weight_decay": float(cfg["optim"]["weight_decay"])},
+            "best_job": best.path.name,
+            "grid_centre": lr,
+        }
+
+    def blocks_dropout(self, again: bool) -> dict:
+        c = self.choice("lr_wd")
+        handoff = [f"optim.lr={c['lr']:g}", f"optim.weight_decay={c['weight_decay']:g}"]
+        folder = self.grid("blocks_dropout", self.args("blocks_dropout", handoff), again)
+        best = best_job(folder)
+        cfg = best.config
+        return {
+            "dir": str(folder),
+            "choice": {"blocks": list(cfg["model"]["blocks"]), "dropout": float(cfg["model"]["dropout"])},
+            "best_job": best.path.name,
+        }
+
+    def train(self, again: bool) -> dict:
+        c, b = self.choice("lr_wd"), self.choice("blocks_dropout")
+        handoff = [
+            f"optim.lr={c['lr']:g}",
+            f"optim.weight_decay={c['weight_decay']:g}",
+            "model.blocks=[" + ",".join(str(x) for x in b["blocks"]) + "]",
+            f"model.dropout={b['dropout']:g}",
+        ]
+        folder = self.folder("train")
+        last = folder / "checkpoints" / "last.ckpt"
+        metrics = Run(folder).read(TrainMetrics) if folder.is_dir() else None
+        if metrics is not None and metrics.status == "ok":
+            pass  # finished; only the state had not been written when the protocol stopped
+        elif last.is_file():
+            self.note("train", "resume", str(last))
+            self.child("train", [f"ckpt_path={last}"])
+        else:
+            self.single("train", self.args("train", handoff), again)
+        m = Run(folder).read(TrainMetrics)
+        return {
+            "dir": str(folder),
+            "choice": {"checkpoint": str(folder / "checkpoints" / "best.ckpt")},
+            "best_val_top1": m.best.val_accuracy if m else None,
+        }
+
+    def evaluate(self, again: bool) -> dict:
+        ckpt = self.choice("train")["checkpoint"]
+        folder = self.single("evaluate", ["task=evaluate", f"ckpt_path={ckpt}", *self.args("evaluate", [])], again)
+        return {"dir": str(folder)}
+
+    def report(self, again: bool, cfg) -> dict:
+        from ..reporting.report import ReportOptions, build
+
+        runs = {k: self.state["steps"][s]["dir"] for k, s in RUN_STEPS.items()}
+        sweeps = [self.state["steps"][s]["dir"] for s in SWEEPS]
+        written = []
+        for lang in self.langs:
+            out = self.root / ("report" if lang == self.langs[0] else f"report-{lang}")
+            opts = ReportOptions(
+                lang=lang,
+                out=str(out),
+                runs=runs,
+                sweeps=sweeps,
+                author=cfg.report.author,
+                repo=cfg.report.repo,
+                protocol=self.state,
+                discover=False,
+            )
+            written.append(str(build(opts)))
+        return {"reports": written}
+
+
+RUN_STEPS = {k: k for k in ("inspect", "baselines", "overfit", "lr_find", "train", "evaluate")}
+
+
+def best_job(sweep: Path) -> Run:
+    """The finished job with the best val top-1 in a grid's summary (the grid must have one)."""
+    rows = [r for r in collect(sweep) if r.status == "ok"]
+    if not rows:
+        raise StepFailed(f"protocol: no job of {sweep} finished; see its jobs' main.log, then run the command again")
+    jobs = {j.path.name: j for j in expand([sweep])}
+    best = rows[0]
+    return jobs.get(Path(best.job).name) or next(j for j in jobs.values() if str(j.path).endswith(str(best.job)))
+
+
+def user_overrides() -> tuple[list[str], list[str]]:
+    """(the user's overrides for every step, their hydra/launcher overrides for the grids)."""
+    hc = HydraConfig.get()
+    own = ("task=", "protocol.", "report.", "hydra.")
+    user = [o for o in hc.overrides.task if not o.startswith(own) and not o.startswith("~protocol")]
+    launcher = [o for o in hc.overrides.hydra if o.startswith(("hydra/launcher=", "hydra.launcher."))]
+    launcher += [o for o in hc.overrides.task if o.startswith(("hydra/launcher=", "hydra.launcher."))]
+    return user, launcher
+
+
+def run(cfg) -> dict:
+    p = cfg.protocol
+    root = Path(str(p.dir)) / str(p.name)
+    root = root if root.is_absolute() else Path.cwd() / root
+    root.mkdir(parents=True, exist_ok=True)
+    user, launcher = user_overrides()
+    state_path = root / "state.json"
+    if state_path.is_file():
+        import json
+
+        state = json.loads(state_path.read_text())
+        if state.get("scale") != str(p.scale) or state.get("overrides") != user:
+            raise UserError(
+                f"protocol {root} was started with protocol.scale={state.get('scale')} and overrides "
+                f"{state.get('overrides')}; run it with those to resume, or choose another protocol.name"
+            )
+    else:
+        state = {"name": str(p.name), "scale": str(p.scale), "overrides": user, "steps": {}}
+    proto = Protocol(root, str(p.scale), user, launcher, [str(x) for x in p.lang], state)
+    proto.save()
+    log.info("Protocol %s (scale %s): state in %s", p.name, p.scale, state_path)
+    t0 = time.perf_counter()
+
+    def single(name, task_args):
+        return lambda again: {"dir": str(proto.single(name, [*task_args, *proto.args(name, [])], again))}
+
+    plan = {
+        "inspect": single("inspect", ["task=inspect"]),
+        "baselines": single("baselines", ["task=baselines"]),
+        "overfit": single("overfit", ["experiment=overfit_small"]),
+        "lr_find": proto.lr_find,
+        "lr_wd": proto.lr_wd,
+        "blocks_dropout": proto.blocks_dropout,
+        "train": proto.train,
+        "evaluate": proto.evaluate,
+        "report": lambda again: proto.report(again, cfg),
+    }
+    for name in STEPS:
+        proto.run_step(name, plan[name])
+    took = time.perf_counter() - t0
+    reports = state["steps"]["report"]["reports"]
+    log.info("Protocol %s finished in %.0f s: %s", p.name, took, ", ".join(reports))
+    print("protocol finished: " + ", ".join(reports))
+    return {"reports": reports, "seconds": math.floor(took)}
