@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tinyimagenet_resnet.reporting.sections import g3
 from tinyimagenet_resnet.reporting.text import TEXT
@@ -70,15 +71,23 @@ def test_the_smoke_protocol_runs_every_step_and_fills_every_section_in_both_lang
     lf = json.loads((clean / "lr_find" / "lr_find.json").read_text())
     assert state["steps"]["lr_find"]["choice"]["lr"] == lf["suggested_lr"] is not None
     lr_wd = [json.loads(p.read_text()) for p in (clean / "lr_wd").glob("*/metrics.json")]
-    best = max(lr_wd, key=lambda m: m["best"]["val/accuracy"])
+    assert len(lr_wd) == 4
+    assert {m["hparams"]["lr"] for m in lr_wd} == {float(g3(lf["suggested_lr"] * f)) for f in (0.5, 2.0)}
+    top = max(m["best"]["val/accuracy"] for m in lr_wd)
     chosen = state["steps"]["lr_wd"]["choice"]
-    assert best["best"]["val/accuracy"] == max(m["best"]["val/accuracy"] for m in lr_wd)
-    grid_lrs = {m["hparams"]["lr"] for m in lr_wd}
-    assert grid_lrs == {float(g3(lf["suggested_lr"] * f)) for f in (0.5, 2.0)}
-    train_cfg = (clean / "train" / ".hydra" / "config.yaml").read_text()
-    assert f"lr: {chosen['lr']}" in train_cfg and f"weight_decay: {chosen['weight_decay']}" in train_cfg
+    winners = {(m["hparams"]["lr"], m["hparams"]["weight_decay"]) for m in lr_wd if m["best"]["val/accuracy"] == top}
+    assert (chosen["lr"], chosen["weight_decay"]) in winners
+    bd_runs = [json.loads(p.read_text()) for p in (clean / "blocks_dropout").glob("*/metrics.json")]
+    assert {(m["hparams"]["lr"], m["hparams"]["weight_decay"]) for m in bd_runs} == {
+        (chosen["lr"], chosen["weight_decay"])
+    }
+    top = max(m["best"]["val/accuracy"] for m in bd_runs)
     bd = state["steps"]["blocks_dropout"]["choice"]
-    assert f"dropout: {bd['dropout']}" in train_cfg
+    winners = {(m["hparams"]["blocks"], m["hparams"]["dropout"]) for m in bd_runs if m["best"]["val/accuracy"] == top}
+    assert ("".join(map(str, bd["blocks"])), bd["dropout"]) in winners
+    train_cfg = yaml.safe_load((clean / "train" / ".hydra" / "config.yaml").read_text())
+    assert (train_cfg["optim"]["lr"], train_cfg["optim"]["weight_decay"]) == (chosen["lr"], chosen["weight_decay"])
+    assert (train_cfg["model"]["blocks"], train_cfg["model"]["dropout"]) == (bd["blocks"], bd["dropout"])
 
     train = json.loads((clean / "train" / "metrics.json").read_text())
     ev = json.loads((clean / "evaluate" / "metrics.json").read_text())
@@ -124,6 +133,8 @@ def test_sigkill_during_full_training_then_the_same_command_finishes_it_without_
             pass
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.005)
+    else:
+        raise AssertionError("the protocol never reached its full training's first epoch")
     os.kill(proc.pid, signal.SIGKILL)  # the protocol process only: its training child must die with it
     proc.wait()
     time.sleep(1.0)

@@ -127,6 +127,17 @@ def test_analyse_refuses_to_suggest_from_noise():
     assert lrs[38] <= window[0] < suggestion < window[1] <= lrs[61]
 
 
+def test_analyse_ignores_the_non_finite_end_of_a_diverged_sweep():
+    lrs = np.logspace(-5, 0, 100)
+    smoothed = 5.3 - 0.3 / (1 + np.exp(-(np.log10(lrs) + 2.5) * 4))  # falls fastest at 10^-2.5
+    finite = analyse(lrs[:90], smoothed[:90])
+    for bad in (np.inf, np.nan):
+        diverged = smoothed.copy()
+        diverged[90:] = bad  # the sweep stopped on a non-finite loss
+        assert analyse(lrs, diverged) == finite
+    assert math.isclose(math.log10(finite[0]), -2.5, abs_tol=0.15)
+
+
 def test_lr_find_task(tiny_data, tmp_path):
     run_main(
         [f"data.path={tiny_data}", "task=lr_find", *TINY_ARGS, "lr_find.num_iters=40", "lr_find.min_lr=1e-6"],

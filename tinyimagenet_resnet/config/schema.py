@@ -378,8 +378,8 @@ class ProtocolConfig:
     """`task=protocol`: every step of the course protocol in order, its state and runs in `<dir>/<name>/`."""
 
     name: str = spec(
-        "a folder name (letters, digits, '.', '_', '-')",
-        lambda v: bool(v) and all(c.isalnum() or c in "._-" for c in v),
+        "a folder name (letters, digits, '.', '_', '-'; not only dots)",
+        lambda v: bool(v) and all(c.isalnum() or c in "._-" for c in v) and set(v) != {"."},
     )
     dir: str = spec("a folder")
     scale: Scale = spec("smoke|cpu|full")

@@ -25,6 +25,8 @@ from ..cli import UsageError, parser
 from ..model import build_model
 from .text import TEXT
 
+# model keys added after 0.1.0, with the value every earlier run had
+MODEL_DEFAULTS = {"activation": "relu", "batch_norm": True}
 RUN_KINDS = ("inspect", "baselines", "overfit", "lr_find", "train", "evaluate")
 
 
@@ -226,6 +228,7 @@ def _quote(overrides) -> list[str]:
 
 
 def architecture(model_cfg, num_classes: int) -> tuple[list, int]:
+    model_cfg = {**MODEL_DEFAULTS, **model_cfg}  # runs of older versions lack the later keys
     model = build_model(OmegaConf.create(model_cfg), num_classes).eval()
     bn = " + BN" if model_cfg.get("batch_norm", True) else ""  # the text follows the config (batch_norm=false)
     act = str(model_cfg.get("activation", "relu"))

@@ -232,7 +232,7 @@ def augmentations(t: dict, data_cfg: dict) -> str:
 
 # ---------------------------------------------------------------------------------------------------- 2
 def model(c: Ctx) -> None:
-    from .report import architecture
+    from .report import MODEL_DEFAULTS, architecture
 
     doc, t = c.doc, c.t
     doc.h3("M0")
@@ -257,7 +257,7 @@ def model(c: Ctx) -> None:
     doc.h3("M1")
     ref = c.ref_cfg
     if ref:
-        m = ref["model"]
+        m = {**MODEL_DEFAULTS, **ref["model"]}
         rows, total = architecture(m, ref["data"]["num_classes"])
         doc.table(t["h_arch"], rows)
         doc.add(
@@ -284,7 +284,7 @@ def model(c: Ctx) -> None:
             ),
             "",
         )
-        doc.prompt("M2", f"{il['loss']:.4f} vs {il['ln_num_classes']:.4f}")
+        doc.prompt("M2", f"{il['loss']:.4f} / ln({ref['data']['num_classes']}) = {il['ln_num_classes']:.4f}")
     else:
         doc.missing("inspect")
 

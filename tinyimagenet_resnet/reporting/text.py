@@ -165,7 +165,7 @@ TEXT = {
         "pareto": "Front de Pareto ({n} essais sur {total} : aucun autre essai n'est au moins aussi bon sur chaque "
         "objectif et meilleur sur l'un)",
         "by_seed": "Moyenne ± écart-type sur les graines, par configuration (intervalle à 95 % de la moyenne ; "
-        "≈ best : le balayage ne la distingue pas de la meilleure)",
+        "≈ meilleure : le balayage ne la distingue pas de la meilleure)",
         "fill": "À compléter",
         "measured": "mesuré",
         "project": "Projet",

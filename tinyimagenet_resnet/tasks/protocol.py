@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 import signal
 import subprocess
@@ -91,7 +92,9 @@ class StepFailed(UserError):
 
 
 class ProtocolInterrupted(UserError):
-    exit_code = 130
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def _die_with_parent() -> None:
@@ -117,6 +120,7 @@ class Protocol:
     launcher: list[str]  # the user's hydra/launcher overrides, for the grids
     langs: list[str]
     state: dict
+    stop_after: str | None = None  # a signal that arrived as a step finished
 
     # ------------------------------------------------------------------------------------------ state
     @property
@@ -143,44 +147,86 @@ class Protocol:
         scale = SCALES[self.scale]
         return [*scale["all"], *scale[name], *self.user, *handoff]
 
-    def child(self, name: str, args: list[str]) -> None:
+    def child(self, name: str, args: list[str], allow_failure: bool = False) -> int:
+        """Run a step's command in its own process group (its launcher's workers included), recorded in the state
+        so that a re-run after a SIGKILL of the protocol can end what is left of it first."""
+        import shlex
+
         cmd = [*MAIN, *args]
-        self.step(name)["command"] = " ".join(["python -m tinyimagenet_resnet.main", *args])
+        st = self.step(name)
+        st.setdefault("commands", []).append(shlex.join(["python -m tinyimagenet_resnet.main", *args]))
+        st["command"] = st["commands"][0]
+        proc = subprocess.Popen(
+            cmd,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            start_new_session=sys.platform != "win32",
+        )
+        st["pgid"] = proc.pid if sys.platform != "win32" else None
         self.save()
-        proc = subprocess.Popen(cmd, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         stopped: list[str] = []
 
-        def forward(signum, frame):  # SIGTERM: let the step stop cleanly (a training writes its last.ckpt)
+        def forward(signum, frame):  # ctrl-C / SIGTERM: the step stops cleanly (a training writes its last.ckpt)
             stopped.append(signal.Signals(signum).name)
-            proc.send_signal(signum)
+            try:
+                if sys.platform != "win32":
+                    os.killpg(proc.pid, signum)
+                else:
+                    proc.send_signal(signum)
+            except ProcessLookupError:
+                pass
 
-        previous = signal.signal(signal.SIGTERM, forward)
+        previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            while True:
-                try:
-                    proc.wait()
-                    break
-                except KeyboardInterrupt:  # ctrl-C reached the child too (same process group): wait for it
-                    stopped.append("SIGINT")
+            proc.wait()
         finally:
-            signal.signal(signal.SIGTERM, previous)
-        if stopped:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        st["pgid"] = None
+        self.save()
+        if stopped and proc.returncode == 0:
+            self.stop_after = stopped[0]  # the step had just finished: stop before the next one
+        if stopped and proc.returncode != 0:
             raise ProtocolInterrupted(
                 f"protocol interrupted by {stopped[0]} during step {name}; run the same command again: finished "
-                "steps are skipped and an interrupted training continues from its last.ckpt"
+                "steps are skipped and an interrupted training continues from its last.ckpt",
+                exit_code=143 if stopped[0] == "SIGTERM" else 130,
             )
-        if proc.returncode != 0:
+        if proc.returncode != 0 and not allow_failure:
             raise StepFailed(
-                f"protocol step {name} failed (exit {proc.returncode}); its output is above and in "
-                f"{self.folder(name)}; fix the cause and run the same command again: finished steps are skipped"
+                f"protocol step {name} failed (exit {proc.returncode}); its output is above; fix the cause and run "
+                "the same command again: finished steps are skipped"
             )
+        return proc.returncode
+
+    def end_leftovers(self, name: str) -> None:
+        """A step whose protocol was killed may have left processes of its group running (a launcher's workers,
+        or a child where the parent-death signal does not exist): end them before running the step again."""
+        pgid = self.step(name).get("pgid")
+        if not pgid or sys.platform == "win32":
+            return
+        try:  # only a group whose leader is still one of ours (a pid can be reused by another program)
+            ours = "tinyimagenet_resnet" in Path(f"/proc/{pgid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            ours = False  # gone, or no /proc (macOS): nothing we can safely end
+        if not ours:
+            self.step(name)["pgid"] = None
+            return
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+            log.warning("protocol: ended what was left running of step %s (process group %d)", name, pgid)
+            time.sleep(0.5)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.step(name)["pgid"] = None
 
     def run_step(self, name: str, fn) -> None:
         st = self.step(name)
-        if st["status"] == "done":
+        if st["status"] == "done" and name != "report":  # the report is cheap: always rebuilt (report.* may differ)
             self.note(name, "skip", "done earlier")
             return
         again = st["status"] in ("running", "failed", "interrupted")
+        if again:
+            self.end_leftovers(name)
         st.update(status="running", started=time.strftime("%Y-%m-%dT%H:%M:%S"))
         st["attempts"] = st.get("attempts", 0) + 1
         self.save()
@@ -205,10 +251,29 @@ class Protocol:
         return folder
 
     def grid(self, name: str, args: list[str], again: bool) -> Path:
+        """A grid in <root>/<name>. A job that fails (diverges at a large LR, say) does not stop the protocol while
+        another job finished: the best finished one is chosen and the failures are recorded."""
         folder = self.folder(name)
         if again and folder.exists():
             shutil.rmtree(folder)  # a grid interrupted midway runs again from its start
-        self.child(name, ["-m", f"sweep={name}", *self.launcher, *args, f"hydra.sweep.dir={folder}"])
+        code = self.child(
+            name, ["-m", f"sweep={name}", *self.launcher, *args, f"hydra.sweep.dir={folder}"], allow_failure=True
+        )
+        if code != 0:
+            rows = collect(folder) if folder.is_dir() else []
+            failed = [r.job for r in rows if r.status != "ok"]
+            if not any(r.status == "ok" for r in rows):
+                raise StepFailed(
+                    f"protocol step {name} failed (exit {code}): no job of the grid finished; see the jobs' "
+                    f"main.log under {folder}, fix the cause and run the same command again"
+                )
+            self.step(name)["failed_jobs"] = [Path(j).name for j in failed]
+            log.warning(
+                "protocol: %d job(s) of %s did not finish (%s); choosing among the others",
+                len(failed),
+                name,
+                ", ".join(Path(j).name for j in failed),
+            )
         return folder
 
     # ------------------------------------------------------------------------------------------ the steps
@@ -263,7 +328,7 @@ class Protocol:
         metrics = Run(folder).read(TrainMetrics) if folder.is_dir() else None
         if metrics is not None and metrics.status == "ok":
             pass  # finished; only the state had not been written when the protocol stopped
-        elif last.is_file():
+        elif last.is_file() and (metrics is None or metrics.status in ("running", "interrupted")):
             self.note("train", "resume", str(last))
             self.child("train", [f"ckpt_path={last}"])
         else:
@@ -286,8 +351,8 @@ class Protocol:
         runs = {k: self.state["steps"][s]["dir"] for k, s in RUN_STEPS.items()}
         sweeps = [self.state["steps"][s]["dir"] for s in SWEEPS]
         written = []
-        for lang in self.langs:
-            out = self.root / ("report" if lang == self.langs[0] else f"report-{lang}")
+        for lang in dict.fromkeys(self.langs):
+            out = self.root / ("report" if lang == "en" else f"report-{lang}")
             opts = ReportOptions(
                 lang=lang,
                 out=str(out),
@@ -331,11 +396,24 @@ def run(cfg) -> dict:
     root = root if root.is_absolute() else Path.cwd() / root
     root.mkdir(parents=True, exist_ok=True)
     user, launcher = user_overrides()
+    clash = [o for o in user if o.split("=", 1)[0].lstrip("+~") in ("sweep", "experiment", "ckpt_path", "resume")]
+    if clash:
+        raise UserError(
+            f"{clash[0]}: task=protocol chooses each step's sweep, experiment and checkpoint itself; allowed: "
+            "settings of the runs (data.*, model.*, trainer.*, optim.* ...) and hydra/launcher"
+        )
     state_path = root / "state.json"
     if state_path.is_file():
         import json
 
-        state = json.loads(state_path.read_text())
+        try:
+            state = json.loads(state_path.read_text())
+            assert isinstance(state.get("steps"), dict) and isinstance(state.get("overrides"), list)
+        except (ValueError, AssertionError):
+            raise UserError(
+                f"{state_path}: not a protocol state this version can read; move the folder away or choose "
+                "another protocol.name"
+            ) from None
         if state.get("scale") != str(p.scale) or state.get("overrides") != user:
             raise UserError(
                 f"protocol {root} was started with protocol.scale={state.get('scale')} and overrides "
@@ -364,8 +442,12 @@ def run(cfg) -> dict:
     }
     for name in STEPS:
         proto.run_step(name, plan[name])
+        if proto.stop_after and name != STEPS[-1]:
+            raise ProtocolInterrupted(
+                f"protocol interrupted by {proto.stop_after} after step {name}; run the same command again to go on"
+            )
     took = time.perf_counter() - t0
-    reports = state["steps"]["report"]["reports"]
+    reports = state["steps"]["report"].get("reports", [])
     log.info("Protocol %s finished in %.0f s: %s", p.name, took, ", ".join(reports))
     print("protocol finished: " + ", ".join(reports))
     return {"reports": reports, "seconds": math.floor(took)}

@@ -49,6 +49,9 @@ def analyse(
     is not a descent). (None, None) when the minimum is less than `min_drop` x the plateau below it, the valley spans
     fewer than 3 points, or fewer than 60% of its steps go down: noise, not a descent."""
     lrs, smoothed = np.asarray(lrs, dtype=float), np.asarray(smoothed, dtype=float)
+    finite = np.isfinite(smoothed)
+    if not finite.all():  # the sweep stopped on a NaN/inf loss: the curve ends before it
+        lrs, smoothed = lrs[: int(np.argmin(finite))], smoothed[: int(np.argmin(finite))]
     n = len(lrs)
     if n < skip_start + skip_end + 3:
         return None, None
