@@ -101,6 +101,8 @@ def test_the_smoke_protocol_runs_every_step_and_fills_every_section_in_both_lang
         assert t["m6_best"].split("{top1}")[0] + g3(train["best"]["val/accuracy"]) + "**" in md
         assert f"| test | {ev['test']['n']} | {g3(ev['test']['loss'])} | {g3(ev['test']['accuracy'])} |" in md
         assert t["protocol_choices"].split("{")[0] in md and t["from_grid"].split("`")[0] in md
+        # the exact commands hold the Hydra overrides too (each step's own folder)
+        assert f"hydra.sweep.dir={clean / 'lr_wd'}" in md and f"hydra.run.dir={clean / 'train'}" in md
         for figure in ("lr_find.png", "compare_lr.png", "compare_blocks_dropout.png", "confusion_matrix.png"):
             assert (clean / folder / "figures" / figure).is_file(), (lang, figure)
     fr = md_text((clean / "report-fr" / "REPORT.md").read_text())

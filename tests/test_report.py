@@ -190,3 +190,36 @@ def test_plot_overlays_a_metric_of_a_sweep(workflow, tmp_path):
         text=True,
     )
     assert bad.returncode == 2 and "--metric='nope'" in bad.stderr
+
+
+def test_the_architecture_text_follows_the_config():
+    from tinyimagenet_resnet.reporting.report import architecture
+
+    base = {"name": "resnet", "blocks": [1, 1, 1], "widths": [8, 16, 32], "dropout": 0.2, "activation": "gelu"}
+    rows, _ = architecture({**base, "batch_norm": False}, 200)
+    text = " ".join(r[1] for r in rows)
+    assert "BN" not in text and "gelu" in text and "Dropout2d(0.2)" in text
+    rows, _ = architecture({**base, "batch_norm": True}, 200)
+    assert "Conv3x3 + BN + gelu" in rows[0][1] and "Conv3x3-BN-gelu-Dropout2d(0.2)-Conv3x3-BN" in rows[1][1]
+    rows, _ = architecture({k: v for k, v in base.items() if k != "activation"}, 200)  # a 0.1.0 run's config
+    assert "relu" in rows[0][1] and "BN" in rows[0][1]
+
+
+def test_epoch_axes_have_whole_numbers_only():
+    from tinyimagenet_resnet.reporting.figures import curves
+
+    fig = curves({"val/accuracy": ([1, 2, 3], [0.1, 0.2, 0.3])}, "accuracy", "t")
+    ticks = [t for t in fig.axes[0].get_xticks() if 1 <= t <= 3]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_section_zero_names_the_author_and_repository_or_asks_for_them(tmp_path):
+    from tinyimagenet_resnet.reporting.report import ReportOptions, build
+
+    for lang in ("en", "fr"):
+        asked = build(ReportOptions(lang=lang, out=str(tmp_path / f"a{lang}"), discover=False)).read_text()
+        t = TEXT[lang]
+        assert f"**{t['author']}:** ✏️" in asked and f"**{t['repo']}:** ✏️" in asked
+    given = build(ReportOptions(out=str(tmp_path / "b"), author="A. Student", repo="https://x.org/r", discover=False))
+    md = given.read_text()
+    assert "**Author:** A. Student" in md and "**Repository:** https://x.org/r" in md
