@@ -154,7 +154,7 @@ class Protocol:
 
         cmd = [*MAIN, *args]
         st = self.step(name)
-        st.setdefault("commands", []).append(shlex.join(["python -m tinyimagenet_resnet.main", *args]))
+        st.setdefault("commands", []).append("python -m tinyimagenet_resnet.main " + shlex.join(args))
         st["command"] = st["commands"][0]
         proc = subprocess.Popen(
             cmd,
