@@ -82,6 +82,25 @@ def wait_for_epoch(cwd: Path, epoch: int, proc, timeout=120) -> Path:
     raise TimeoutError(f"no run under {cwd} finished epoch {epoch} within {timeout} s")
 
 
+def sigkill_after_epoch_1_and_resume(args, tmp_path: Path, timeout=120) -> tuple[Path, Path, dict, Path]:
+    """A clean run of `args`; the same run SIGKILLed once its first epoch is recorded, then resumed from its
+    last.ckpt. Returns (clean run, resumed run, its metrics.json as the kill left it, the killed run's cwd)."""
+    import signal
+
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    run_main(args, cwd=clean)
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    proc = popen_main(args, killed)
+    run = wait_for_epoch(killed, 1, proc, timeout=timeout)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = json.loads((run / "metrics.json").read_text())
+    run_main([*args, f"ckpt_path={run}/checkpoints/last.ckpt"], cwd=killed)
+    return only_run_dir(clean), run, partial, killed
+
+
 def only_run_dir(root: Path) -> Path:
     runs = [p for p in (root / "outputs").glob("*/*") if p.is_dir()]
     assert len(runs) == 1, runs

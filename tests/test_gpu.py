@@ -8,7 +8,6 @@ To rehearse them on a CPU (everything but the lease): TINYIMAGENET_TEST_DEVICE=c
 import json
 import os
 import re
-import signal
 from datetime import datetime
 
 import pytest
@@ -19,7 +18,7 @@ from tinyimagenet_resnet.data import batch_augment as BA
 from tinyimagenet_resnet.data.datamodule import DataModule
 from tinyimagenet_resnet.model import ResNet
 
-from conftest import only_run_dir, popen_main, run_main, wait_for_epoch
+from conftest import only_run_dir, run_main, sigkill_after_epoch_1_and_resume
 from test_data import data_cfg
 from test_fast_pipeline import aug_cfg
 
@@ -155,19 +154,8 @@ def test_sigkill_after_epoch_1_resumes_bitwise_when_deterministic(tiny_data, tmp
         "trainer.precision=bf16",
         "trainer.deterministic=true",
     ]
-    clean = tmp_path / "clean"
-    clean.mkdir()
-    run_main(args, cwd=clean)
-    clean_run = only_run_dir(clean)
-
-    killed = tmp_path / "killed"
-    killed.mkdir()
-    proc = popen_main(args, killed)
-    run = wait_for_epoch(killed, 1, proc, timeout=300)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert json.loads((run / "metrics.json").read_text())["epochs_run"] < 3
-    run_main([*args, f"ckpt_path={run}/checkpoints/last.ckpt"], cwd=killed)
+    clean_run, run, partial, _ = sigkill_after_epoch_1_and_resume(args, tmp_path, timeout=300)
+    assert partial["epochs_run"] < 3
 
     a = json.loads((clean_run / "metrics.json").read_text())
     b = json.loads((run / "metrics.json").read_text())

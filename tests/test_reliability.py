@@ -11,7 +11,15 @@ import torch
 from tinyimagenet_resnet.errors import CheckpointError
 from tinyimagenet_resnet.training.checkpoint import atomic_save, load_checkpoint
 
-from conftest import TINY_ARGS, only_run_dir, popen_main, read_scalars, run_main, wait_for_epoch
+from conftest import (
+    TINY_ARGS,
+    only_run_dir,
+    popen_main,
+    read_scalars,
+    run_main,
+    sigkill_after_epoch_1_and_resume,
+    wait_for_epoch,
+)
 
 
 def assert_one_line_error(proc, *fragments, code=2):
@@ -158,21 +166,8 @@ RESUME_ARGS = ["model.widths=[16,32,64]", "data.batch_size=8", "data.num_workers
 
 def test_sigkilled_run_resumes_to_identical_weights_and_metrics(tmp_path, tiny_data):
     args = [f"data.path={tiny_data}", *RESUME_ARGS]
-    clean = tmp_path / "clean"
-    clean.mkdir()
-    run_main(args, cwd=clean)
-    clean_run = only_run_dir(clean)
-
-    killed = tmp_path / "killed"
-    killed.mkdir()
-    proc = popen_main(args, killed)
-    run = wait_for_epoch(killed, 1, proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    partial = json.loads((run / "metrics.json").read_text())
+    clean_run, run, partial, killed = sigkill_after_epoch_1_and_resume(args, tmp_path)
     assert partial["status"] == "running" and partial["epochs_run"] < 4
-
-    run_main([*args, f"ckpt_path={run}/checkpoints/last.ckpt"], cwd=killed)
     assert only_run_dir(killed) == run  # continued in its own directory
 
     a = json.loads((clean_run / "metrics.json").read_text())

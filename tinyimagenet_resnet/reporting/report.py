@@ -23,6 +23,7 @@ from ..artifacts.records import TrainMetrics
 from ..artifacts.runs import Run, expand, is_run
 from ..cli import UsageError, parser
 from ..model import build_model
+from .sections import g3
 from .text import TEXT
 
 # model keys added after 0.1.0, with the value every earlier run had
@@ -56,12 +57,6 @@ HOW = {
     "train": f"{MAIN} data.path=<data> optim.lr=<lr> optim.weight_decay=<wd> model/blocks=<b> model/dropout=<p>",
     "evaluate": f"{MAIN} task=evaluate ckpt_path=<train run>/checkpoints/best.ckpt data.path=<data>",
 }
-
-
-def g3(x) -> str:
-    from .sections import g3 as _g3
-
-    return _g3(x)
 
 
 def kind_of(run: Run) -> str | None:

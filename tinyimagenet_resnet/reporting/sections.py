@@ -57,6 +57,17 @@ class Ctx:
     def yes(self, flag) -> str:
         return self.t["yes"] if flag else self.t["no"]
 
+    def found(self, kind: str, record, has=lambda rec: True):
+        """(run, its record) of a kind of run that wrote one, cited as the section's source; else None, and the
+        section says it was not run yet, with the command."""
+        run = self.run(kind)
+        rec = run.read(record) if run else None
+        if not rec or not has(rec):
+            self.doc.missing(kind)
+            return None
+        self.doc.use(run)
+        return run, rec
+
 
 # ---------------------------------------------------------------------------------------------------- 0
 def general(c: Ctx) -> None:
@@ -293,12 +304,9 @@ def model(c: Ctx) -> None:
 def overfit(c: Ctx) -> None:
     doc, t = c.doc, c.t
     doc.h3("M3")
-    ov = c.run("overfit")
-    om = ov.read(TrainMetrics) if ov else None
-    if not om or not om.history:
-        doc.missing("overfit")
+    if not (found := c.found("overfit", TrainMetrics, lambda m: m.history)):
         return
-    doc.use(ov)
+    ov, om = found
     oc, hist = ov.config, om.history
     split = ov.read(SplitSummary)
     doc.add(
@@ -328,12 +336,9 @@ def overfit(c: Ctx) -> None:
 def lr_finder(c: Ctx) -> None:
     doc, t = c.doc, c.t
     doc.h3("M4")
-    lf = c.run("lr_find")
-    lj = lf.read(LRFindRecord) if lf else None
-    if not lj:
-        doc.missing("lr_find")
+    if not (found := c.found("lr_find", LRFindRecord)):
         return
-    doc.use(lf)
+    lf, lj = found
     doc.figure(lf.path / "lr_find.png", "lr_find.png", t["M4"])
     window, suggestion = lj.stable_window, lj.suggested_lr
     found = (
@@ -401,12 +406,9 @@ def grids(c: Ctx) -> None:
 def full_training(c: Ctx) -> None:
     doc, t = c.doc, c.t
     doc.h3("M6")
-    train = c.run("train")
-    tm = train.read(TrainMetrics) if train else None
-    if not tm or not tm.history:
-        doc.missing("train")
+    if not (found := c.found("train", TrainMetrics, lambda m: m.history)):
         return
-    doc.use(train)
+    train, tm = found
     tc = train.config
     doc.add(
         t["m6_cfg"].format(
@@ -488,12 +490,9 @@ def extra(c: Ctx) -> None:
 def test_evaluation(c: Ctx) -> None:
     doc, t = c.doc, c.t
     doc.h3("M9")
-    ev = c.run("evaluate")
-    ej = ev.read(EvalMetrics) if ev else None
-    if not ej:
-        doc.missing("evaluate")
+    if not (found := c.found("evaluate", EvalMetrics)):
         return
-    doc.use(ev)
+    ev, ej = found
     doc.table(
         t["h_eval"],
         [

@@ -13,6 +13,7 @@ a SIGKILL of the protocol leaves no training running on its own.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -286,6 +287,12 @@ class Protocol:
         lr = rec.suggested_lr if rec else None
         return {"dir": str(folder), "choice": {"lr": lr}}
 
+    def best_of_grid(self, name: str, handoff: list[str], again: bool, pick) -> dict:
+        """Run a grid and hand on `pick(config)` of its best finished job."""
+        folder = self.grid(name, self.args(name, handoff), again)
+        best = best_job(folder)
+        return {"dir": str(folder), "choice": pick(best.config), "best_job": best.path.name}
+
     def lr_wd(self, again: bool) -> dict:
         lr = self.choice("lr_find").get("lr")
         handoff = []
@@ -293,27 +300,22 @@ class Protocol:
             lrs = ",".join(sig3(lr * f) for f in LR_FACTORS[self.scale])
             handoff.append(f"optim.lr={lrs}")
         handoff.append("optim.weight_decay=" + ",".join(f"{w:g}" for w in WEIGHT_DECAYS[self.scale]))
-        folder = self.grid("lr_wd", self.args("lr_wd", handoff), again)
-        best = best_job(folder)
-        cfg = best.config
-        return {
-            "dir": str(folder),
-            "choice": {"lr": float(cfg["optim"]["lr"]), "weight_decay": float(cfg["optim"]["weight_decay"])},
-            "best_job": best.path.name,
-            "grid_centre": lr,
-        }
+        result = self.best_of_grid(
+            "lr_wd",
+            handoff,
+            again,
+            lambda cfg: {"lr": float(cfg["optim"]["lr"]), "weight_decay": float(cfg["optim"]["weight_decay"])},
+        )
+        return {**result, "grid_centre": lr}
 
     def blocks_dropout(self, again: bool) -> dict:
         c = self.choice("lr_wd")
-        handoff = [f"optim.lr={c['lr']:g}", f"optim.weight_decay={c['weight_decay']:g}"]
-        folder = self.grid("blocks_dropout", self.args("blocks_dropout", handoff), again)
-        best = best_job(folder)
-        cfg = best.config
-        return {
-            "dir": str(folder),
-            "choice": {"blocks": list(cfg["model"]["blocks"]), "dropout": float(cfg["model"]["dropout"])},
-            "best_job": best.path.name,
-        }
+        return self.best_of_grid(
+            "blocks_dropout",
+            [f"optim.lr={c['lr']:g}", f"optim.weight_decay={c['weight_decay']:g}"],
+            again,
+            lambda cfg: {"blocks": list(cfg["model"]["blocks"]), "dropout": float(cfg["model"]["dropout"])},
+        )
 
     def train(self, again: bool) -> dict:
         c, b = self.choice("lr_wd"), self.choice("blocks_dropout")
@@ -346,9 +348,9 @@ class Protocol:
         return {"dir": str(folder)}
 
     def report(self, again: bool, cfg) -> dict:
-        from ..reporting.report import ReportOptions, build
+        from ..reporting.report import RUN_KINDS, ReportOptions, build
 
-        runs = {k: self.state["steps"][s]["dir"] for k, s in RUN_STEPS.items()}
+        runs = {kind: self.state["steps"][kind]["dir"] for kind in RUN_KINDS}  # each run kind is a step
         sweeps = [self.state["steps"][s]["dir"] for s in SWEEPS]
         written = []
         for lang in dict.fromkeys(self.langs):
@@ -365,9 +367,6 @@ class Protocol:
             )
             written.append(str(build(opts)))
         return {"reports": written}
-
-
-RUN_STEPS = {k: k for k in ("inspect", "baselines", "overfit", "lr_find", "train", "evaluate")}
 
 
 def best_job(sweep: Path) -> Run:
@@ -404,8 +403,6 @@ def run(cfg) -> dict:
         )
     state_path = root / "state.json"
     if state_path.is_file():
-        import json
-
         try:
             state = json.loads(state_path.read_text())
             assert isinstance(state.get("steps"), dict) and isinstance(state.get("overrides"), list)
