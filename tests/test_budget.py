@@ -19,6 +19,9 @@ from tinyimagenet_resnet.training.settings import TrainSettings
 
 from conftest import only_run_dir, popen_main, run_main, wait_for_epoch
 
+# budgeted runs plan by measured step times: one worker runs them one after the other
+pytestmark = pytest.mark.xdist_group("timing")
+
 SMALL = ["model.widths=[16,16,16]", "data.batch_size=8", "data.num_workers=0", "trainer.progress_bar=false"]
 BUDGET = [*SMALL, "trainer.budget_minutes=0.4", "optim=sgd", "optim.lr=0.1"]
 
@@ -38,35 +41,7 @@ def test_each_schedule_with_an_end_reaches_about_zero_on_the_last_step(name):
     assert lrs[-1] <= 1e-4 * 0.5, lrs[-5:]
 
 
-def test_a_budgeted_run_stops_by_itself_where_its_plan_says(tiny_data, tmp_path):
-    run_main(
-        [
-            f"data.path={tiny_data}",
-            *BUDGET,
-            "scheduler=linear",
-            "trainer.budget_evals=3",
-            "trainer.interim_val_images=8",
-        ],
-        cwd=tmp_path,
-    )
-    m = TrainMetrics.read(only_run_dir(tmp_path))
-    plan = m.plan
-    assert m.status == "ok" and plan["budget_s"] == 24 and plan["total_steps"] >= 3
-    assert m.actual["steps"] == plan["total_steps"] == m.history[-1].step  # planned and run steps agree
-    assert m.epochs_run == plan["epochs"] == 3
-    # epochs cut the stream every steps_per_epoch steps; the last ends with the run, where the re-plans moved it
-    spe = plan["steps_per_epoch"]
-    assert [r.step for r in m.history] == [spe, 2 * spe, plan["total_steps"]]
-    assert plan["initial_steps"] == 3 * spe or plan["initial_steps"] > 2 * spe
-    assert all(2 * spe < total for _, total in plan["revisions"])
-    if plan["revisions"]:
-        assert plan["revisions"][-1][1] == plan["total_steps"]
-    assert m.history[-1].lr == 0.0  # linear decay ends at zero on the last step, re-planned or not
-    assert [r.val_images for r in m.history] == [8, 8, 20]  # a subset between epochs, the whole split at the end
-    assert set(plan["step_s"]) == {"64"} and {"final", "interim"} == set(plan["eval_s"])
-
-
-def test_a_budget_without_a_schedule_only_stops_the_run(tiny_data, tmp_path):
+def test_a_budget_without_a_schedule_only_stops_the_run_through_the_entry_point(tiny_data, tmp_path):
     run_main([f"data.path={tiny_data}", *BUDGET, "scheduler=none"], cwd=tmp_path)
     m = TrainMetrics.read(only_run_dir(tmp_path))
     assert m.actual["steps"] == m.plan["total_steps"] and m.epochs_run == 1
@@ -195,6 +170,128 @@ class _Loader:
 
     def __iter__(self):
         return self.epoch(0)
+
+
+class FakeClock:
+    """The planner's step-time source, injected: seconds pass only when the model computes (`train_s` a train
+    step, `eval_s` an eval batch), so a plan's arithmetic is checked exactly and no budget is waited out."""
+
+    def __init__(self, model, train_s: float, eval_s: float):
+        self.now, self.train_s, self.eval_s = 0.0, train_s, eval_s
+        model.register_forward_hook(lambda m, i, o: self.tick(m.training))
+
+    def tick(self, training: bool) -> None:
+        self.now += self.train_s if training else self.eval_s
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _StreamLoader(_Loader):
+    """A stand-in train loader for budgeted runs: an epoch is cut from an endless stream of batches, where the
+    engine's plan ends it (as the real loaders do once set_steps_per_epoch is called)."""
+
+    def epoch(self, epoch, skip=0):
+        while True:
+            yield torch.randn(4, 3, 64, 64), torch.randint(0, 3, (4,))
+
+
+class _InterimLoader(_Loader):
+    """A stand-in val subset: 2 batches of 4."""
+
+    num_samples = 8
+
+    def __len__(self):
+        return 2
+
+    def epoch(self, epoch, skip=0):
+        for _ in range(2 - skip):
+            yield torch.randn(4, 3, 64, 64), torch.randint(0, 3, (4,))
+
+
+def budgeted_trainer(
+    budget_minutes: float,
+    evals: int,
+    train_s: float,
+    calibration_train_s: float | None = None,
+    scheduler: str | None = None,
+    interim: bool = False,
+):
+    """A Trainer on stand-in loaders whose clock is a FakeClock, planned as the train task plans it (make_plan,
+    apply_plan, then the `scheduler` over the planned steps), with the calibration's steps at `calibration_train_s`
+    (a busy machine at start-up) if given; `interim`: validations between epochs on 8 images (2 batches), the last
+    one on 16. Returns (trainer, clock, plan, optimizer)."""
+    from tinyimagenet_resnet.model import ResNet
+
+    model = ResNet((1, 1, 1), (8, 8, 8), dropout=0.0, num_classes=3)
+    clock = FakeClock(model, calibration_train_s or train_s, eval_s=0.25)
+    settings = TrainSettings(
+        epochs=1,
+        seed=0,
+        num_classes=3,
+        device=torch.device("cpu"),
+        amp_dtype=None,
+        channels_last=False,
+        compile=False,
+        label_smoothing=0.0,
+        log_every_n_steps=100,
+        val_every_n_epochs=1,
+        limit_train_batches=None,
+        progress_bar=False,
+        started_at=time.time(),
+    )
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    interim_loader = _InterimLoader() if interim else None
+    trainer = Trainer(
+        settings, model, opt, None, _StreamLoader(), _Loader(), interim_val_loader=interim_loader, clock=clock
+    )
+    plan = budget.make_plan(trainer, budget_minutes, evals)
+    trainer.apply_plan(plan)
+    if scheduler is not None:
+        trainer.scheduler = build_scheduler(
+            compose_config([f"scheduler={scheduler}"]).scheduler, opt, trainer.total_steps
+        )
+    clock.train_s = train_s
+    return trainer, clock, plan, opt
+
+
+def used_and_limit(trainer, clock, start: float) -> tuple[float, float]:
+    """(budget seconds the run used: its start-up, then its train steps and validations on the fake clock; what the
+    budget gives them: all but the reserve). The fake clock charges nothing for an epoch's end, so the last one's
+    allowance (budget.EPOCH_END_S) is left over."""
+    plan = trainer.replanner.plan
+    return plan.planned_at_s + (clock.now - start), plan.budget_s - plan.reserve_s
+
+
+def test_a_budgeted_run_stops_by_itself_where_its_plan_says():
+    trainer, clock, plan, _ = budgeted_trainer(1.0, evals=3, train_s=0.5, scheduler="linear", interim=True)
+    start = clock.now
+    state = trainer.fit()
+    assert plan.budget_s == 60 and plan.total_steps >= 3
+    assert state.global_step == plan.total_steps == state.history[-1].step  # planned and run steps agree
+    assert state.epoch == plan.epochs == 3
+    # epochs cut the stream every steps_per_epoch steps; the last ends with the run, where the re-plans moved it
+    spe = plan.steps_per_epoch
+    assert [r.step for r in state.history] == [spe, 2 * spe, plan.total_steps]
+    assert plan.initial_steps == 3 * spe or plan.initial_steps > 2 * spe
+    assert all(2 * spe < total for _, total in plan.revisions)
+    if plan.revisions:
+        assert plan.revisions[-1][1] == plan.total_steps
+    assert state.history[-1].lr == 0.0  # linear decay ends at zero on the last step, re-planned or not
+    assert [r.val_images for r in state.history] == [8, 8, 16]  # a subset between epochs, the whole split at the end
+    assert set(plan.step_s) == {"64"} and {"final", "interim"} == set(plan.eval_s)
+    used, limit = used_and_limit(trainer, clock, start)
+    assert used <= limit < used + 0.5 + budget.EPOCH_END_S  # not one more step would have fitted
+
+
+def test_a_plan_calibrated_on_a_busy_machine_grows_to_the_budget_as_steps_get_faster():
+    trainer, clock, plan, _ = budgeted_trainer(budget_minutes=1.0, evals=2, train_s=0.5, calibration_train_s=2.0)
+    start = clock.now
+    state = trainer.fit()
+    assert plan.calibrated_step_s == {"64": 2.0} and plan.step_s == {"64": 0.5}  # re-measured while it ran
+    assert plan.total_steps > 3 * plan.initial_steps and state.global_step == plan.total_steps
+    used, limit = used_and_limit(trainer, clock, start)
+    assert used <= limit < used + 0.5 + budget.EPOCH_END_S  # the budget is used as if calibrated right
 
 
 def test_progressive_resizing_changes_the_train_size_at_the_planned_steps_and_never_the_val_size():

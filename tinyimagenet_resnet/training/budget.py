@@ -62,7 +62,7 @@ class BudgetPlan:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def _median_seconds(fn, repeat: int, device=None) -> float:
+def _median_seconds(fn, repeat: int, device=None, clock=time.perf_counter) -> float:
     import torch
 
     def sync():
@@ -72,10 +72,10 @@ def _median_seconds(fn, repeat: int, device=None) -> float:
     times = []
     for _ in range(repeat):
         sync()
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
         sync()
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return sorted(times)[len(times) // 2]
 
 
@@ -102,12 +102,12 @@ def calibrate(trainer, warmup: int = 3, repeat: int = 3, eval_batches: int = 2) 
             return to_device(next(stream), s.device, s.channels_last)
 
         x, y = fetch()
-        fetch_s = _median_seconds(fetch, repeat, s.device)
+        fetch_s = _median_seconds(fetch, repeat, s.device, trainer.clock)
         for size in sorted(set(s.train_sizes)):
             for _ in range(warmup):
                 trainer.step(trainer.resize(x, size), y)
             step_s[size] = fetch_s + _median_seconds(
-                lambda size=size: trainer.step(trainer.resize(x, size), y), repeat, s.device
+                lambda size=size: trainer.step(trainer.resize(x, size), y), repeat, s.device, trainer.clock
             )
         loaders = {"final": trainer.val_loader}
         if trainer.interim_val_loader is not None:
@@ -115,9 +115,9 @@ def calibrate(trainer, warmup: int = 3, repeat: int = 3, eval_batches: int = 2) 
         for name, loader in loaders.items():
             trainer.validate(final=name == "final", max_batches=1)  # warm-up: the first batch sets kernels up
             timed = min(eval_batches, len(loader))
-            t0 = time.perf_counter()
+            t0 = trainer.clock()
             trainer.validate(final=name == "final", max_batches=timed)
-            eval_s[name] = (time.perf_counter() - t0) / timed * len(loader)
+            eval_s[name] = (trainer.clock() - t0) / timed * len(loader)
     finally:
         for obj, state in zip((trainer.model, trainer.optimizer, trainer.scaler), snapshot, strict=True):
             obj.load_state_dict(state)

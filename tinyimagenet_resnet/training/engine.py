@@ -10,6 +10,7 @@ import math
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -142,9 +143,12 @@ class Trainer:
         callbacks=(),
         checkpoint_meta: dict | None = None,
         interim_val_loader=None,
+        clock: Callable[[], float] = time.perf_counter,
     ):
         """`checkpoint_meta` goes into every checkpoint as is (the resolved config, the split summary).
-        `interim_val_loader`, when given, validates every epoch but the last (a subset of val: cheaper)."""
+        `interim_val_loader`, when given, validates every epoch but the last (a subset of val: cheaper). `clock`
+        is where step, validation and budget times come from (seconds; a test injects its own)."""
+        self.clock = clock
         self.s, self.model, self.optimizer, self.scheduler = settings, model, optimizer, scheduler
         self.train_loader, self.val_loader, self.interim_val_loader = train_loader, val_loader, interim_val_loader
         self.callbacks = list(callbacks)
@@ -155,7 +159,7 @@ class Trainer:
         self.ema = EMA(model, settings.ema_decay) if settings.ema_decay else None
         self.state = TrainState()
         self.replanner: Replanner | None = None  # a time-budgeted run's (apply_plan)
-        self._fit_t0: float | None = None  # perf_counter at the start of the training time so far (resumes included)
+        self._fit_t0: float | None = None  # the clock at the start of the training time so far (resumes included)
         self._stop_signal: str | None = None
 
     def _emit(self, hook: str, *args) -> None:
@@ -261,7 +265,7 @@ class Trainer:
         batches = self.train_loader.epoch(epoch, skip)
         first = state.global_step
         bar = progress(None, s.progress_bar, total=self.epoch_end(epoch) - first, desc=f"epoch {epoch + 1}/{s.epochs}")
-        mark = time.perf_counter()
+        mark = self.clock()
         while state.global_step < (end if self.replanner is None else self.epoch_end(epoch)):
             x, y = to_device(next(batches), s.device, s.channels_last)
             state.size_index = self.phase_at(state.global_step)
@@ -279,7 +283,7 @@ class Trainer:
             )
             state.global_step += 1
             if self.replanner is not None:
-                now = time.perf_counter()
+                now = self.clock()
                 self.replanner.add_step(size, now - mark)
                 mark = now
                 if self.replanner.due(state.global_step):
@@ -306,7 +310,7 @@ class Trainer:
             if self._stop_signal:
                 state.status = "interrupted"
                 state.epoch_loss_sum, state.epoch_correct = float(loss_sum), int(correct)
-                state.wall_time_s = time.perf_counter() - self._fit_t0  # a resumed budget counts this epoch's time
+                state.wall_time_s = self.clock() - self._fit_t0  # a resumed budget counts this epoch's time
                 self._emit("on_interrupt")
                 ckpt = next((cb.last for cb in self.callbacks if getattr(cb, "last", None)), None)
                 raise Interrupted(self._stop_signal, ckpt)
@@ -320,7 +324,7 @@ class Trainer:
     def elapsed_budget_s(self) -> float:
         """Seconds of a budgeted run's budget spent: its start-up and calibration, then its training time (across
         resumes; the time a run spent stopped does not count)."""
-        return self.replanner.plan.planned_at_s + time.perf_counter() - self._fit_t0
+        return self.replanner.plan.planned_at_s + self.clock() - self._fit_t0
 
     def _check_finite(self, first_bad: torch.Tensor, epoch: int) -> None:
         bad_step = int(first_bad)
@@ -354,29 +358,29 @@ class Trainer:
 
     # ---------------------------------------------------------------- the loop
     def fit(self) -> TrainState:
-        t_start = self._fit_t0 = time.perf_counter() - self.state.wall_time_s
+        t_start = self._fit_t0 = self.clock() - self.state.wall_time_s
         try:
             with self._signals_stop_after_the_step():
                 while self.state.epoch < self.s.epochs and self.state.global_step < self.total_steps:
-                    epoch, t0 = self.state.epoch, time.perf_counter()
+                    epoch, t0 = self.state.epoch, self.clock()
                     train_loss, train_acc = self.train_epoch(epoch)
                     final = self._last_epoch(epoch)
-                    t_val = time.perf_counter()
+                    t_val = self.clock()
                     val = self.validate(final) if final or (epoch + 1) % self.s.val_every_n_epochs == 0 else None
                     if self.replanner is not None and val is not None:
-                        self.replanner.add_validation(final, time.perf_counter() - t_val)
+                        self.replanner.add_validation(final, self.clock() - t_val)
                     row = EpochRow(
                         epoch + 1,
                         train_loss,
                         train_acc,
                         self.optimizer.param_groups[0]["lr"],
-                        time.perf_counter() - t0,
+                        self.clock() - t0,
                         step=self.state.global_step,
                         wall_s=round(time.time() - self.s.started_at, 3),
                         train_size=self.s.train_sizes[self.state.size_index],
                     ).with_val(val)
                     improved = self.state.record(row)
-                    self.state.wall_time_s = time.perf_counter() - t_start
+                    self.state.wall_time_s = self.clock() - t_start
                     self._log_epoch(row, improved)
                     if not row.finite():
                         self.state.status = "diverged"
@@ -391,7 +395,7 @@ class Trainer:
                 self.state.status = "failed"
             raise
         finally:
-            self.state.wall_time_s = time.perf_counter() - t_start
+            self.state.wall_time_s = self.clock() - t_start
             self._emit("on_fit_end")
 
     def _log_epoch(self, row: EpochRow, improved: bool) -> None:
