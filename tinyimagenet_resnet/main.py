@@ -126,19 +126,26 @@ def main(cfg: DictConfig):
     return run(cfg)
 
 
-def cli() -> None:
+def check_command_line(argv: list[str]) -> list[str]:
+    """The entry point's pre-flight of a command line, before Hydra starts: the command line as it will run (a
+    named sweep gets `--multirun`), once every group option and every value of every job is checked. Raises
+    UserError (one line: Hydra's own messages span a dozen lines)."""
     # A named sweep runs as a multirun without `-m`. Its config sets hydra.mode=MULTIRUN, but Hydra rejects
     # comma-separated overrides (`optim.lr=1e-3,1e-2`) while it composes to read that mode, so add the flag here.
-    if any(a.startswith("sweep=") and a != "sweep=null" for a in sys.argv[1:]) and not (
-        {"-m", "--multirun", "--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i"} & set(sys.argv[1:])
+    if any(a.startswith("sweep=") and a != "sweep=null" for a in argv) and not (
+        {"-m", "--multirun", "--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i"} & set(argv)
     ):
-        sys.argv.insert(1, "--multirun")
-    argv = sys.argv[1:]
+        argv = ["--multirun", *argv]
+    problem = check_group_choices(argv, Path(config_dir()))
+    if problem:
+        raise UserError(problem)
+    preflight(argv)
+    return argv
+
+
+def cli() -> None:
     try:
-        problem = check_group_choices(argv, Path(config_dir()))
-        if problem:
-            raise UserError(problem)
-        preflight(argv)  # one line for a bad value, before Hydra composes (its own messages span a dozen lines)
+        sys.argv[1:] = check_command_line(sys.argv[1:])
     except UserError as exc:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
