@@ -1,12 +1,15 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from tiny_dataset import write_tiny_imagenet
 
@@ -14,6 +17,16 @@ REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = Path(os.environ.get("TINYIMAGENET_PATH", REPO.parent / "shared" / "tiny-imagenet"))
 # Small, fast model settings for subprocess runs on the tiny fixture.
 TINY_ARGS = ["model.widths=[16,16,16]", "data.batch_size=16", "data.num_workers=0", "trainer.epochs=2"]
+# The smoke protocol, made smaller for the 100-image fixture (the user's overrides come after the scale's and win).
+PROTOCOL_FIXTURE = ["data.train_subset=null", "data.val_subset=null", "trainer.epochs=4", "lr_find.num_iters=40"]
+
+# Under pytest-xdist each worker runs its own processes side by side with the others': one CPU thread each (the
+# entry point's subprocesses inherit it), so that N workers on N cores do not oversubscribe the machine. Set before
+# any test module imports torch; a thread count the user exported is kept.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _cores // _workers)))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -28,9 +41,92 @@ def hermetic_hf_cache(tmp_path_factory):
     yield
 
 
+@contextmanager
+def built_once(tmp_path_factory, name: str):
+    """A folder that one test session builds once and every xdist worker then shares: yields (folder, build?),
+    where the caller builds the folder's content when build is true. The folder counts as built only when the
+    block ends without an error (another worker then builds it again rather than reading a half-built one)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the base temp shared by the workers of this session
+    folder, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if done.exists():
+            yield folder, False
+            return
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir()
+        yield folder, True
+        done.touch()
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
-    return write_tiny_imagenet(tmp_path_factory.mktemp("tiny") / "tiny-imagenet")
+    """One fixture dataset for the whole session (all workers: the shared runs below record its path)."""
+    with built_once(tmp_path_factory, "tiny") as (folder, build):
+        if build:
+            write_tiny_imagenet(folder / "tiny-imagenet")
+    return folder / "tiny-imagenet"
+
+
+def protocol_args(data: Path) -> list[str]:
+    return ["task=protocol", "protocol.scale=smoke", f"data.path={data}", *PROTOCOL_FIXTURE]
+
+
+@pytest.fixture(scope="session")
+def smoke_protocol(tiny_data, tmp_path_factory) -> Path:
+    """One uninterrupted smoke protocol on the fixture (its root, `protocol/default`), built once per session and
+    read by the protocol and report tests; a test that changes it works on a copy (`copy_protocol`)."""
+    with built_once(tmp_path_factory, "smoke_protocol") as (cwd, build):
+        if build:
+            run_main(protocol_args(tiny_data), cwd=cwd, timeout=900)
+    return cwd / "protocol" / "default"
+
+
+def copy_protocol(root: Path, cwd: Path, steps_from: str) -> Path:
+    """A copy of the protocol at `root` under `cwd/protocol/default`, as if it had been stopped just before step
+    `steps_from`: that step and the ones after it are pending again and their folders are gone. The absolute paths
+    the state records (step folders, commands) are rewritten to the copy."""
+    from tinyimagenet_resnet.tasks.protocol import STEPS
+
+    copy = cwd / "protocol" / "default"
+    later = STEPS[STEPS.index(steps_from) :]
+
+    def dropped(folder, names):  # the later steps' folders, and the reports in other languages (report-fr)
+        return [n for n in names if folder == str(root) and (n in later or n.startswith("report-"))]
+
+    shutil.copytree(root, copy, ignore=dropped)
+    state = json.loads((copy / "state.json").read_text().replace(str(root), str(copy)))
+    for step in later:
+        state["steps"][step] = {"status": "pending"}
+    (copy / "state.json").write_text(json.dumps(state, indent=2))
+    log = [ln for ln in (copy / "steps.log").read_text().splitlines() if ln.split()[2] not in later]
+    (copy / "steps.log").write_text("".join(f"{ln}\n" for ln in log))
+    return copy
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_data, tmp_path_factory) -> Path:
+    """One finished 2-epoch training on the fixture ([3,3,3], gelu, widths 16), for the tests that only read it or
+    its checkpoints."""
+    with built_once(tmp_path_factory, "trained") as (cwd, build):
+        if build:
+            run_main([f"data.path={tiny_data}", *TINY_ARGS, "model/blocks=b333", "model.activation=gelu"], cwd=cwd)
+    return only_run_dir(cwd)
+
+
+def one_error_line(proc, *fragments, code=2) -> str:
+    """The one `error: ` line of a failed run: exit `code`, no traceback, exactly one error line on stderr, holding
+    each of `fragments`."""
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == code, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
 
 
 @pytest.fixture(scope="session")
@@ -40,15 +136,30 @@ def real_data() -> Path:
     return REAL_DATA
 
 
-def run_main(args, cwd, check=True, timeout=600, env=None):
-    """Run the real entry point in a subprocess, as a user would."""
+def refusal(args, cwd: Path, monkeypatch, code=2) -> str:
+    """The `error: ` line the entry point's pre-flight refuses `args` with, run in this process: the same
+    `check_command_line` that `cli()` runs before Hydra starts, from `cwd`. A test per exit path keeps the
+    subprocess (exit code, no traceback, nothing left behind)."""
+    from tinyimagenet_resnet.errors import UserError, one_line
+    from tinyimagenet_resnet.main import check_command_line
+
+    monkeypatch.chdir(cwd)
+    with pytest.raises(UserError) as info:
+        check_command_line([str(a) for a in args])
+    line = one_line(info.value)
+    assert info.value.exit_code == code and "\n" not in line, line
+    return f"error: {line}"
+
+
+def run_main(args, cwd, check=True, timeout=600, env=None, drop_env=()):
+    """Run the real entry point in a subprocess, as a user would (`drop_env`: variables it does not inherit)."""
     proc = subprocess.run(
         [sys.executable, "-m", "tinyimagenet_resnet.main", *map(str, args)],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **(env or {})},
+        env={**{k: v for k, v in os.environ.items() if k not in drop_env}, **(env or {})},
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-5000:]}")

@@ -3,6 +3,11 @@
 import json
 import subprocess
 
+import pytest
+
+# benchmarks time their steps: one worker runs them one after the other
+pytestmark = pytest.mark.xdist_group("timing")
+
 
 def bench(args: str, cwd, *extra: str) -> subprocess.CompletedProcess:
     """`tinyimagenet-bench <args>` as a user types it (`extra`: arguments that may hold spaces)."""

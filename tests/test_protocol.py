@@ -16,15 +16,12 @@ import yaml
 from tinyimagenet_resnet.reporting.sections import g3
 from tinyimagenet_resnet.reporting.text import TEXT
 
-from conftest import run_main
+from conftest import copy_protocol, protocol_args, run_main
 
-# the smoke scale, made smaller for the 100-image fixture (the user's overrides come after the scale's and win)
-FIXTURE = ["data.train_subset=null", "data.val_subset=null", "trainer.epochs=4", "lr_find.num_iters=40"]
+# the tests that read the session's smoke protocol share one worker (the other would wait for it)
+pytestmark = pytest.mark.xdist_group("smoke_protocol")
+
 STEPS = ("inspect", "baselines", "overfit", "lr_find", "lr_wd", "blocks_dropout", "train", "evaluate", "report")
-
-
-def protocol_args(data: Path) -> list[str]:
-    return ["task=protocol", "protocol.scale=smoke", f"data.path={data}", *FIXTURE]
 
 
 def events(root: Path) -> list[tuple[str, str]]:
@@ -32,12 +29,10 @@ def events(root: Path) -> list[tuple[str, str]]:
     return [tuple(line.split()[2:4]) for line in (root / "steps.log").read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
-def clean(tiny_data, tmp_path_factory) -> Path:
-    """One uninterrupted smoke protocol."""
-    cwd = tmp_path_factory.mktemp("protocol_clean")
-    run_main(protocol_args(tiny_data), cwd=cwd, timeout=900)
-    return cwd / "protocol" / "default"
+@pytest.fixture
+def clean(smoke_protocol) -> Path:
+    """One uninterrupted smoke protocol (the session's, read only)."""
+    return smoke_protocol
 
 
 def md_text(md: str) -> str:
@@ -117,6 +112,8 @@ def test_sigkill_during_full_training_then_the_same_command_finishes_it_without_
     clean, tiny_data, tmp_path
 ):
     args = protocol_args(tiny_data)
+    root = copy_protocol(clean, tmp_path, steps_from="train")  # the six steps before training, as they finished
+    before = events(root)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tinyimagenet_resnet.main", *args],
         cwd=tmp_path,
@@ -124,7 +121,6 @@ def test_sigkill_during_full_training_then_the_same_command_finishes_it_without_
         stderr=subprocess.PIPE,
         text=True,
     )
-    root = tmp_path / "protocol" / "default"
     metrics = root / "train" / "metrics.json"
     deadline = time.time() + 600
     while time.time() < deadline:  # until the full training has finished its first epoch
@@ -144,8 +140,9 @@ def test_sigkill_during_full_training_then_the_same_command_finishes_it_without_
     assert killed_at["status"] == "running" and killed_at["epochs_run"] < 4
     time.sleep(2.0)
     assert json.loads(metrics.read_text()) == killed_at  # nothing trains on without the protocol
+    killed = events(root)[len(before) :]
+    assert killed == [*((s, "skip") for s in STEPS[:6]), ("train", "start")]
     before = events(root)
-    assert before[-1] == ("train", "start")
 
     run_main(args, cwd=tmp_path, timeout=900)
     after = events(root)[len(before) :]

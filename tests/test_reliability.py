@@ -13,25 +13,15 @@ from tinyimagenet_resnet.training.checkpoint import atomic_save, load_checkpoint
 
 from conftest import (
     TINY_ARGS,
+    one_error_line,
     only_run_dir,
     popen_main,
     read_scalars,
+    refusal,
     run_main,
     sigkill_after_epoch_1_and_resume,
     wait_for_epoch,
 )
-
-
-def assert_one_line_error(proc, *fragments, code=2):
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == code, out
-    assert "Traceback" not in out, out
-    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
-    assert len(errors) == 1, proc.stderr
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-    return errors[0]
-
 
 BAD_INPUTS = [
     (["model.blocks=[2,2]"], ["model.blocks=[2, 2]", "three positive integers"]),
@@ -48,28 +38,36 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize("args,fragments", BAD_INPUTS, ids=[a[0] for a, _ in BAD_INPUTS])
-def test_bad_config_fails_fast_with_one_line_and_leaves_nothing(args, fragments, tmp_path, tiny_data):
+def test_bad_config_fails_fast_with_one_line_and_leaves_nothing(args, fragments, tmp_path, tiny_data, monkeypatch):
+    line = refusal([f"data.path={tiny_data}", *args], tmp_path, monkeypatch)  # the entry point's own pre-flight
+    for fragment in fragments:
+        assert fragment in line, line
+    assert not list(tmp_path.glob("outputs/*/*")), "a failed run must leave no half-written run directory"
+
+
+def test_a_config_refused_by_the_entry_point_is_one_line_exit_2_and_leaves_nothing(tmp_path, tiny_data):
+    args, fragments = BAD_INPUTS[0]
     proc = run_main([f"data.path={tiny_data}", *args], cwd=tmp_path, check=False)
-    assert_one_line_error(proc, *fragments)
+    one_error_line(proc, *fragments)
     assert not list(tmp_path.glob("outputs/*/*")), "a failed run must leave no half-written run directory"
 
 
 def test_data_problems_give_one_line(tmp_path, tiny_data):
-    assert_one_line_error(
+    one_error_line(
         run_main(["data.path=/no/such/folder"], cwd=tmp_path, check=False),
         "data.path='/no/such/folder'",
         "no such folder",
     )
-    assert_one_line_error(
+    one_error_line(
         run_main([f"data.path={tiny_data}", "data.train_subset=1000"], cwd=tmp_path, check=False),
         "data.train_subset=1000",
         "[4, 72]",
     )
-    assert_one_line_error(
+    one_error_line(
         run_main([f"data.path={tiny_data}", "data.train_subset=3"], cwd=tmp_path, check=False), "data.train_subset=3"
     )
     hub = run_main([], cwd=tmp_path, check=False, env={"HF_HUB_OFFLINE": "1"})
-    assert_one_line_error(hub, "zh-plus/tiny-imagenet", "data.path=")
+    one_error_line(hub, "zh-plus/tiny-imagenet", "data.path=")
     assert not list(tmp_path.glob("outputs/*/*"))
 
 
@@ -83,7 +81,7 @@ def test_a_corrupt_image_stops_the_run_naming_split_and_index(args, tmp_path):
 
     data = write_tiny_imagenet(tmp_path / "corrupt", n_train=10, n_val=2, corrupt_train_index=5)
     proc = run_main([f"data.path={data}", "seed=1", *TINY_ARGS, *args], cwd=tmp_path, check=False)
-    line = assert_one_line_error(proc, "corrupt image in split 'train' at index 5")
+    line = one_error_line(proc, "corrupt image in split 'train' at index 5")
     assert line.startswith("error: corrupt image")
 
 
@@ -92,29 +90,22 @@ def test_full_error_env_still_shows_the_trace(tmp_path):
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "ConfigError" in proc.stderr
 
 
-@pytest.fixture(scope="module")
-def trained_run(tiny_data, tmp_path_factory):
-    cwd = tmp_path_factory.mktemp("trained")
-    run_main([f"data.path={tiny_data}", *TINY_ARGS], cwd=cwd)
-    return only_run_dir(cwd)
-
-
 def test_bad_checkpoints_give_one_line(tmp_path, tiny_data, trained_run):
     base = [f"data.path={tiny_data}", *TINY_ARGS]
-    assert_one_line_error(
+    one_error_line(
         run_main([*base, "ckpt_path=/no/such.ckpt"], cwd=tmp_path, check=False),
         "ckpt_path='/no/such.ckpt'",
         "no such file",
     )
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes((trained_run / "checkpoints/last.ckpt").read_bytes()[:5000])
-    assert_one_line_error(
+    one_error_line(
         run_main([*base, f"ckpt_path={truncated}"], cwd=tmp_path, check=False), "unreadable checkpoint (truncated"
     )
-    other = run_main(
-        [*base, "model/blocks=b333", f"ckpt_path={trained_run}/checkpoints/last.ckpt"], cwd=tmp_path, check=False
+    other = run_main(  # the session's trained run is a [3,3,3]
+        [*base, "model/blocks=b222", f"ckpt_path={trained_run}/checkpoints/last.ckpt"], cwd=tmp_path, check=False
     )
-    assert_one_line_error(other, "different architecture", "blocks=[2, 2, 2]", "blocks=[3, 3, 3]")
+    one_error_line(other, "different architecture", "blocks=[2, 2, 2]", "blocks=[3, 3, 3]")
     with pytest.raises(CheckpointError, match="not a tinyimagenet_resnet checkpoint"):
         torch.save({"weights": 1}, tmp_path / "foreign.ckpt")
         load_checkpoint(tmp_path / "foreign.ckpt")

@@ -16,18 +16,10 @@ import pytest
 
 from tinyimagenet_resnet.artifacts.records import TrainMetrics
 
-from conftest import TINY_ARGS, only_run_dir, popen_main, run_main
+from conftest import TINY_ARGS, one_error_line, only_run_dir, popen_main, refusal, run_main
 
 SMALL = [*TINY_ARGS, "trainer.epochs=1", "trainer.progress_bar=false"]
 OPTUNA = ["sweep=optuna", "data.train_subset=null", "optuna.pruner=none", "hydra.sweeper.n_trials=2"]
-
-
-def one_error_line(proc, code=2) -> str:
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == code, out[-3000:]
-    assert "Traceback" not in out, out[-3000:]
-    (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
-    return line
 
 
 def injected(code: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -214,9 +206,8 @@ def test_a_failure_after_the_data_loaded_leaves_no_run_folder(tiny_data, tmp_pat
     ],
     ids=["lr_find-range", "lr_find-iters", "evaluate", "optuna-pruner", "n_trials", "new-key"],
 )
-def test_every_key_is_validated_before_any_work(args, fragment, tiny_data, tmp_path):
-    proc = run_main([f"data.path={tiny_data}", *SMALL, *args], cwd=tmp_path, check=False)
-    assert fragment in one_error_line(proc)
+def test_every_key_is_validated_before_any_work(args, fragment, tiny_data, tmp_path, monkeypatch):
+    assert fragment in refusal([f"data.path={tiny_data}", *SMALL, *args], tmp_path, monkeypatch)
     assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
 
 

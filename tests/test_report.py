@@ -1,4 +1,5 @@
-"""The whole course workflow on the tiny fixture, then the report built from its run directories."""
+"""The course report, built from the run directories of the whole workflow on the tiny fixture (the session's smoke
+protocol, read only), and the plot and report commands."""
 
 import json
 import re
@@ -7,63 +8,41 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from PIL import Image
 
 from tinyimagenet_resnet.reporting.sections import g3
 from tinyimagenet_resnet.reporting.text import TEXT
 
-from conftest import TINY_ARGS, run_main
+# the tests that read the session's smoke protocol share one worker (the other would wait for it)
+pytestmark = pytest.mark.xdist_group("smoke_protocol")
 
 
-@pytest.fixture(scope="module")
-def workflow(tiny_data, tmp_path_factory):
-    cwd = tmp_path_factory.mktemp("workflow")
-    data = f"data.path={tiny_data}"
-    run_main([data, "task=inspect", *TINY_ARGS], cwd=cwd)
-    run_main([data, "task=baselines", *TINY_ARGS], cwd=cwd)
-    run_main(
-        [
-            data,
-            "experiment=overfit_small",
-            "model.widths=[16,16,16]",
-            "data.num_workers=0",
-            "data.train_subset=16",
-            "data.val_subset=8",
-            "trainer.epochs=4",
-            "trainer.val_every_n_epochs=2",
-        ],
-        cwd=cwd,
-    )
-    run_main([data, "task=lr_find", *TINY_ARGS, "lr_find.num_iters=30"], cwd=cwd)
-    run_main(
-        [
-            data,
-            "sweep=lr_wd",
-            *TINY_ARGS,
-            "trainer.epochs=1",
-            "data.train_subset=null",
-            "optim.lr=1e-3,1e-2",
-            "optim.weight_decay=0,1e-4",
-        ],
-        cwd=cwd,
-    )
-    run_main([data, *TINY_ARGS, "optim.lr=0.01"], cwd=cwd)
-    train = sorted((cwd / "outputs").glob("*/*"))[-1]
-    run_main([data, "task=evaluate", f"ckpt_path={train}/checkpoints/best.ckpt"], cwd=cwd)
-    return cwd
+@pytest.fixture
+def workflow(smoke_protocol) -> Path:
+    """The course workflow's runs on the tiny fixture: the session's smoke protocol (inspect, baselines, overfit,
+    lr_find, the LR x WD grid, a training and its evaluation; read only)."""
+    return smoke_protocol
 
 
-def runs_by_file(cwd: Path, name: str):
-    return sorted(p.parent for p in (cwd / "outputs").glob(f"*/*/{name}"))
+# the report is built from every run of the workflow but the blocks x dropout grid, which is left "not run"
+REPORTED = ("inspect", "baselines", "overfit", "lr_find", "train", "evaluate")
+
+
+def report_args(workflow: Path) -> list[str]:
+    return [*(f"--run={kind}={workflow / kind}" for kind in REPORTED), f"--sweep={workflow / 'lr_wd'}"]
 
 
 @pytest.mark.parametrize("lang", ["en", "fr"])
-def test_report_covers_the_outline_with_traceable_numbers(workflow, lang):
+def test_report_covers_the_outline_with_traceable_numbers(workflow, lang, tmp_path):
     proc = subprocess.run(
-        ["tinyimagenet-report", "--lang", lang, "--out", f"report_{lang}"], cwd=workflow, capture_output=True, text=True
+        ["tinyimagenet-report", "--lang", lang, "--out", f"report_{lang}", *report_args(workflow)],
+        cwd=tmp_path,  # nothing to discover there: the report holds the runs named on its command line only
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr
-    md = (workflow / f"report_{lang}" / "REPORT.md").read_text()
+    md = (tmp_path / f"report_{lang}" / "REPORT.md").read_text()
     t = TEXT[lang]
     headings = re.findall(r"^## (.+)$", md, flags=re.M)
     assert headings == [t[f"s{i}"] for i in range(12)]
@@ -106,31 +85,33 @@ def test_report_covers_the_outline_with_traceable_numbers(workflow, lang):
         "confusion_matrix.png",
     }
     for f in figures:
-        with Image.open(workflow / f"report_{lang}" / f) as img:
+        with Image.open(tmp_path / f"report_{lang}" / f) as img:
             img.verify()
 
     # every number below is read from the runs' own JSON files
-    ins = json.loads((runs_by_file(workflow, "inspect.json")[-1] / "inspect.json").read_text())
+    ins = json.loads((workflow / "inspect" / "inspect.json").read_text())
     assert f"{ins['initial_loss']['loss']:.4f}" in md and f"{ins['grayscale_share']:.2%}" in md
-    base = json.loads((runs_by_file(workflow, "baselines.json")[-1] / "baselines.json").read_text())
+    base = json.loads((workflow / "baselines" / "baselines.json").read_text())
     assert f"| val | {g3(base['val']['majority_class']['accuracy'])} | {g3(0.005)} |" in md
-    lrf = json.loads((runs_by_file(workflow, "lr_find.json")[-1] / "lr_find.json").read_text())
+    lrf = json.loads((workflow / "lr_find" / "lr_find.json").read_text())
     assert f"**{lrf['suggested_lr']:.3g}**" in md
-    ev_dir = [d for d in runs_by_file(workflow, "metrics.json") if (d / "confusion_matrix.png").exists()][-1]
-    ev = json.loads((ev_dir / "metrics.json").read_text())
+    ev = json.loads((workflow / "evaluate" / "metrics.json").read_text())
     assert f"| test | {ev['test']['n']} | {g3(ev['test']['loss'])} | {g3(ev['test']['accuracy'])} |" in md
     train_dir = Path(ev["checkpoint"]).parents[1]
     tm = json.loads((train_dir / "metrics.json").read_text())
     assert t["m6_best"].split("{top1}")[0] + g3(tm["best"]["val/accuracy"]) + "**" in md
-    assert t["m1"].split("{total")[0] in md and "ResidualBlock(Conv3x3-BN-relu-Dropout2d(0.1)" in md
-    assert "python -m tinyimagenet_resnet.main -m" in md and "optim.lr=1e-3,1e-2" in md
+    dropout = yaml.safe_load((train_dir / ".hydra" / "config.yaml").read_text())["model"]["dropout"]
+    assert t["m1"].split("{total")[0] in md and f"ResidualBlock(Conv3x3-BN-relu-Dropout2d({dropout})" in md
+    swept = yaml.safe_load((workflow / "lr_wd" / "multirun.yaml").read_text())["hydra"]["overrides"]["task"]
+    [lrs] = [o for o in swept if o.startswith("optim.lr=")]
+    assert "," in lrs and "python -m tinyimagenet_resnet.main -m" in md and lrs in md
     assert md.count("✏️") >= 10  # judgement questions are prompts, not invented prose
 
 
 def test_report_states_when_the_lr_finder_found_no_descent(workflow, tmp_path):
     import shutil
 
-    lrf = runs_by_file(workflow, "lr_find.json")[-1]
+    lrf = workflow / "lr_find"
     copy = tmp_path / "lr_find_run"
     shutil.copytree(lrf, copy)
     data = json.loads((copy / "lr_find.json").read_text())
@@ -146,7 +127,7 @@ def test_report_states_when_the_lr_finder_found_no_descent(workflow, tmp_path):
             "--out",
             str(tmp_path / "r"),
         ],
-        cwd=workflow,
+        cwd=tmp_path,
         capture_output=True,
         text=True,
     )
@@ -176,7 +157,7 @@ def test_report_with_nothing_run_yet_marks_every_section(tmp_path):
 
 
 def test_plot_overlays_a_metric_of_a_sweep(workflow, tmp_path):
-    sweep = next((workflow / "multirun").glob("2*/*"))
+    sweep = workflow / "lr_wd"
     out = tmp_path / "val_loss.png"
     proc = subprocess.run(
         ["tinyimagenet-plot", str(sweep), "--metric", "val/loss", "--out", str(out)], capture_output=True, text=True

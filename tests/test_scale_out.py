@@ -53,6 +53,7 @@ def test_submitit_local_runs_two_jobs_and_keeps_its_files_in_the_sweep(tiny_data
     assert list((sweep / ".submitit").glob("*/*_result.pkl")), list((sweep / ".submitit").rglob("*"))
 
 
+@pytest.mark.xdist_group("timing")  # waits on a clock or a server: the "timing" tests run one at a time
 @pytest.mark.slow
 def test_ray_runs_two_jobs_on_a_local_ray_instance(tiny_data, tmp_path):
     proc = run_main(
@@ -141,6 +142,7 @@ def postgres_url() -> str:
     return url
 
 
+@pytest.mark.xdist_group("timing")  # waits on a clock or a server: the "timing" tests run one at a time
 @pytest.mark.parametrize("backend", ["journal", "postgresql"])
 def test_two_workers_finish_one_study_with_exactly_n_trials(tiny_data, tmp_path, backend):
     study_name = f"workers_{uuid.uuid4().hex[:8]}"
@@ -199,6 +201,7 @@ def test_two_workers_finish_one_study_with_exactly_n_trials(tiny_data, tmp_path,
     assert {k: v for k, v in again[3].items() if k != "rank"} == {k: v for k, v in by_job[3].items() if k != "rank"}
 
 
+@pytest.mark.xdist_group("timing")  # waits on a clock or a server: the "timing" tests run one at a time
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage", "ignore::optuna.exceptions.ExperimentalWarning")
 def test_journal_storage_detects_the_trials_of_a_killed_worker(tmp_path):
     from tinyimagenet_resnet.sweeps.storage import make_storage
@@ -237,6 +240,7 @@ def _hold_a_slot(lock_dir, devices, jobs_per_gpu, got, release: Path):
             time.sleep(0.05)
 
 
+@pytest.mark.xdist_group("timing")  # waits on a clock or a server: the "timing" tests run one at a time
 def test_jobs_spread_over_gpus_share_them_up_to_jobs_per_gpu_then_wait(tmp_path):
     ctx = mp.get_context("spawn")
     got, release = ctx.Queue(), tmp_path / "release"

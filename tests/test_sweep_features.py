@@ -2,6 +2,7 @@
 TensorBoard server) and what optuna-dashboard reads from a study: real Hydra multiruns of the entry point on the tiny
 fixture, in subprocesses, with real SQLite Optuna storages."""
 
+import contextlib
 import json
 import socket
 import statistics
@@ -144,15 +145,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def tensorboard_json(logdir: Path, path: str, body: dict | None = None, timeout=90):
-    """GET/POST one route of a real TensorBoard server started on `logdir`."""
+@contextlib.contextmanager
+def tensorboard(logdir: Path, timeout=90):
+    """A real TensorBoard server started on `logdir`; yields `query(path, body=None)`, which GETs (or POSTs `body`
+    to) one route and waits until the server answers it with data."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--port", str(port), "--bind_all"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
+
+    def query(path: str, body: dict | None = None):
         deadline = time.time() + timeout
         while True:
             try:
@@ -170,22 +174,27 @@ def tensorboard_json(logdir: Path, path: str, body: dict | None = None, timeout=
             if time.time() > deadline:
                 raise AssertionError(f"no answer from TensorBoard on {path}")
             time.sleep(1)
+
+    try:
+        yield query
     finally:
         proc.terminate()
         proc.wait(timeout=30)
 
 
+@pytest.mark.xdist_group("timing")  # waits on a clock or a server: the "timing" tests run one at a time
 def test_a_grid_reads_well_in_tensorboard(tiny_data, tmp_path):
     run_main(
         ["-m", f"data.path={tiny_data}", *SWEEP_ARGS, "optim.lr=1e-3,3e-2", "model.batch_norm=true,false"],
         cwd=tmp_path,
     )
     sweep = only_sweep(tmp_path)
-    runs = tensorboard_json(sweep, "/data/runs")
+    with tensorboard(sweep) as query:  # one server, both routes
+        runs = query("/data/runs")
+        exp = query("/data/plugin/hparams/experiment", {"experimentName": ""})
     jobs = sorted(p.name for p in sweep.iterdir() if (p / "metrics.json").is_file())
     names = {f"{j}/{(sweep / j / 'run_name.txt').read_text().strip()}" for j in jobs}
     assert names <= set(runs) and "0/lr=0.001_bn=true" in names  # readable, no tensorboard/ infix
-    exp = tensorboard_json(sweep, "/data/plugin/hparams/experiment", {"experimentName": ""})
     infos = exp["hparamInfos"]
     # the swept columns first (TensorBoard orders by "differs", then by name, and shows the first few)
     assert [(h["name"], h["differs"]) for h in infos[:4]] == [

@@ -158,11 +158,10 @@ def test_lr_find_task(tiny_data, tmp_path):
     assert not (run / "checkpoints").exists()
 
 
-@pytest.fixture(scope="module")
-def trained_b333(tiny_data, tmp_path_factory):
-    cwd = tmp_path_factory.mktemp("b333")
-    run_main([f"data.path={tiny_data}", *TINY_ARGS, "model/blocks=b333", "model.activation=gelu"], cwd=cwd)
-    return only_run_dir(cwd)
+@pytest.fixture
+def trained_b333(trained_run):
+    """The session's finished tiny training ([3,3,3], gelu, widths 16)."""
+    return trained_run
 
 
 def test_evaluate_rebuilds_the_model_from_the_checkpoint(tiny_data, tmp_path, trained_b333):
