@@ -168,12 +168,17 @@ def run_main(args, cwd, check=True, timeout=600, env=None, drop_env=()):
 
 def popen_main(args, cwd) -> subprocess.Popen:
     """The real entry point started in the background (to signal or kill it while it runs)."""
+    import signal
+
+    # an xdist worker ignores SIGINT, and a child inherits that: give it the default back, as a shell would
+    restore = (lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if os.name == "posix" else None
     return subprocess.Popen(
         [sys.executable, "-m", "tinyimagenet_resnet.main", *map(str, args)],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=restore,
     )
 
 
