@@ -152,6 +152,24 @@ def test_a_planned_schedule_follows_a_new_length_at_once_and_still_ends_at_zero(
     assert opt.param_groups[0]["lr"] == pytest.approx(OmegaConf.to_object(cfg.scheduler).lr_at(0.5, 10, 60))
 
 
+def cpu_settings(**changes) -> TrainSettings:
+    """The engine settings of the in-process tests: fp32 eager on the CPU, 3 classes, no progress bar."""
+    defaults = dict(
+        seed=0,
+        num_classes=3,
+        device=torch.device("cpu"),
+        amp_dtype=None,
+        channels_last=False,
+        compile=False,
+        label_smoothing=0.0,
+        log_every_n_steps=100,
+        val_every_n_epochs=1,
+        limit_train_batches=None,
+        progress_bar=False,
+    )
+    return TrainSettings(**{**defaults, **changes})
+
+
 class _Loader:
     """A stand-in train loader: batches of 64x64 images whose sizes the model's hook records."""
 
@@ -225,21 +243,7 @@ def budgeted_trainer(
 
     model = ResNet((1, 1, 1), (8, 8, 8), dropout=0.0, num_classes=3)
     clock = FakeClock(model, calibration_train_s or train_s, eval_s=0.25)
-    settings = TrainSettings(
-        epochs=1,
-        seed=0,
-        num_classes=3,
-        device=torch.device("cpu"),
-        amp_dtype=None,
-        channels_last=False,
-        compile=False,
-        label_smoothing=0.0,
-        log_every_n_steps=100,
-        val_every_n_epochs=1,
-        limit_train_batches=None,
-        progress_bar=False,
-        started_at=time.time(),
-    )
+    settings = cpu_settings(epochs=1, started_at=time.time())
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     interim_loader = _InterimLoader() if interim else None
     trainer = Trainer(
@@ -300,23 +304,7 @@ def test_progressive_resizing_changes_the_train_size_at_the_planned_steps_and_ne
     model = ResNet((1, 1, 1), (8, 8, 8), dropout=0.0, num_classes=3)
     seen = []
     model.register_forward_hook(lambda m, i, o: seen.append(("train" if m.training else "eval", i[0].shape[-1])))
-    settings = TrainSettings(
-        epochs=2,
-        seed=0,
-        num_classes=3,
-        device=torch.device("cpu"),
-        amp_dtype=None,
-        channels_last=False,
-        compile=False,
-        label_smoothing=0.0,
-        log_every_n_steps=100,
-        val_every_n_epochs=1,
-        limit_train_batches=None,
-        progress_bar=False,
-        started_at=0.0,
-        train_sizes=(32, 48, 64),
-        train_size_fractions=(0.25, 0.5, 0.25),
-    )
+    settings = cpu_settings(epochs=2, started_at=0.0, train_sizes=(32, 48, 64), train_size_fractions=(0.25, 0.5, 0.25))
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     trainer = Trainer(settings, model, opt, None, _Loader(), _Loader())
     trainer.fit()  # 2 epochs x 4 steps: 2 steps at 32, 4 at 48, 2 at 64
