@@ -46,7 +46,9 @@ SCALES: dict[str, dict[str, list[str]]] = {
         "inspect": ["inspect.stats_images=1000"],
         "baselines": [],
         "overfit": ["trainer.val_every_n_epochs=50", "data.val_subset=200"],  # 100 epochs of one batch: ~30 s
-        "lr_find": ["data.train_subset=20000", "data.batch_size=64"],
+        # 150 iterations at EMA 0.9: half the default's cost, and still a suggestion on one real shard at these
+        # widths (0.031 and 0.039 measured; 1e-4 -> 1 over 150 iterations at 0.95 found none: BENCHMARKS.md)
+        "lr_find": ["data.train_subset=20000", "data.batch_size=64", "lr_find.num_iters=150", "lr_find.beta=0.9"],
         "lr_wd": ["data.train_subset=2000", "data.batch_size=64", "trainer.epochs=1"],
         "blocks_dropout": [
             "data.train_subset=2000",
