@@ -31,6 +31,9 @@ EOF
 } >"$out/machine.txt"
 start=$(date +%s)
 set +e
+# every run of the entry point as a new interpreter (not forked from the tests' warm server, tests/conftest.py), so
+# that coverage's subprocess patch measures each of them as before
+export TIR_TEST_FORKSERVER=0
 python -m pytest --durations=0 --cov=tinyimagenet_resnet --cov-config="$out/covrc" --cov-report=term \
   --junitxml="$out/junit.xml" "$@" 2>&1 | tee "$out/pytest.log"
 rc=${PIPESTATUS[0]}

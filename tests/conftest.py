@@ -151,16 +151,97 @@ def refusal(args, cwd: Path, monkeypatch, code=2) -> str:
     return f"error: {line}"
 
 
+# The entry point's processes, forked from a warm interpreter. A fresh `python -m tinyimagenet_resnet.main` spends
+# ~5 s of one core importing torch (and torch._dynamo, which torch.use_deterministic_algorithms and every optimizer
+# load), datasets, Hydra and the rest before it reads its command line; the suite starts it ~150 times. A
+# multiprocessing forkserver imports those third-party packages once per xdist worker, and each run is a new process
+# forked from it that runs the entry point as `python -m` does (runpy, __main__, its own cwd, stdout and stderr,
+# exit code). Nothing of this package is imported before the fork (its start time, its state). A plain subprocess
+# runs instead: a run whose environment differs from the one the server started with (import-time settings: HF_*,
+# OMP_NUM_THREADS), a run with a hydra/launcher (its workers), and every run when TIR_TEST_FORKSERVER=0.
+WARM_IMPORTS = ["torch", "torch._dynamo", "torch._inductor.config", "torchvision", "datasets", "hydra", "omegaconf"]
+WARM_IMPORTS += ["pandas", "matplotlib.pyplot", "tensorboard", "pyarrow.parquet", "optuna", "sqlalchemy", "PIL.Image"]
+_warm: dict = {}
+
+
+def _forked_entry_point(args, cwd, out, err, env) -> None:
+    """The child: `python -m tinyimagenet_resnet.main *args` in `cwd`, its output into the files `out` and `err`."""
+    import atexit
+    import runpy
+    import signal
+
+    for fd, path in ((1, out), (2, err)):
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(target, fd)
+        os.close(target)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as a new interpreter (an xdist worker ignores it)
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    sys.argv = ["-m", *args]
+    sys.path[0] = ""  # `python -m` puts the working folder first
+    code = 0
+    try:
+        runpy.run_module("tinyimagenet_resnet.main", run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        atexit._run_exitfuncs()  # what an interpreter does at exit (multiprocessing's children skip it)
+    sys.exit(code)
+
+
+def _environment() -> dict:
+    """The environment a run inherits, but for what pytest changes at every test (PYTEST_CURRENT_TEST) and torch
+    sets for itself when a test compiles (TORCHINDUCTOR_CACHE_DIR): a run sees them, the server's imports do not
+    depend on them."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_CURRENT_TEST", "TORCHINDUCTOR_"))}
+
+
+def _forkserver():
+    import multiprocessing
+
+    if "ctx" not in _warm:
+        _warm["ctx"] = multiprocessing.get_context("forkserver")
+        _warm["ctx"].set_forkserver_preload(WARM_IMPORTS)
+        _warm["env"] = _environment()
+    return _warm["ctx"]
+
+
+def _run_forked(args, cwd, timeout) -> subprocess.CompletedProcess:
+    import tempfile
+
+    ctx = _forkserver()
+    with tempfile.TemporaryDirectory(prefix="tir-run-") as tmp:
+        out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
+        proc = ctx.Process(target=_forked_entry_point, args=(args, str(cwd), str(out), str(err), dict(os.environ)))
+        proc.start()
+        proc.join(timeout)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+            raise subprocess.TimeoutExpired(args, timeout, out.read_text(), err.read_text())
+        read = lambda p: p.read_text(encoding="utf-8", errors="replace") if p.exists() else ""  # noqa: E731
+        return subprocess.CompletedProcess(args, proc.exitcode, read(out), read(err))
+
+
 def run_main(args, cwd, check=True, timeout=600, env=None, drop_env=()):
-    """Run the real entry point in a subprocess, as a user would (`drop_env`: variables it does not inherit)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "tinyimagenet_resnet.main", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**{k: v for k, v in os.environ.items() if k not in drop_env}, **(env or {})},
-    )
+    """Run the real entry point in a new process, as a user would (`drop_env`: variables it does not inherit)."""
+    args = [str(a) for a in args]
+    forked = os.name == "posix" and os.environ.get("TIR_TEST_FORKSERVER", "1") != "0" and not env and not drop_env
+    # a launcher's worker processes (loky, Ray, submitit) import the job's function from the program they were
+    # started by: that must be `python -m tinyimagenet_resnet.main` itself
+    forked = forked and not any(a.startswith("hydra/launcher=") for a in args)
+    if forked and _warm.get("env", _environment()) == _environment():
+        proc = _run_forked(args, cwd, timeout)
+    else:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tinyimagenet_resnet.main", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**{k: v for k, v in os.environ.items() if k not in drop_env}, **(env or {})},
+        )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-5000:]}")
     return proc
