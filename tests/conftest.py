@@ -207,32 +207,80 @@ def _forkserver():
     return _warm["ctx"]
 
 
-def _run_forked(args, cwd, timeout) -> subprocess.CompletedProcess:
-    import tempfile
+class ForkedMain:
+    """The entry point forked from the warm server, with the part of `subprocess.Popen` the tests use (pid,
+    send_signal, poll, wait, communicate, returncode); stdout and stderr go to files read back at the end."""
 
-    ctx = _forkserver()
-    with tempfile.TemporaryDirectory(prefix="tir-run-") as tmp:
-        out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
-        proc = ctx.Process(target=_forked_entry_point, args=(args, str(cwd), str(out), str(err), dict(os.environ)))
-        proc.start()
-        proc.join(timeout)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
-            raise subprocess.TimeoutExpired(args, timeout, out.read_text(), err.read_text())
+    def __init__(self, args: list[str], cwd):
+        import tempfile
+
+        self.args = args
+        self._tmp = tempfile.TemporaryDirectory(prefix="tir-run-")
+        self._out, self._err = Path(self._tmp.name) / "stdout", Path(self._tmp.name) / "stderr"
+        env = dict(os.environ)
+        self._proc = _forkserver().Process(
+            target=_forked_entry_point, args=(args, str(cwd), str(self._out), str(self._err), env)
+        )
+        self._proc.start()
+        self.pid = self._proc.pid
+        self.returncode = None
+
+    def send_signal(self, sig) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self._proc.kill()
+
+    def poll(self):
+        if self.returncode is None and not self._proc.is_alive():
+            self._proc.join()
+            self.returncode = self._proc.exitcode
+        return self.returncode
+
+    def wait(self, timeout=None):
+        self._proc.join(timeout)
+        if self.poll() is None:
+            raise subprocess.TimeoutExpired(self.args, timeout)
+        return self.returncode
+
+    def communicate(self, timeout=None) -> tuple[str, str]:
+        try:
+            self.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self._proc.join()
+            raise subprocess.TimeoutExpired(self.args, timeout, *self._read()) from None
+        out, err = self._read()
+        self._tmp.cleanup()
+        return out, err
+
+    def _read(self) -> tuple[str, str]:
         read = lambda p: p.read_text(encoding="utf-8", errors="replace") if p.exists() else ""  # noqa: E731
-        return subprocess.CompletedProcess(args, proc.exitcode, read(out), read(err))
+        return read(self._out), read(self._err)
+
+
+def _forkable(args: list[str], env=None, drop_env=()) -> bool:
+    """Whether a run can be forked from the warm server (see above), or needs a new interpreter."""
+    if os.name != "posix" or os.environ.get("TIR_TEST_FORKSERVER", "1") == "0" or env or drop_env:
+        return False
+    # a launcher's worker processes (loky, Ray, submitit) import the job's function from the program they were
+    # started by: that must be `python -m tinyimagenet_resnet.main` itself
+    if any(a.startswith("hydra/launcher=") for a in args):
+        return False
+    return _warm.get("env", _environment()) == _environment()
 
 
 def run_main(args, cwd, check=True, timeout=600, env=None, drop_env=()):
     """Run the real entry point in a new process, as a user would (`drop_env`: variables it does not inherit)."""
     args = [str(a) for a in args]
-    forked = os.name == "posix" and os.environ.get("TIR_TEST_FORKSERVER", "1") != "0" and not env and not drop_env
-    # a launcher's worker processes (loky, Ray, submitit) import the job's function from the program they were
-    # started by: that must be `python -m tinyimagenet_resnet.main` itself
-    forked = forked and not any(a.startswith("hydra/launcher=") for a in args)
-    if forked and _warm.get("env", _environment()) == _environment():
-        proc = _run_forked(args, cwd, timeout)
+    if _forkable(args, env, drop_env):
+        forked = ForkedMain(args, cwd)
+        try:
+            out, err = forked.communicate(timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise subprocess.TimeoutExpired(args, timeout, exc.output, exc.stderr) from None
+        proc = subprocess.CompletedProcess(args, forked.returncode, out, err)
     else:
         proc = subprocess.run(
             [sys.executable, "-m", "tinyimagenet_resnet.main", *args],
@@ -247,10 +295,14 @@ def run_main(args, cwd, check=True, timeout=600, env=None, drop_env=()):
     return proc
 
 
-def popen_main(args, cwd) -> subprocess.Popen:
-    """The real entry point started in the background (to signal or kill it while it runs)."""
+def popen_main(args, cwd):
+    """The real entry point started in the background (to signal or kill it while it runs): a `subprocess.Popen`,
+    or its forked twin `ForkedMain`."""
     import signal
 
+    args = [str(a) for a in args]
+    if _forkable(args):
+        return ForkedMain(args, cwd)
     # an xdist worker ignores SIGINT, and a child inherits that: give it the default back, as a shell would
     restore = (lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if os.name == "posix" else None
     return subprocess.Popen(
