@@ -127,7 +127,8 @@ def test_hub_unreachable_offline_names_data_path():
 
 def test_out_of_range_label_is_refused_at_load(tmp_path):
     root = write_tiny_imagenet(tmp_path / "bad", n_train=2, n_val=1, bad_label=250)
-    with pytest.raises(DataError, match=r"label out of range in split 'train' at index 0: 250.*0..199"):
+    where = r"\(.*train-00000-of-00001.parquet, row 0\)"
+    with pytest.raises(DataError, match=rf"label out of range in split 'train' at index 0 {where}: 250.*0..199"):
         load_raw(data_cfg(root))
 
 
@@ -157,7 +158,39 @@ def test_a_stale_datasets_cache_of_a_same_named_folder_is_rebuilt(tmp_path):
 
 def test_shard_globs_restrict_the_files(real_data):
     cfg = data_cfg(real_data, train_files="data/train-00000-*", val_files="data/valid-00000-*")
-    raw, _ = load_raw(cfg)
+    raw, _, _ = load_raw(cfg)
     assert 6200 <= len(raw["train"]) <= 6400 and len(raw["valid"]) == 5000
     with pytest.raises(DataError, match="data.train_files='data/nothing-\\*'"):
         load_raw(data_cfg(real_data, train_files="data/nothing-*"))
+
+
+def test_the_decoded_cache_of_a_same_named_folder_with_one_image_changed_is_not_reused(tiny_data, tmp_path):
+    # same name, same rows and labels, same modification time: only the first train image differs
+    import io
+    import os
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    a, b = tmp_path / "a" / "tiny-imagenet", tmp_path / "b" / "tiny-imagenet"
+    shutil.copytree(tiny_data, a)
+    shutil.copytree(tiny_data, b)
+    shard = b / "data" / "train-00000-of-00001.parquet"
+    stamp = shard.stat()
+    table = pq.read_table(shard)
+    images = table.column("image").to_pylist()
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (255, 0, 0)).save(buf, format="PNG")
+    images[0] = {"bytes": buf.getvalue(), "path": None}
+    table = table.set_column(0, "image", pa.array(images, table.schema.field("image").type))
+    pq.write_table(table, shard)
+    os.utime(shard, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    cache = tmp_path / "decoded"
+    first = {}
+    for name, root in (("a", a), ("b", b)):
+        dm = DataModule.setup(data_cfg(root, pipeline="fast", cache_dir=str(cache)), seed=0)
+        pos = int(np.flatnonzero(dm.splits["train"].indices == 0)[0])
+        first[name] = np.array(dm.decoded("train")[pos])
+    assert (first["b"] == [255, 0, 0]).all() and not (first["a"] == [255, 0, 0]).all()

@@ -1,5 +1,9 @@
 """User-facing errors: each carries ONE line naming the key, the value and what is allowed."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 
 class UserError(Exception):
     """A problem the user can fix (bad config, missing data, bad checkpoint). Printed as one line, exit 2."""
@@ -25,16 +29,14 @@ class EnvironmentFault(UserError):
     exit_code = 1
 
 
-def os_error_line(exc: OSError) -> str:
-    """An OSError while writing as one line: what failed, where, what to do."""
+def os_error_line(exc: OSError, then: str = "run the same command again") -> str:
+    """An OSError while writing as one line: what failed, where, what to do (`then`: what to do once there is
+    space again; the entry point says whether a checkpoint lets the run continue)."""
     import errno
 
     where = exc.filename or "a file"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return (
-            f"no space left on the device while writing {where}; free some space, then run the same command "
-            "again (a training run continues from its last checkpoint)"
-        )
+        return f"no space left on the device while writing {where}; free some space, then {then}"
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return (
             f"cannot write {where}: {exc.strerror}; run from a writable folder, or point hydra.run.dir / "
@@ -72,3 +74,28 @@ def one_line(exc: BaseException) -> str:
         if text.startswith(prefix):  # a DataLoader worker re-raises with the (qualified) class name in front
             return text[len(prefix) :]
     return text
+
+
+def unexpected_line(exc: BaseException, what: str, log_file: Path | None) -> str:
+    """An exception nobody foresaw, as one line: what ran, where it failed (the innermost frame of this package),
+    and the log file that received its traceback (`log_file`, e.g. the run's main.log; a new file in the temporary
+    folder when there is none)."""
+    import tempfile
+    import time
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "tinyimagenet_resnet" in f.filename]
+    where = f" in {Path(frames[-1].filename).name}:{frames[-1].lineno} ({frames[-1].name})" if frames else ""
+    if log_file is None:
+        log_file = Path(tempfile.gettempdir()) / f"tinyimagenet_resnet-error-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    try:
+        with open(log_file, "a", encoding="utf-8") as f:
+            f.write(f"\nUnexpected error during {what}:\n" + "".join(traceback.format_exception(exc)))
+        logged = f"the traceback is in {log_file}"
+    except OSError:
+        logged = "the traceback could not be written to a file"
+    message = " ".join(str(exc).split())[:200] or "(no message)"
+    return (
+        f"unexpected {type(exc).__name__} during {what}{where}: {message}; {logged} (HYDRA_FULL_ERROR=1 prints it); "
+        "please report it with that file"
+    )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
 import shutil
 import sys
 import warnings
@@ -17,12 +16,22 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from . import run_folder
 from .config import resolvers, schema
 from .config.loader import check_group_choices, config_dir, preflight
 from .config.validate import validate_config
-from .errors import DivergedError, EnvironmentFault, Interrupted, UserError, one_line, os_error_line
+from .errors import (
+    DivergedError,
+    EnvironmentFault,
+    Interrupted,
+    UserError,
+    one_line,
+    os_error_line,
+    unexpected_line,
+)
+from .run_folder import RESULTS, AlreadyFinished, claim, resume_command
 from .scale import launchers
 from .scale.placement import placed
 from .sweeps import optuna_sweeper
@@ -45,14 +54,10 @@ def _task(name: str):
     return importlib.import_module(f"tinyimagenet_resnet.tasks.{name}").run
 
 
-# What a run directory holds once a task has produced something (a continued run always has some of these).
-RESULTS = {"metrics.json", "checkpoints", "inspect.json", "baselines.json", "lr_find.json"}
-
-
 def _remove_if_untouched(run_dir: Path) -> None:
     """A run that failed before producing anything leaves nothing behind (its .hydra/, log, split.json or empty
     TensorBoard folder alone are not worth keeping)."""
-    if run_dir.is_dir() and not {p.name for p in run_dir.iterdir()} & RESULTS:
+    if run_dir.is_dir() and not {p.name for p in run_dir.iterdir()} & set(RESULTS):
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
@@ -62,9 +67,13 @@ def _fail(run_dir: Path, line: str, code: int):
     sys.exit(code)
 
 
-def _resume_command(ckpt: Path | None) -> str:
-    """The command that continues the run; the data location and every setting come from the checkpoint."""
-    return f"python -m tinyimagenet_resnet.main {shlex.quote(f'ckpt_path={ckpt}')}"
+def _after_fault(run_dir: Path) -> str:
+    """What to do once a fault is fixed: continue from the run's last checkpoint when it wrote one, else start a
+    new run (there is nothing to continue)."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        return f"continue the run with: {resume_command(last)}"
+    return "start the run again: it wrote no checkpoint to continue from"
 
 
 def run(cfg: DictConfig):
@@ -87,7 +96,7 @@ def run(cfg: DictConfig):
     except OSError as exc:  # a folder that cannot be written, a full disk
         if full_error:
             raise
-        _fail(run_dir, os_error_line(exc), EnvironmentFault.exit_code)
+        _fail(run_dir, os_error_line(exc, _after_fault(run_dir)), EnvironmentFault.exit_code)
     except KeyboardInterrupt:  # ctrl-C before training began (the trainer handles it from then on)
         if full_error:
             raise
@@ -98,9 +107,15 @@ def run(cfg: DictConfig):
             raise
         sys.exit(exc.exit_code)
     except Interrupted as exc:
-        log.warning("Interrupted by %s; resume with: %s", exc.signame, _resume_command(exc.ckpt))
-        print(f"interrupted by {exc.signame}; resume with:\n  {_resume_command(exc.ckpt)}", file=sys.stderr)
+        log.warning("Interrupted by %s; resume with: %s", exc.signame, resume_command(exc.ckpt))
+        print(f"interrupted by {exc.signame}; resume with:\n  {resume_command(exc.ckpt)}", file=sys.stderr)
         sys.exit(130 if exc.signame == "SIGINT" else 143)
+    except Exception as exc:  # noqa: BLE001 - the error boundary: what we did not foresee is one line too
+        if full_error:
+            raise
+        logs = [h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+        print(f"error: {unexpected_line(exc, f'task={cfg.task}', Path(logs[0]) if logs else None)}", file=sys.stderr)
+        sys.exit(1)
 
 
 def check_device(name: str) -> None:
@@ -126,10 +141,15 @@ def main(cfg: DictConfig):
     return run(cfg)
 
 
-def check_command_line(argv: list[str]) -> list[str]:
+def check_command_line(argv: list[str]) -> tuple[list[str], run_folder.Target | None]:
     """The entry point's pre-flight of a command line, before Hydra starts: the command line as it will run (a
-    named sweep gets `--multirun`), once every group option and every value of every job is checked. Raises
-    UserError (one line: Hydra's own messages span a dozen lines)."""
+    named sweep gets `--multirun`), once every group option and every value of every job is checked, and the
+    existing folder a single run will write into (None for a fresh one), once checked to be its own. Raises
+    UserError (one line: Hydra's own messages span a dozen lines), AlreadyFinished for a finished run."""
+    if "task=protocol" in argv:  # before a sweep= below makes it a multirun (whose errors are the jobs')
+        from .tasks.protocol import check_overrides
+
+        check_overrides([a for a in argv if not a.startswith("-")])
     # A named sweep runs as a multirun without `-m`. Its config sets hydra.mode=MULTIRUN, but Hydra rejects
     # comma-separated overrides (`optim.lr=1e-3,1e-2`) while it composes to read that mode, so add the flag here.
     if any(a.startswith("sweep=") and a != "sweep=null" for a in argv) and not (
@@ -139,13 +159,39 @@ def check_command_line(argv: list[str]) -> list[str]:
     problem = check_group_choices(argv, Path(config_dir()))
     if problem:
         raise UserError(problem)
-    preflight(argv)
-    return argv
+    checked = preflight(argv)
+    if checked is None:
+        return argv, None
+    check_services(checked)
+    if checked.multirun:
+        return argv, None
+    return argv, run_folder.check(checked.overrides, checked.jobs[0])
+
+
+def check_services(checked) -> None:
+    """The Optuna storage and the MLflow tracking server a command will use answer, before any work."""
+    sweeper = checked.sweeper
+    if sweeper is not None and "Optuna" in str(sweeper.get("_target_", "")):
+        from .sweeps.storage import check_storage
+
+        check_storage(sweeper.get("storage"))
+    mlflow = OmegaConf.select(checked.jobs[0], "logger.mlflow")
+    if mlflow is not None:
+        from .artifacts.trackers import check_tracking_uri
+
+        check_tracking_uri(mlflow.tracking_uri)
+
+
+_HELD = []  # the lock on the run folder, held until the process ends
 
 
 def cli() -> None:
     try:
-        sys.argv[1:] = check_command_line(sys.argv[1:])
+        sys.argv[1:], target = check_command_line(sys.argv[1:])
+        _HELD.append(claim(target))
+    except AlreadyFinished as exc:
+        print(one_line(exc), file=sys.stderr)
+        sys.exit(0)
     except UserError as exc:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise

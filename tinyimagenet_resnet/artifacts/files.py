@@ -15,6 +15,8 @@ from pathlib import Path
 
 import filelock
 
+from ..errors import EnvironmentFault, os_error_line
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -86,3 +88,16 @@ def file_lock(path: Path | str, timeout: float = -1) -> filelock.BaseFileLock:
 
 
 LockTimeout = filelock.Timeout
+
+
+def check_writable(folder: Path, key: str) -> None:
+    """Fail now, in one line, when `folder` (or the nearest folder above it that exists) cannot be written."""
+    probe = Path(folder).expanduser().absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        exc.filename = exc.filename or str(probe)
+        raise EnvironmentFault(f"{key}: {os_error_line(exc)}") from None

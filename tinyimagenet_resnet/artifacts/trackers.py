@@ -102,6 +102,65 @@ def mlflow_uri(cfg_uri: str | None, run_dir: Path, sweep_dir: Path | None) -> st
     return "sqlite:///" + str((folder / "mlflow.db").resolve()).replace("\\", "/")
 
 
+MLFLOW_URIS = "null (SQLite beside the runs), sqlite:///<file>.db, http(s)://<server>, databricks, or a database URL"
+
+
+def _sqlite_readable(path: Path) -> str | None:
+    """Why an existing SQLite file cannot serve as a store (None when it can)."""
+    import sqlite3
+
+    try:
+        with open(path, "rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                return "not an SQLite database"
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            con.close()
+    except (OSError, sqlite3.Error) as exc:
+        return f"unreadable ({type(exc).__name__}: {str(exc)[:100]})"
+    return None
+
+
+def check_tracking_uri(uri: str | None, timeout_s: float = 5.0) -> None:
+    """Refuse, before any work and creating nothing, a tracking URI MLflow will not serve: a scheme it does not
+    know, a file store (MLflow 3 keeps it read-only, in maintenance mode), a SQLite file that is not a database or
+    sits in a folder that cannot be written, a server that does not answer within `timeout_s`."""
+    if not uri:
+        return
+    from urllib.parse import urlparse
+
+    key = f"logger.mlflow.tracking_uri={uri!r}"
+    scheme = urlparse(str(uri)).scheme.split("+")[0]
+    if scheme in ("", "file") or len(scheme) == 1:  # a path (c:\ included) or file://
+        raise EnvironmentFault(
+            f"{key}: MLflow 3 no longer writes file stores (maintenance mode); allowed {MLFLOW_URIS}"
+        )
+    if scheme == "sqlite":
+        from .files import check_writable
+
+        path = Path(str(uri)[len("sqlite:///") :]).expanduser()
+        if path.is_file() and (why := _sqlite_readable(path)):
+            raise EnvironmentFault(f"{key}: {path} is {why}; point it at another file, or move that one away")
+        check_writable(path.parent, "logger.mlflow.tracking_uri")
+    elif scheme in ("http", "https"):
+        import urllib.error
+        import urllib.request
+
+        try:
+            urllib.request.urlopen(str(uri).rstrip("/") + "/health", timeout=timeout_s).close()
+        except urllib.error.HTTPError:
+            pass  # it answered (a server without /health, or one behind a proxy that wants a login)
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise EnvironmentFault(
+                f"{key}: the server does not answer ({reason}); start it (mlflow server ...) or use {MLFLOW_URIS}"
+            ) from None
+    elif scheme not in ("databricks", "postgresql", "mysql", "mssql", "uc", "databricks-uc"):
+        raise EnvironmentFault(f"{key}: MLflow does not know the scheme {scheme!r}; allowed {MLFLOW_URIS}")
+
+
 def experiment_id(client, name: str, uri: str) -> str:
     """The experiment's id, created if new; with our SQLite default its artifacts (figures) go beside the database,
     not into ./mlruns of whatever folder the command ran in."""

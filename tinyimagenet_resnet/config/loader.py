@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..artifacts.files import check_writable
 from ..errors import ConfigError
 from .overrides import override_key, override_value
 from .schema import BY_NAME
@@ -128,7 +130,7 @@ def check_group_choices(argv: list[str], conf: Path) -> str | None:
     return None
 
 
-def _command_overrides(argv: list[str]) -> tuple[list[str], bool] | None:
+def command_overrides(argv: list[str]) -> tuple[list[str], bool] | None:
     """(the overrides of a command line, whether it is a multirun), or None for a flag that prints instead."""
     args, skip, multirun = [], False, False
     for a in argv:
@@ -172,6 +174,10 @@ def job_override_sets(overrides: list[str], params: dict | None) -> tuple[list[l
             sweeps[o.get_key_element()] = _sweep_values(o)
         else:
             fixed.append(o.input_line)
+    for key, values in sweeps.items():
+        if not values:  # range(0), an empty choice: Hydra would start a sweep of no jobs, then fail on it
+            expr = next((o for o in overrides if override_key(o) == key), f"{key}=...")
+            raise ConfigError(f"{expr}: this sweep has no values, so the grid has no job; allowed: at least one value")
     first = {k: v[0] for k, v in sweeps.items()}
     sets = [fixed + [f"{k}={v}" for k, v in first.items()]]
     for key, values in sweeps.items():
@@ -202,23 +208,6 @@ def check_sweeper(sweeper) -> None:
         )
 
 
-def check_writable(folder: Path, key: str) -> None:
-    """Fail now, in one line, when `folder` (or the nearest folder above it that exists) cannot be written."""
-    import tempfile
-
-    from ..errors import EnvironmentFault, os_error_line
-
-    probe = Path(folder).expanduser().absolute()
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    try:
-        with tempfile.TemporaryFile(dir=probe):
-            pass
-    except OSError as exc:
-        exc.filename = exc.filename or str(probe)
-        raise EnvironmentFault(f"{key}: {os_error_line(exc)}") from None
-
-
 def _job_config(job: list[str], swept: list[str], plain_cfg: DictConfig) -> DictConfig:
     """One job's validated config: the swept values merged onto the sweep's fixed config where they are plain keys
     (cheap), composed again where one selects a config group option (model/blocks=b333, optim=sgd)."""
@@ -236,14 +225,26 @@ def _job_config(job: list[str], swept: list[str], plain_cfg: DictConfig) -> Dict
     return cfg
 
 
-def preflight(argv: list[str]) -> None:
+@dataclass
+class Checked:
+    """What the pre-flight composed: the configs that cover every value of every job, the sweeper's config (a
+    multirun), and the command's overrides."""
+
+    jobs: list[DictConfig]
+    sweeper: DictConfig | None
+    overrides: list[str]
+    multirun: bool
+
+
+def preflight(argv: list[str]) -> Checked | None:
     """Compose and validate, before any work, every job of the command line: the single run, or each value of
     each swept key of a multirun (its sweeper's settings too); check that its output and cache folders can be
-    written. Raises ConfigError / EnvironmentFault (one line)."""
-    command = _command_overrides(argv)
+    written. None for a flag that prints instead of running. Raises ConfigError / EnvironmentFault (one line)."""
+    command = command_overrides(argv)
     if command is None:
-        return
+        return None
     overrides, multirun = command
+    sweeper = None
     if not multirun:
         cfg = compose_config(overrides)
         validate_config(cfg)
@@ -254,6 +255,7 @@ def preflight(argv: list[str]) -> None:
         fixed = [o.input_line for o in OverridesParser.create().parse_overrides(overrides) if not o.is_sweep_override()]
         base = compose_config(fixed, return_hydra_config=True)
         check_sweeper(base.hydra.sweeper)
+        sweeper = base.hydra.sweeper
         params = base.hydra.sweeper.get("params")
         sets, sweeps = job_override_sets(overrides, OmegaConf.to_container(params) if params else {})
         swept_keys = {override_key(k) for k in sweeps}
@@ -275,6 +277,7 @@ def preflight(argv: list[str]) -> None:
             from ..data.cache import default_cache_dir
 
             check_writable(Path(cfg.data.cache_dir or default_cache_dir()), "data.cache_dir")
+    return Checked(jobs, sweeper, overrides, multirun)
 
 
 def from_checkpoint(saved: dict) -> DictConfig:

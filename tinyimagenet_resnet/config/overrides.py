@@ -7,6 +7,10 @@ from collections.abc import Iterable
 
 # Overrides a sweeper adds to each job for itself (its folder, its Optuna trial), not choices of the user.
 SWEEPER_KEYS = ("hydra.", "optuna.trial_number")
+# Keys that say where and how to run, not what was trained: a command that continues or evaluates a checkpoint, or
+# resumes a study or a grid, may change them; left out, they keep the checkpoint's values (so a printed resume
+# command works as printed).
+RUNTIME_KEYS = ("data.path", "data.cache_dir", "data.num_workers", "trainer.device", "trainer.progress_bar")
 
 
 def override_key(override: str) -> str:

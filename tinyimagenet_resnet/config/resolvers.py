@@ -13,7 +13,7 @@ from .overrides import without
 _STARTED = datetime.now()
 
 
-def _resume_target(task, ckpt_path, resume, overrides, default_dir: str) -> Path | None:
+def resume_target(task, ckpt_path, resume, overrides, default_dir: str) -> Path | None:
     """The existing run directory a `task=train` invocation continues, or None for a fresh run."""
     if task != "train":
         return None
@@ -44,14 +44,14 @@ RESOLVED: dict[str, str] = {}  # the run directory this command resolved (the st
 
 
 def run_dir(task, ckpt_path, resume, overrides, default_dir):
-    target = _resume_target(task, ckpt_path, resume, overrides, default_dir)
+    target = resume_target(task, ckpt_path, resume, overrides, default_dir)
     RESOLVED["run_dir"] = str(target) if target is not None else default_dir
     return RESOLVED["run_dir"]
 
 
 def hydra_subdir(task, ckpt_path, resume, overrides, default_dir):
     """Keep the original `.hydra/` of a resumed run; the resuming invocation's files go beside it."""
-    if _resume_target(task, ckpt_path, resume, overrides, default_dir) is None:
+    if resume_target(task, ckpt_path, resume, overrides, default_dir) is None:
         return ".hydra"
     return f".hydra/resume-{_STARTED:%Y-%m-%d_%H-%M-%S-%f}"
 

@@ -60,11 +60,15 @@ class Pruner(Choice):
     none = "none"
 
 
-def spec(allowed: str | Callable[[], str], check: Callable[[Any], bool] | None = None, default=MISSING):
-    """A schema field: `allowed` is what the one-line error says; `check` the range test (None: the type says it)."""
+def spec(
+    allowed: str | Callable[[], str], check: Callable[[Any], bool] | None = None, default=MISSING, finite: bool = True
+):
+    """A schema field: `allowed` is what the one-line error says; `check` the range test (None: the type says it);
+    `finite`: whether an infinite or NaN number is refused (every key so far: none has a use for one)."""
+    metadata = {"allowed": allowed, "check": check, "finite": finite}
     if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"allowed": allowed, "check": check})
-    return field(default=default, metadata={"allowed": allowed, "check": check})
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 # ------------------------------------------------------------------------------------------------ checks

@@ -5,6 +5,7 @@ ranges, unknown keys and rules across keys are checked here."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from enum import Enum
 from typing import Any
 
@@ -61,6 +62,18 @@ def _check_node(node: DictConfig, schema: type, path: str) -> None:
             ok = False
         if not ok:
             fail(key, value, _allowed(f.metadata))
+        if f.metadata.get("finite", True) and not finite(plain(value)):
+            fail(key, value, f"{_allowed(f.metadata)}, finite (not inf or nan)")
+
+
+def finite(value: Any) -> bool:
+    """No infinite or NaN number in a value (a number, or a list of them): no schema key has a use for one, unless
+    its spec says `finite=False`."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(finite(v) for v in value)
+    return True
 
 
 def validate_config(cfg: DictConfig) -> None:

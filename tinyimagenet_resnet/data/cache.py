@@ -15,12 +15,11 @@ import numpy as np
 
 from .. import compat
 from ..artifacts.files import atomic_path, file_lock, read_json, write_json
+from .dataset import IMAGE_SIZE as SIZE
 from .dataset import decode_image
 from .splits import Split
 
 log = logging.getLogger(__name__)
-
-SIZE = 64
 
 
 def default_cache_dir() -> Path:
@@ -38,10 +37,7 @@ def cache_key(raw_fingerprint: str, split: Split) -> str:
 def _decode_into(out: np.ndarray, table, split: Split, start: int, stop: int) -> None:
     for i in range(start, stop):
         j = int(split.indices[i])
-        img = decode_image(table[j]["image"], split.source_split, j)
-        if img.size != (SIZE, SIZE):
-            img = img.resize((SIZE, SIZE))
-        out[i] = np.asarray(img, dtype=np.uint8)
+        out[i] = np.asarray(decode_image(table[j]["image"], split.source_split, j), dtype=np.uint8)
 
 
 def build(path: Path, raw_split, split: Split, threads: int) -> None:
@@ -87,12 +83,16 @@ def _damage(path: Path, meta_path: Path, n: int) -> str | None:
     return None
 
 
-def decoded(raw_split, split: Split, cache_dir: Path | None, threads: int = 2) -> tuple[np.ndarray, bool]:
+def decoded(
+    raw_split, split: Split, cache_dir: Path | None, threads: int = 2, identity: str = ""
+) -> tuple[np.ndarray, bool]:
     """The split's images as a read-only memmap (N, 64, 64, 3) uint8; returns (array, built_now). A cached file
-    that is truncated, garbled or zeroed (its shape or the checksum of sampled images is wrong) is built again."""
+    that is truncated, garbled or zeroed (its shape or the checksum of sampled images is wrong) is built again.
+    `identity` (the source files' digest) is part of the key: datasets' own fingerprint is the same for two
+    folders of the same name."""
     cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    dataset_fingerprint = compat.dataset_fingerprint(raw_split)
+    dataset_fingerprint = compat.dataset_fingerprint(raw_split) + identity
     key = cache_key(dataset_fingerprint, split)
     path, meta_path = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
     built = False

@@ -27,12 +27,13 @@ class DataModule:
     raw: object
     source: str
     splits: dict[str, Split]
+    identity: str = ""  # the source files' digest (data/source.py): part of the decoded cache's key
 
     @classmethod
     def setup(cls, data_cfg, seed: int) -> DataModule:
-        raw, source = load_raw(data_cfg)
+        raw, source, identity = load_raw(data_cfg)
         splits = make_splits(labels_of(raw["train"]), labels_of(raw["valid"]), data_cfg, seed)
-        dm = cls(data_cfg, seed, raw, source, splits)
+        dm = cls(data_cfg, seed, raw, source, splits, identity)
         summary = dm.summary()
         log.info("Splits: %s (fingerprint %s)", summary.sizes, summary.fingerprint)
         return dm
@@ -65,7 +66,11 @@ class DataModule:
         """The split decoded once into a cached uint8 (N, 64, 64, 3) memmap (see data/cache.py)."""
         split = self.splits[name]
         arr, _ = decoded(
-            self.raw[split.source_split], split, self.cfg.cache_dir, threads=max(1, int(self.cfg.num_workers))
+            self.raw[split.source_split],
+            split,
+            self.cfg.cache_dir,
+            threads=max(1, int(self.cfg.num_workers)),
+            identity=self.identity,
         )
         return arr
 

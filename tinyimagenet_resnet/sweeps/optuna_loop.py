@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 
 from .. import compat
 from ..artifacts.files import read_json, write_json, write_text
+from ..config.overrides import RUNTIME_KEYS, override_key, override_value
 from .storage import make_storage, redacted, study_lock
 from .study import counted_trials, mark_interrupted
 
@@ -214,6 +215,50 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                 "another hydra.sweeper.study_name for a new study"
             )
 
+    @staticmethod
+    def _signature(distributions, fixed_params, arguments) -> dict:
+        """What makes two runs of a study the same study: its search space and the settings of its jobs (the
+        command line's overrides that are not searched, but for where and how the jobs run: data.path, the device,
+        the sweep's folder...)."""
+        from optuna.distributions import distribution_to_json
+
+        searched = set(distributions) | set(fixed_params)
+        settings = {
+            override_key(o): override_value(o)
+            for o in arguments
+            if override_key(o) not in searched
+            and not override_key(o).startswith(("hydra", "optuna."))
+            and override_key(o) not in RUNTIME_KEYS
+        }
+        settings.update({k: str(v) for k, v in fixed_params.items()})
+        return {
+            "space": {k: distribution_to_json(d) for k, d in sorted(distributions.items())},
+            "settings": dict(sorted(settings.items())),
+        }
+
+    def _check_signature(self, study, signature: dict) -> None:
+        """A study resumed with another search space or other job settings would mix two experiments in one study
+        and one summary: refused, naming what differs (a study without a signature, from an earlier version, takes
+        this run's)."""
+        from ..errors import ConfigError
+
+        stored = study.user_attrs.get("tir_signature")
+        if stored is None:
+            study.set_user_attr("tir_signature", signature)
+            return
+        diffs = []
+        for part, what in (("settings", "{k}: {a} -> {b}"), ("space", "search space of {k}: {a} -> {b}")):
+            old, new = stored.get(part, {}), signature[part]
+            for k in sorted(set(old) | set(new)):
+                if old.get(k) != new.get(k):
+                    diffs.append(what.format(k=k, a=old.get(k, "unset"), b=new.get(k, "unset")))
+        if diffs:
+            raise ConfigError(
+                f"study {study.study_name!r} in {redacted(self.storage) or 'memory'} was run with other settings "
+                f"({'; '.join(diffs)}); run it again with its own settings, or start a new study with "
+                "hydra.sweeper.study_name=<another name>"
+            )
+
     def sweep(self, arguments: list[str]) -> None:
         import optuna
 
@@ -251,10 +296,12 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                 load_if_exists=True,
             )
             self._refusing(self._check_directions, study)
+            self._refusing(self._check_signature, study, self._signature(distributions, fixed_params, arguments))
             if app is not None and app.get("objectives"):
                 study.set_metric_names([str(n) for n in app.objectives])  # optuna-dashboard's axis and column names
             folder = self._folder(study)
-        write_text(folder / "multirun.yaml", OmegaConf.to_yaml(self.config))  # as Hydra's basic sweeper does
+        if not (folder / "multirun.yaml").is_file():  # as Hydra's basic sweeper does; a re-run keeps the first's
+            write_text(folder / "multirun.yaml", OmegaConf.to_yaml(self.config))
         from .summary import uses_tensorboard
 
         if app is not None and uses_tensorboard(self.config):  # TensorBoard's HParams columns, with their domains

@@ -45,6 +45,57 @@ def redacted(url) -> str | None:
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", str(url))
 
 
+STORAGES = "sqlite:///<file>.db, journal:<file>, postgresql://user:pw@host:5432/db (the postgres extra), or null"
+
+
+def check_storage(url: str | None, timeout_s: int = 5) -> None:
+    """Refuse, before any job and creating nothing, an Optuna storage that cannot be opened: a file in a folder
+    that cannot be written, a file that is not a database (sqlite) or not a journal, a database driver that is not
+    installed, a server that does not answer within `timeout_s`. One line naming the (redacted) URL and what to do."""
+    if url is None:
+        return
+    from ..artifacts.files import check_writable
+    from ..errors import EnvironmentFault
+
+    key = f"hydra.sweeper.storage={redacted(url)!r}"
+    path = _local_path(url)
+    if path is not None:
+        if path.is_dir():
+            raise EnvironmentFault(f"{key}: {path} is a folder; allowed {STORAGES}")
+        if path.is_file() and url.startswith("sqlite:///"):
+            with open(path, "rb") as f:
+                head = f.read(16)
+            if head and head != b"SQLite format 3\x00":
+                raise EnvironmentFault(f"{key}: {path} is not an SQLite database; choose another file or study")
+        if path.is_file() and url.startswith(JOURNAL) and path.stat().st_size:
+            with open(path, "rb") as f:
+                first = f.readline(4096).strip()
+            if not first.startswith(b"{"):
+                raise EnvironmentFault(f"{key}: {path} is not an Optuna journal; choose another file or study")
+        check_writable(path.parent, "hydra.sweeper.storage")
+        return
+    import sqlalchemy
+
+    try:
+        timeout = {"connect_timeout": timeout_s} if url.startswith(("postgresql", "mysql")) else {}
+        engine = sqlalchemy.create_engine(url, connect_args=timeout)
+    except (ImportError, sqlalchemy.exc.NoSuchModuleError) as exc:
+        extra = ' (pip install -e ".[postgres]")' if url.startswith("postgresql") else ""
+        raise EnvironmentFault(
+            f"{key}: its database driver is not installed ({exc}){extra}; allowed {STORAGES}"
+        ) from None
+    except sqlalchemy.exc.ArgumentError as exc:
+        raise EnvironmentFault(f"{key}: not a storage URL ({str(exc)[:120]}); allowed {STORAGES}") from None
+    try:
+        with engine.connect():
+            pass
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        reason = " ".join(str(getattr(exc, "orig", exc)).split())[:160]
+        raise EnvironmentFault(f"{key}: cannot connect ({reason}); check the server, or use {STORAGES}") from None
+    finally:
+        engine.dispose()
+
+
 def make_storage(
     url: str | None, heartbeat_s: int | None = None, grace_s: int | None = None, stale_callback: Callable | None = None
 ):

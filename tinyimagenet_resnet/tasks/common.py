@@ -150,9 +150,6 @@ def resolved(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
 
 
-# Keys that say where and how to run, not what was trained: a command that continues or evaluates a checkpoint may
-# change them; left out, they keep the checkpoint's values (so the printed resume command works as printed).
-RUNTIME_KEYS = ("data.path", "data.cache_dir", "data.num_workers", "trainer.device", "trainer.progress_bar")
 # Keys of the command itself, never taken from the checkpoint.
 COMMAND_KEYS = ("task", "ckpt_path", "resume", "run_name", "evaluate", "lr_find", "inspect")
 

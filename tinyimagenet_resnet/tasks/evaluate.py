@@ -9,12 +9,12 @@ import numpy as np
 
 from ..artifacts.files import atomic_path, write_csv
 from ..artifacts.records import EvalMetrics
+from ..config.overrides import RUNTIME_KEYS
 from ..data.classes import class_name, class_table
 from ..reporting import figures
 from ..training.checkpoint import eval_weights
 from ..training.engine import evaluate, use_progress_bar
 from .common import (
-    RUNTIME_KEYS,
     config_from_checkpoint,
     hydra_overrides,
     load_for_model,

@@ -381,6 +381,20 @@ def best_job(sweep: Path) -> Run:
     return jobs.get(Path(best.job).name) or next(j for j in jobs.values() if str(j.path).endswith(str(best.job)))
 
 
+OWN_KEYS = ("sweep", "experiment", "ckpt_path", "resume")  # what the protocol chooses for each step itself
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Refuse the keys the protocol chooses itself (also called by the entry point's pre-flight, before a
+    `sweep=` turns the command into a multirun)."""
+    clash = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in OWN_KEYS]
+    if clash:
+        raise UserError(
+            f"{clash[0]}: task=protocol chooses each step's sweep, experiment and checkpoint itself; allowed: "
+            "settings of the runs (data.*, model.*, trainer.*, optim.* ...) and hydra/launcher"
+        )
+
+
 def user_overrides() -> tuple[list[str], list[str]]:
     """(the user's overrides for every step, their hydra/launcher overrides for the grids)."""
     hc = HydraConfig.get()
@@ -397,12 +411,7 @@ def run(cfg) -> dict:
     root = root if root.is_absolute() else Path.cwd() / root
     root.mkdir(parents=True, exist_ok=True)
     user, launcher = user_overrides()
-    clash = [o for o in user if o.split("=", 1)[0].lstrip("+~") in ("sweep", "experiment", "ckpt_path", "resume")]
-    if clash:
-        raise UserError(
-            f"{clash[0]}: task=protocol chooses each step's sweep, experiment and checkpoint itself; allowed: "
-            "settings of the runs (data.*, model.*, trainer.*, optim.* ...) and hydra/launcher"
-        )
+    check_overrides(user)
     state_path = root / "state.json"
     if state_path.is_file():
         try:

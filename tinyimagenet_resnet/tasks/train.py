@@ -8,6 +8,7 @@ import time
 from omegaconf import DictConfig
 
 from ..config.hparams import hparams_of, run_hparams
+from ..config.overrides import RUNTIME_KEYS
 from ..errors import ConfigError
 from ..model import count_parameters
 from ..sweeps.pruning import pruning_callback
@@ -18,7 +19,6 @@ from ..training.optim import build_optimizer, build_scheduler
 from ..training.runtime import precision_name
 from ..training.settings import TrainSettings
 from .common import (
-    RUNTIME_KEYS,
     config_from_checkpoint,
     hydra_overrides,
     hydra_run_dir,

@@ -308,18 +308,22 @@ class Trainer:
                 if bar is not None:
                     bar.set_postfix(loss=f"{current:.3f}")
             if self._stop_signal:
-                state.status = "interrupted"
                 state.epoch_loss_sum, state.epoch_correct = float(loss_sum), int(correct)
-                state.wall_time_s = self.clock() - self._fit_t0  # a resumed budget counts this epoch's time
-                self._emit("on_interrupt")
-                ckpt = next((cb.last for cb in self.callbacks if getattr(cb, "last", None)), None)
-                raise Interrupted(self._stop_signal, ckpt)
+                self._interrupt()
         if bar is not None:
             bar.close()
         self._check_finite(first_bad, epoch)
         state.samples_into_epoch, state.epoch_loss_sum, state.epoch_correct = 0, 0.0, 0
         n = max(seen, 1)
         return float(loss_sum) / n, float(correct) / n
+
+    def _interrupt(self):
+        """Stop on SIGINT/SIGTERM: last.ckpt (and metrics.json) as the run stands, then Interrupted."""
+        self.state.status = "interrupted"
+        self.state.wall_time_s = self.clock() - self._fit_t0  # a resumed budget counts this epoch's time
+        self._emit("on_interrupt")
+        ckpt = next((cb.last for cb in self.callbacks if getattr(cb, "last", None)), None)
+        raise Interrupted(self._stop_signal, ckpt)
 
     def elapsed_budget_s(self) -> float:
         """Seconds of a budgeted run's budget spent: its start-up and calibration, then its training time (across
@@ -353,6 +357,12 @@ class Trainer:
         )
         return meter.compute()
 
+    def unfinished(self) -> bool:
+        """An epoch is still to train or to validate. A run stopped on the last step of an epoch has trained it
+        (`samples_into_epoch` > 0, even at the run's last step) but not validated or recorded it: a resume does."""
+        s = self.state
+        return s.epoch < self.s.epochs and (s.global_step < self.total_steps or s.samples_into_epoch > 0)
+
     def _last_epoch(self, epoch: int) -> bool:
         return epoch + 1 >= self.s.epochs or self.state.global_step >= self.total_steps
 
@@ -361,7 +371,7 @@ class Trainer:
         t_start = self._fit_t0 = self.clock() - self.state.wall_time_s
         try:
             with self._signals_stop_after_the_step():
-                while self.state.epoch < self.s.epochs and self.state.global_step < self.total_steps:
+                while self.unfinished():
                     epoch, t0 = self.state.epoch, self.clock()
                     train_loss, train_acc = self.train_epoch(epoch)
                     final = self._last_epoch(epoch)
@@ -388,6 +398,8 @@ class Trainer:
                             row.epoch, self.state.global_step, row.val_loss if row.val_loss is not None else math.nan
                         )
                     self._emit("on_epoch_end", row)
+                    if self._stop_signal and self.unfinished():  # a signal during validation: stop at the epoch's end
+                        self._interrupt()
             self.state.status = "ok"
             return self.state
         except BaseException:
