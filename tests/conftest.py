@@ -255,6 +255,10 @@ class ForkedMain:
         self._tmp.cleanup()
         return out, err
 
+    def output(self) -> str:
+        """What it has written to stdout and stderr so far."""
+        return "".join(self._read())
+
     def _read(self) -> tuple[str, str]:
         read = lambda p: p.read_text(encoding="utf-8", errors="replace") if p.exists() else ""  # noqa: E731
         return read(self._out), read(self._err)
@@ -313,6 +317,24 @@ def popen_main(args, cwd):
         text=True,
         preexec_fn=restore,
     )
+
+
+def wait_for_output(proc, text: str, timeout=120) -> None:
+    """Until the running entry point `proc` (popen_main) has printed `text` (polled closely, so that a signal sent
+    next lands in what the line announces)."""
+    deadline = time.time() + timeout
+    if isinstance(proc, ForkedMain):
+        while text not in proc.output():
+            assert proc.poll() is None and time.time() < deadline, proc.output()[-3000:]
+            time.sleep(0.002)
+        return
+    seen = []
+    for line in proc.stdout:  # a Popen: its log lines come on stdout
+        seen.append(line)
+        if text in line:
+            return
+        assert time.time() < deadline, "".join(seen)[-3000:]
+    raise AssertionError(f"the run ended without printing {text!r}: {''.join(seen)[-3000:]}")
 
 
 def wait_for_epoch(cwd: Path, epoch: int, proc, timeout=120) -> Path:

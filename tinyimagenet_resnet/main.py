@@ -31,7 +31,7 @@ from .errors import (
     os_error_line,
     unexpected_line,
 )
-from .run_folder import RESULTS, AlreadyFinished, claim, resume_command
+from .run_folder import RESULTS, AlreadyFinished, resume_command
 from .scale import launchers
 from .scale.placement import placed
 from .sweeps import optuna_sweeper
@@ -141,11 +141,11 @@ def main(cfg: DictConfig):
     return run(cfg)
 
 
-def check_command_line(argv: list[str]) -> tuple[list[str], run_folder.Target | None]:
+def check_command_line(argv: list[str]) -> tuple[list[str], object]:
     """The entry point's pre-flight of a command line, before Hydra starts: the command line as it will run (a
-    named sweep gets `--multirun`), once every group option and every value of every job is checked, and the
-    existing folder a single run will write into (None for a fresh one), once checked to be its own. Raises
-    UserError (one line: Hydra's own messages span a dozen lines), AlreadyFinished for a finished run."""
+    named sweep gets `--multirun`), once every group option and every value of every job is checked, and the lock
+    on the existing folder a single run will write into (None for a fresh one: run_folder.claim). Raises UserError
+    (one line: Hydra's own messages span a dozen lines), AlreadyFinished for a finished run."""
     if "task=protocol" in argv:  # before a sweep= below makes it a multirun (whose errors are the jobs')
         from .tasks.protocol import check_overrides
 
@@ -165,7 +165,7 @@ def check_command_line(argv: list[str]) -> tuple[list[str], run_folder.Target | 
     check_services(checked)
     if checked.multirun:
         return argv, None
-    return argv, run_folder.check(checked.overrides, checked.jobs[0])
+    return argv, run_folder.claim(checked.overrides, checked.jobs[0])
 
 
 def check_services(checked) -> None:
@@ -187,8 +187,8 @@ _HELD = []  # the lock on the run folder, held until the process ends
 
 def cli() -> None:
     try:
-        sys.argv[1:], target = check_command_line(sys.argv[1:])
-        _HELD.append(claim(target))
+        sys.argv[1:], lock = check_command_line(sys.argv[1:])
+        _HELD.append(lock)
     except AlreadyFinished as exc:
         print(one_line(exc), file=sys.stderr)
         sys.exit(0)

@@ -77,22 +77,24 @@ def finished(state: dict, epochs: int) -> bool:
 
 
 def check_finished(target: Target, cfg: DictConfig, overrides: list[str]) -> None:
-    """Raise AlreadyFinished when the command would continue a finished run (an unreadable checkpoint is left to
-    the task, which says what is wrong with it)."""
-    from .training.checkpoint import load_checkpoint
+    """Raise AlreadyFinished when the command would continue a finished run. The command's overrides are checked
+    against the checkpoint first, as the train task does (another architecture, a changed setting: their own
+    line); an unreadable checkpoint is left to the task, which says what is wrong with it."""
+    # the train task's own checks: imported only for a command that continues a run (torch is loaded by then)
+    from .tasks.common import config_from_checkpoint, load_for_model
+    from .tasks.train import RESUME_KEYS
 
     ckpt_file = Path(str(cfg.ckpt_path)).expanduser() if cfg.ckpt_path else target.folder / "checkpoints" / "last.ckpt"
     if not ckpt_file.is_file():
         return
     try:
-        ckpt = load_checkpoint(ckpt_file)
+        ckpt, saved = load_for_model(ckpt_file)
     except UserError:
         return
+    task_overrides = [o for o in overrides if not override_key(o).startswith("hydra")]
+    resumed = config_from_checkpoint(cfg, saved, task_overrides, RESUME_KEYS, "continuing a run")
     state = ckpt.get("state") or {}
-    saved_epochs = int(((ckpt.get("config") or {}).get("trainer") or {}).get("epochs") or 0)
-    asked = [o for o in overrides if override_key(o) == "trainer.epochs"]
-    epochs = int(override_value(asked[-1])) if asked else saved_epochs
-    if finished(state, epochs):
+    if finished(state, int(resumed.trainer.epochs)):
         best = (state.get("best") or {}).get("val/accuracy")
         raise AlreadyFinished(
             f"{target.folder}: this run has already finished ({state.get('epoch')} epochs"
@@ -101,35 +103,38 @@ def check_finished(target: Target, cfg: DictConfig, overrides: list[str]) -> Non
         )
 
 
-def check(overrides: list[str], cfg: DictConfig) -> Target | None:
-    """The folder a single run of `overrides` will write into, once checked: not another run's, not a finished run
-    to continue. None for a fresh time-stamped folder. Raises UserError (one line) or AlreadyFinished."""
+def claim(overrides: list[str], cfg: DictConfig):
+    """Lock the folder a single run of `overrides` (composed as `cfg`) will write into, for the life of this
+    process, once checked: no other command writing there now, not another run's results, not a finished run to
+    continue. Returns the held lock (keep it referenced), or None for a fresh time-stamped folder. Raises UserError
+    (one line) or AlreadyFinished, holding nothing."""
     target = target_of(overrides, cfg)
     if target is None:
         return None
     folder = target.folder
-    if target.resuming:
-        check_finished(target, cfg, overrides)
-    elif held := results_in(folder):
-        last = folder / "checkpoints" / "last.ckpt"
-        hint = f"; to continue it: {resume_command(last)}" if last.is_file() else ""
-        raise UserError(
-            f"hydra.run.dir={str(folder)!r}: holds another run ({', '.join(held)}); choose another folder{hint}"
-        )
-    return target
-
-
-def claim(target: Target | None):
-    """Lock the target folder for the life of this process (keep the returned lock referenced): a second command
-    pointed at it meanwhile is refused in one line. None for a fresh folder."""
-    if target is None:
-        return None
-    lock = file_lock(target.folder / LOCK_NAME, timeout=0)
+    existed = folder.exists(), (folder / LOCK_NAME).exists()
+    lock = file_lock(folder / LOCK_NAME, timeout=0)
     try:
         lock.acquire()
     except LockTimeout:
         raise UserError(
-            f"{target.folder}: another run is writing into this folder now; wait for it to end, or choose another "
+            f"{folder}: another run is writing into this folder now; wait for it to end, or choose another "
             "hydra.run.dir"
         ) from None
+    try:
+        if target.resuming:
+            check_finished(target, cfg, overrides)
+        elif held := results_in(folder):
+            last = folder / "checkpoints" / "last.ckpt"
+            hint = f"; to continue it: {resume_command(last)}" if last.is_file() else ""
+            raise UserError(
+                f"hydra.run.dir={str(folder)!r}: holds another run ({', '.join(held)}); choose another folder{hint}"
+            )
+    except BaseException:
+        lock.release()
+        if not existed[1]:  # a refused command leaves nothing: the lock file, the folder it created for it
+            (folder / LOCK_NAME).unlink(missing_ok=True)
+        if not existed[0]:
+            folder.rmdir()
+        raise
     return lock

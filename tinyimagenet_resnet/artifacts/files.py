@@ -99,5 +99,5 @@ def check_writable(folder: Path, key: str) -> None:
         with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as exc:
-        exc.filename = exc.filename or str(probe)
+        exc.filename = str(probe)  # the folder, not the name of the probe file
         raise EnvironmentFault(f"{key}: {os_error_line(exc)}") from None

@@ -106,7 +106,10 @@ def status_hparam() -> HParam:
 
 def write_experiment(folder: Path, hparams: list[HParam], metrics: list[str], description: str = "") -> None:
     """The sweep's experiment, in an event file of the sweep folder itself (TensorBoard reads the first experiment it
-    finds, so a folder of sweeps shows one of them)."""
+    finds, so a folder of sweeps shows one of them). A resumed sweep (the same settings: another grid or study is
+    refused before) keeps the file its first run wrote."""
+    if any(Path(folder).glob("events.out.tfevents.*")):
+        return
     from torch.utils.tensorboard import SummaryWriter
 
     from .. import compat

@@ -156,6 +156,19 @@ def _sweep_values(override) -> list[str]:
     return [str(value.start), str(value.end)]
 
 
+def parse_overrides(parser, overrides: list[str]):
+    """Hydra's parse of override strings; a sweep it cannot read (`choice()`, an unknown function) is one line."""
+    from hydra.errors import OverrideParseException
+
+    try:
+        return parser.parse_overrides(overrides)
+    except OverrideParseException as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        bad = next((ln.split("'")[1] for ln in lines if ln.startswith("Error parsing override '")), "an override")
+        why = lines[-2] if len(lines) >= 2 else lines[-1] if lines else "not an override Hydra can read"
+        raise ConfigError(f"{bad}: {why}; see https://hydra.cc/docs/advanced/override_grammar/basic") from None
+
+
 def job_override_sets(overrides: list[str], params: dict | None) -> tuple[list[list[str]], dict]:
     """Override lists that together give every value of every swept key (the command line's sweeps and the
     sweeper's `params`) at least once, the other swept keys at their first value: 1 + sum(values - 1) configs
@@ -163,13 +176,13 @@ def job_override_sets(overrides: list[str], params: dict | None) -> tuple[list[l
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
-    parsed = parser.parse_overrides(overrides)
+    parsed = parse_overrides(parser, overrides)
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     sweeps = {o.get_key_element(): _sweep_values(o) for o in parsed if o.is_sweep_override()}
     for key, value in (params or {}).items():
         if key in sweeps:
             continue  # the command line wins, as in Hydra's sweepers
-        (o,) = parser.parse_overrides([f"{key}={value}"])
+        (o,) = parse_overrides(parser, [f"{key}={value}"])
         if o.is_sweep_override():
             sweeps[o.get_key_element()] = _sweep_values(o)
         else:
@@ -252,7 +265,8 @@ def preflight(argv: list[str]) -> Checked | None:
     else:
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        fixed = [o.input_line for o in OverridesParser.create().parse_overrides(overrides) if not o.is_sweep_override()]
+        parsed = parse_overrides(OverridesParser.create(), overrides)
+        fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
         base = compose_config(fixed, return_hydra_config=True)
         check_sweeper(base.hydra.sweeper)
         sweeper = base.hydra.sweeper

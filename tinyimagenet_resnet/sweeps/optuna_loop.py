@@ -73,6 +73,20 @@ def _tell(study, trial, *args, **kwargs) -> str:
         return next(t.state.name for t in study.get_trials(deepcopy=False) if t.number == trial.number)
 
 
+def _distribution_text(as_json: str) -> str:
+    """An Optuna distribution as the sweeper's own syntax reads it: `tag(log, interval(1e-05, 0.1))`,
+    `choice(0.0, 0.0001)`, `range(1, 5, step=2)`."""
+    import json
+
+    d = json.loads(as_json)
+    a = d.get("attributes", {})
+    if d.get("name") == "CategoricalDistribution":
+        return f"choice({', '.join(str(c) for c in a.get('choices', []))})"
+    kind = "range" if d.get("name") == "IntDistribution" else "interval"
+    text = f"{kind}({a.get('low')}, {a.get('high')}" + (f", step={a['step']}" if a.get("step") else "") + ")"
+    return f"tag(log, {text})" if a.get("log") else text
+
+
 class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
     def _settings(self):
         """Heartbeat, grace and poll seconds: the app's `optuna` node where it has one, else the defaults."""
@@ -232,18 +246,21 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         }
         settings.update({k: str(v) for k, v in fixed_params.items()})
         return {
-            "space": {k: distribution_to_json(d) for k, d in sorted(distributions.items())},
+            "space": {k: _distribution_text(distribution_to_json(d)) for k, d in sorted(distributions.items())},
             "settings": dict(sorted(settings.items())),
         }
 
     def _check_signature(self, study, signature: dict) -> None:
         """A study resumed with another search space or other job settings would mix two experiments in one study
-        and one summary: refused, naming what differs (a study without a signature, from an earlier version, takes
-        this run's)."""
+        and one summary: refused, naming what differs. A study without a signature (from an earlier version), or
+        whose every trial failed (the cause fixed, the same command runs it anew), takes this run's."""
         from ..errors import ConfigError
 
         stored = study.user_attrs.get("tir_signature")
-        if stored is None:
+        finished = [t for t in study.get_trials(deepcopy=False) if t.state.name in ("COMPLETE", "PRUNED")]
+        if stored is None or (stored != signature and not finished):
+            if stored is not None:  # every earlier trial failed: a re-run after fixing the cause takes its settings
+                log.info("Study %r: no trial finished with its earlier settings; it takes these", study.study_name)
             study.set_user_attr("tir_signature", signature)
             return
         diffs = []

@@ -340,12 +340,15 @@ class Trainer:
         """What validation and the checkpoints' evaluation use: the weight average when trainer.ema_decay is set."""
         return self.ema.model if self.ema is not None else self.forward
 
+    def _val_loader(self, final: bool):
+        """The full val split for the final validation, the interim subset (when set) before it."""
+        return self.val_loader if final or self.interim_val_loader is None else self.interim_val_loader
+
     def validate(self, final: bool = True, max_batches: int | None = None) -> SplitMetrics:
         s = self.s
-        loader = self.val_loader if final or self.interim_val_loader is None else self.interim_val_loader
         meter = evaluate(
             self.eval_model(),
-            loader,
+            self._val_loader(final),
             s.device,
             s.num_classes,
             s.amp_dtype,
@@ -376,7 +379,11 @@ class Trainer:
                     train_loss, train_acc = self.train_epoch(epoch)
                     final = self._last_epoch(epoch)
                     t_val = self.clock()
-                    val = self.validate(final) if final or (epoch + 1) % self.s.val_every_n_epochs == 0 else None
+                    val = None
+                    if final or (epoch + 1) % self.s.val_every_n_epochs == 0:
+                        n = self._val_loader(final).num_samples
+                        log.info("epoch %d/%d: validating on %s images", epoch + 1, self.s.epochs, f"{n:,}")
+                        val = self.validate(final)
                     if self.replanner is not None and val is not None:
                         self.replanner.add_validation(final, self.clock() - t_val)
                     row = EpochRow(
