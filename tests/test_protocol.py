@@ -4,6 +4,7 @@ parquet layout, through the real entry point in subprocesses; and the LR range t
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -160,6 +161,28 @@ def test_sigkill_during_full_training_then_the_same_command_finishes_it_without_
     ea = json.loads((clean / "evaluate" / "metrics.json").read_text())
     eb = json.loads((root / "evaluate" / "metrics.json").read_text())
     assert ea["test"] == eb["test"]
+
+
+def test_an_interrupted_grid_step_continues_from_its_finished_jobs(clean, tiny_data, tmp_path):
+    # the finished protocol, as if it had been stopped during its LR x WD grid after two of the four jobs
+    copy = tmp_path / "protocol" / "default"
+    shutil.copytree(clean, copy)
+    state = json.loads((copy / "state.json").read_text().replace(str(clean), str(copy)))
+    state["steps"]["lr_wd"] = {**state["steps"]["lr_wd"], "status": "interrupted"}
+    (copy / "state.json").write_text(json.dumps(state, indent=2))
+    grid = copy / "lr_wd"
+    for job in ("2", "3"):
+        shutil.rmtree(grid / job)
+    kept = {j: sorted((grid / j).rglob("*")) for j in ("0", "1")}
+    proc = run_main(protocol_args(tiny_data), cwd=tmp_path, timeout=900)
+    log = proc.stdout + proc.stderr
+    assert "job 0 (" in log and "job 1 (" in log and log.count("finished earlier, skipped") >= 2
+    assert {j: sorted((grid / j).rglob("*")) for j in ("0", "1")} == kept
+    assert all(json.loads((grid / j / "metrics.json").read_text())["status"] == "ok" for j in ("2", "3"))
+    after = json.loads((copy / "state.json").read_text())
+    assert after["steps"]["lr_wd"]["status"] == "done"
+    assert after["steps"]["lr_wd"]["choice"] == state["steps"]["lr_wd"]["choice"]  # the same grid, the same winner
+    assert ("lr_wd", "start") in events(copy) and ("blocks_dropout", "skip") in events(copy)
 
 
 def test_a_protocol_resumed_with_other_settings_is_refused_in_one_line(tiny_data, tmp_path):

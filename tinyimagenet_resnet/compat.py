@@ -58,6 +58,14 @@ def register_hydra_plugin(cls) -> None:
     Plugins.instance().class_name_to_class.setdefault(f"{cls.__module__}.{cls.__name__}", cls)
 
 
+def basic_sweeper():
+    """Hydra's BasicSweeper (`hydra._internal.core_plugins.basic_sweeper`: a private module), which the grid
+    sweeper extends."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    return BasicSweeper
+
+
 def job_exception(ret) -> BaseException | None:
     """The exception a failed Hydra job raised (`JobReturn._return_value`; the public `return_value` re-raises it)."""
     return ret._return_value

@@ -34,7 +34,7 @@ from .errors import (
 from .run_folder import RESULTS, AlreadyFinished, resume_command
 from .scale import launchers
 from .scale.placement import placed
-from .sweeps import optuna_sweeper
+from .sweeps import grid, optuna_sweeper
 
 log = logging.getLogger("tinyimagenet_resnet")
 
@@ -42,6 +42,7 @@ schema.register()
 resolvers.register()
 launchers.register()
 optuna_sweeper.register()
+grid.register()
 # Hydra 1.4 warns when a config `_target_` is instantiated without a whitelist, which only code can pass; the
 # targets named in our own conf/ (the summary callback) are trusted.
 warnings.filterwarnings("ignore", message=r"hydra\.utils\.instantiate\(\) resolved _target_='tinyimagenet_resnet\.")
@@ -107,8 +108,17 @@ def run(cfg: DictConfig):
             raise
         sys.exit(exc.exit_code)
     except Interrupted as exc:
-        log.warning("Interrupted by %s; resume with: %s", exc.signame, resume_command(exc.ckpt))
-        print(f"interrupted by {exc.signame}; resume with:\n  {resume_command(exc.ckpt)}", file=sys.stderr)
+        how = resume_command(exc.ckpt)
+        if multirun and grid.CONTINUE.get("command"):  # a job of a grid: the grid goes on, this job from its ckpt
+            how = grid.CONTINUE["command"]
+            log.warning("Interrupted by %s during job %s; continue the grid with: %s", exc.signame, hc.job.num, how)
+            print(
+                f"interrupted by {exc.signame} during job {hc.job.num}; continue the grid with:\n  {how}",
+                file=sys.stderr,
+            )
+        else:
+            log.warning("Interrupted by %s; resume with: %s", exc.signame, how)
+            print(f"interrupted by {exc.signame}; resume with:\n  {how}", file=sys.stderr)
         sys.exit(130 if exc.signame == "SIGINT" else 143)
     except Exception as exc:  # noqa: BLE001 - the error boundary: what we did not foresee is one line too
         if full_error:
@@ -171,6 +181,8 @@ def check_command_line(argv: list[str]) -> tuple[list[str], object]:
 def check_services(checked) -> None:
     """The Optuna storage and the MLflow tracking server a command will use answer, before any work."""
     sweeper = checked.sweeper
+    if checked.multirun:
+        grid.check_command(sweeper, checked.overrides, checked.jobs[0])
     if sweeper is not None and "Optuna" in str(sweeper.get("_target_", "")):
         from .sweeps.storage import check_storage
 

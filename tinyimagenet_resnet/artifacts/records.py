@@ -350,6 +350,7 @@ class SummaryRow:
     params: dict = field(default_factory=dict)
     values: list | None = None
     rank: int = 0
+    error: str | None = None  # a failed grid job: the one-line reason (its failure.json)
 
     COLUMNS: ClassVar[list[str]] = [
         "rank",

@@ -41,3 +41,12 @@ def overrides_key(overrides: Iterable[str], *prefixes: str) -> bool:
 def without(overrides: Iterable[str], *keys: str) -> list[str]:
     """The overrides minus those that set one of `keys`."""
     return [o for o in overrides if override_key(o) not in keys]
+
+
+def seed_sweep(overrides: list[str], seed: int, seeds: int) -> list[str]:
+    """`seeds=3`: the overrides with `seed=<seed>,<seed+1>,<seed+2>` (replacing a single `seed=`), so that every
+    point of the grid runs once per seed; a seed sweep the user wrote (`seed=1,5,9`) is kept as it is."""
+    if seeds <= 1 or any(override_key(o) == "seed" and "," in (override_value(o) or "") for o in overrides):
+        return list(overrides)
+    kept = [o for o in overrides if override_key(o) != "seed"]
+    return [*kept, "seed=" + ",".join(str(seed + i) for i in range(seeds))]

@@ -62,7 +62,13 @@ def now(pattern: str) -> str:
     return _STARTED.strftime(pattern)
 
 
+def sweep_dir(name) -> str:
+    """A grid's folder: multirun/<sweep_name> (the same command again continues it), else multirun/<date>/<time>."""
+    return f"multirun/{name}" if name else now("multirun/%Y-%m-%d/%H-%M-%S-%f")
+
+
 def register() -> None:
     OmegaConf.register_resolver("tir.run_dir", run_dir, replace=True)
     OmegaConf.register_resolver("tir.hydra_subdir", hydra_subdir, replace=True)
     OmegaConf.register_resolver("tir.now", now, replace=True, use_cache=True)
+    OmegaConf.register_resolver("tir.sweep_dir", sweep_dir, replace=True, use_cache=True)  # see now()

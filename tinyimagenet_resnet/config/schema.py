@@ -133,6 +133,10 @@ def fractions_ok(v) -> bool:
     return len(v) >= 1 and all(_num(f) and f > 0 for f in v) and abs(sum(v) - 1) < 1e-6
 
 
+def _folder_name(v) -> bool:
+    return v is None or (isinstance(v, str) and v.strip() not in ("", ".", "..") and "/" not in v and "\\" not in v)
+
+
 INT_GE1 = ("an integer >= 1", at_least(1))
 OPT_INT_GE1 = ("null or an integer >= 1", optional(at_least(1)))
 
@@ -470,6 +474,7 @@ class Config:
     ckpt_path: str | None = spec("null or a path to a .ckpt file")
     resume: Union[bool, str] = spec("false, true (latest matching run) or a run directory")
     run_name: str | None = spec("null or a string")
+    sweep_name: str | None = spec("null (multirun/<date>/<time>) or a folder name: multirun/<name>", _folder_name)
     lr_find: LRFindConfig = field(default_factory=LRFindConfig)
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     report: ReportConfig = field(default_factory=ReportConfig)

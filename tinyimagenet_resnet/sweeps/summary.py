@@ -11,15 +11,16 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
-from ..artifacts.files import write_csv, write_text
+from ..artifacts.files import read_json, write_csv, write_text
 from ..artifacts.records import SummaryRow, TrainMetrics
 from ..artifacts.runs import Run, is_run, job_dirs
 from ..config.naming import format_blocks
-from ..config.overrides import SWEEPER_KEYS, override_key, override_value
+from ..config.overrides import SWEEPER_KEYS, override_key, override_value, seed_sweep
 from .seeds import differing, seed_section
 
 log = logging.getLogger(__name__)
 
+FAILURE_FILE = "failure.json"  # a failed grid job's one-line reason, written by the grid sweeper
 STATUS = {"ok": "ok", "pruned": "pruned"}  # every other status of a job (running, diverged, ...) is a failure
 
 
@@ -73,6 +74,7 @@ def job_row(job: Path, overrides=None, values=None, status: str | None = None) -
         seed=_own(cfg, "seed") if isinstance(_own(cfg, "seed"), int) else None,
         params=job_params(run.overrides if overrides is None else overrides),
         values=[float(v) for v in values] if values is not None else None,
+        error=(read_json(job / FAILURE_FILE) or {}).get("error") if (status or "failed") != "ok" else None,
     )
 
 
@@ -213,6 +215,7 @@ def table(
     cols = ["rank", "job", "run_name", *params, *own, *value_cols]
     cols += ["pareto"] * bool(front) + ["seed"] * any(r.seed is not None for r in rows)
     cols += ["epochs_run"] * any(r.epochs_run is not None for r in rows) + ["status", "wall_time_s"]
+    cols += ["error"] * any(r.error for r in rows)
     cells = []
     for r in rows:
         c = {k: getattr(r, k, None) for k in cols}
@@ -336,9 +339,9 @@ def add_seed_sweep(config, seeds: int) -> None:
         return
     base = int(config.seed)
     with read_write(task):
-        kept = [o for o in task if override_key(o) != "seed"]
+        swept = seed_sweep(list(task), base, seeds)
         task.clear()
-        task.extend([*kept, "seed=" + ",".join(str(base + i) for i in range(seeds))])
+        task.extend(swept)
     log.info("seeds=%d: every configuration runs with seed %s", seeds, ", ".join(str(base + i) for i in range(seeds)))
 
 

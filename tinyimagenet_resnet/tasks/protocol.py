@@ -7,8 +7,8 @@ Each step is the entry point run in a child process, in its own folder of `<prot
 the scale's settings (`SCALES`), the user's overrides, and what the earlier steps chose. `state.json` records each
 step's status, folder and choice; `steps.log` one line per step started, skipped, finished or failed. Re-running the
 same command skips finished steps, continues an interrupted training from its `last.ckpt`, and runs a failed or
-interrupted step again (a grid from its start). The children die with the protocol (PR_SET_PDEATHSIG on Linux), so
-a SIGKILL of the protocol leaves no training running on its own.
+interrupted step again (a grid from where it stopped). The children die with the protocol (PR_SET_PDEATHSIG on
+Linux), so a SIGKILL of the protocol leaves no training running on its own.
 """
 
 from __future__ import annotations
@@ -254,11 +254,11 @@ class Protocol:
         return folder
 
     def grid(self, name: str, args: list[str], again: bool) -> Path:
-        """A grid in <root>/<name>. A job that fails (diverges at a large LR, say) does not stop the protocol while
-        another job finished: the best finished one is chosen and the failures are recorded."""
+        """A grid in <root>/<name>. Run again after an interruption, it continues (sweeps/grid.py: finished jobs are
+        skipped, an interrupted one continues from its last.ckpt). A job that fails (diverges at a large LR, say)
+        does not stop the protocol while another job finished: the best finished one is chosen and the failures
+        are recorded."""
         folder = self.folder(name)
-        if again and folder.exists():
-            shutil.rmtree(folder)  # a grid interrupted midway runs again from its start
         code = self.child(
             name, ["-m", f"sweep={name}", *self.launcher, *args, f"hydra.sweep.dir={folder}"], allow_failure=True
         )
