@@ -20,6 +20,22 @@ def mkldnn_bf16_supported() -> bool:
         return False
 
 
+def mkldnn_fp16_supported() -> bool:
+    """oneDNN reports native fp16 on this CPU (AVX512-FP16 / AMX-FP16): `torch.ops.mkldnn._is_mkldnn_fp16_supported`."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def grad_scaler_scale(scaler):
+    """The loss scale of a GradScaler as a tensor on its device (`_scale`; the public `get_scale()` syncs with the
+    device to return a float), or None before its first step or when it is disabled."""
+    return getattr(scaler, "_scale", None) if scaler.is_enabled() else None
+
+
 def summary_file_writer(writer) -> Any:
     """The FileWriter of a torch SummaryWriter (`_get_file_writer`): HParams summaries written into the run's own
     event directory (the public `add_hparams` opens a timestamped sub-folder)."""

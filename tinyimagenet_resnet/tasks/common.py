@@ -21,7 +21,8 @@ from ..data.datamodule import DataModule
 from ..errors import CheckpointError, ConfigError
 from ..model import build_model, count_parameters
 from ..training.checkpoint import arch_string, load_checkpoint, load_model_state
-from ..training.runtime import precision_name, resolve_precision, seed_everything, select_device, set_deterministic
+from ..training.devices import PrecisionRefused, choose, fp16_autocast
+from ..training.runtime import device_defaults, precision_name, seed_everything, select_device, set_deterministic
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class RunContext:
     started_at: float  # epoch seconds: the command's start, or the job's in a multirun
     multirun: bool = False
     sweep_dir: Path | None = None  # the sweep folder of a multirun job
+    compile: bool = False  # trainer.compile, resolved (auto: the device table's choice)
 
     @property
     def tb_dir(self) -> Path:
@@ -80,16 +82,25 @@ def run_context(cfg: DictConfig) -> RunContext:
     else:
         name = run_name(cfg, overrides)
         write_text(name_file, name + "\n")
-    amp_dtype = resolve_precision(cfg.trainer.precision, device)
+    dev = device_defaults(device)
+    try:
+        amp_dtype, compile_, warnings = choose(
+            str(cfg.trainer.precision), plain(cfg.trainer.compile), dev, fp16_ok(dev)
+        )
+    except PrecisionRefused as exc:
+        raise ConfigError(str(exc)) from None
     log.info(
-        "Run %s in %s on %s (%d CPU threads), %s (trainer.precision=%s)",
+        "Run %s in %s on %s (%d CPU threads), %s (trainer.precision=%s); device table: %s",
         name,
         run_dir,
         device,
         torch.get_num_threads(),
         precision_name(amp_dtype),
         cfg.trainer.precision,
+        dev.describe(),
     )
+    for line in warnings:
+        log.warning("%s", line)
     return RunContext(
         cfg,
         run_dir,
@@ -101,7 +112,13 @@ def run_context(cfg: DictConfig) -> RunContext:
         started_at,
         hc.mode == RunMode.MULTIRUN,
         Path(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else None,
+        compile_,
     )
+
+
+def fp16_ok(dev) -> bool:
+    """This torch runs fp16 autocast on the device (checked only where fp16 can be asked for)."""
+    return fp16_autocast(dev.name.split()[0].split(":")[0])
 
 
 def use_channels_last(cfg: DictConfig, device: torch.device) -> bool:

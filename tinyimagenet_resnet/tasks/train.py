@@ -96,6 +96,7 @@ def run(cfg: DictConfig) -> float:
         dm.num_classes,
         use_progress_bar(t.progress_bar),
         ctx.started_at,
+        ctx.compile,
     )
     interim = dm.eval_loader("val", ctx.device, subset=t.interim_val_images) if t.interim_val_images else None
     trainer = Trainer(

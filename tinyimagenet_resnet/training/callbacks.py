@@ -110,7 +110,11 @@ class MetricsFile(Callback):
             ln_num_classes=math.log(self.num_classes),
             wall_time_s=s.wall_time_s,
             plan=s.plan,
-            actual={"wall_s": round(time.time() - trainer.s.started_at, 2), "steps": s.global_step},
+            actual={
+                "wall_s": round(time.time() - trainer.s.started_at, 2),
+                "steps": s.global_step,
+                **({"skipped_steps": s.skipped_steps} if trainer.scaler.is_enabled() else {}),
+            },
             **self.extra,
         ).write(self.run_dir)
 

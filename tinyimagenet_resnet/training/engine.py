@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import compat
 from ..artifacts.records import Best, EpochRow, SplitMetrics, progress_from_json, progress_to_json
 from ..errors import DivergedError, Interrupted
 from . import checkpoint
@@ -47,6 +48,7 @@ class TrainState:
     wall_time_s: float = 0.0
     plan: dict | None = None  # the BudgetPlan of a time-budgeted run (training/budget.py), kept on resume
     size_index: int = 0  # progressive resizing: the index in train_sizes of the latest phase reached
+    skipped_steps: int = 0  # fp16: optimiser steps the loss scaler skipped (inf/NaN gradients), counted so far
 
     def record(self, row: EpochRow) -> bool:
         """Append a finished epoch; True when it is the new best (val top-1)."""
@@ -154,7 +156,10 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.checkpoint_meta = dict(checkpoint_meta or {})
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
-        self.scaler = torch.amp.GradScaler(settings.device.type, enabled=settings.amp_dtype == torch.float16)
+        self.scaler = torch.amp.GradScaler(
+            settings.device.type, init_scale=settings.loss_scale, enabled=settings.amp_dtype == torch.float16
+        )
+        self._skipped = None  # fp16: steps the scaler skipped since the last count, on the device (no sync a step)
         self.forward = torch.compile(model) if settings.compile else model
         self.ema = EMA(model, settings.ema_decay) if settings.ema_decay else None
         self.state = TrainState()
@@ -245,7 +250,12 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
+        before = compat.grad_scaler_scale(self.scaler)
+        before = before.clone() if before is not None else None
         self.scaler.update()
+        if before is not None:  # the scale falls exactly when the step was skipped (inf or NaN gradients)
+            fell = (compat.grad_scaler_scale(self.scaler) < before).long()
+            self._skipped = fell if self._skipped is None else self._skipped + fell
         if self.ema is not None:
             self.ema.update(self.model)
         return loss, logits
@@ -303,6 +313,7 @@ class Trainer:
                 bar.update(1)
             if state.global_step % s.log_every_n_steps == 0 or self._stop_signal:
                 self._check_finite(first_bad, epoch)
+                self._count_skipped()
                 current = float(loss.detach())
                 self._emit("on_log_step", state.global_step, current)
                 if bar is not None:
@@ -313,9 +324,24 @@ class Trainer:
         if bar is not None:
             bar.close()
         self._check_finite(first_bad, epoch)
+        if self._count_skipped():
+            log.info(
+                "fp16: the loss scaler has skipped %d step(s) with inf/NaN gradients so far (scale now %g)",
+                state.skipped_steps,
+                self.scaler.get_scale(),
+            )
         state.samples_into_epoch, state.epoch_loss_sum, state.epoch_correct = 0, 0.0, 0
         n = max(seen, 1)
         return float(loss_sum) / n, float(correct) / n
+
+    def _count_skipped(self) -> int:
+        """Move the device's count of skipped fp16 steps into the state; returns how many were new."""
+        if self._skipped is None:
+            return 0
+        new = int(self._skipped)
+        self.state.skipped_steps += new
+        self._skipped = None
+        return new
 
     def _interrupt(self):
         """Stop on SIGINT/SIGTERM: last.ckpt (and metrics.json) as the run stands, then Interrupted."""

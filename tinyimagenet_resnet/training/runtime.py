@@ -56,14 +56,24 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def device_defaults(device: torch.device):
+    """The row of the device table (training/devices.py) for `device`."""
+    from .devices import cpu_defaults, defaults_for
+
+    if device.type == "cpu":
+        return cpu_defaults(
+            cpu_has_native_bf16(), compat.mkldnn_fp16_supported(), torch.backends.cpu.get_cpu_capability()
+        )
+    return defaults_for(device)
+
+
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype, or None for plain fp32. `auto` = bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16 or
-    AMX: 2.65x faster than fp32 there, BENCHMARKS.md), fp32 elsewhere (an AVX2-only CPU emulates bf16: 14x
-    slower)."""
-    if precision == "auto":
-        native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
-        return torch.bfloat16 if native else None
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[str(precision)]
+    """Autocast dtype, or None for plain fp32. `auto` = what the device table gives (training/devices.py): bf16 on
+    CUDA sm >= 8.0 and on CPUs with native bf16 (AVX512-BF16 or AMX: 2.65x faster than fp32 there, BENCHMARKS.md),
+    fp16 with loss scaling on CUDA sm 7.x and MPS, fp32 elsewhere (an AVX2-only CPU emulates bf16: 14x slower)."""
+    from .devices import choose
+
+    return choose(str(precision), False, device_defaults(device))[0]
 
 
 def precision_name(dtype: torch.dtype | None) -> str:

@@ -28,6 +28,7 @@ class TrainSettings:
     ema_decay: float | None = None
     tta_flip: bool = False
     total_steps: int | None = None  # a budget plan's step count (None: epochs x batches per epoch)
+    loss_scale: float = 65536.0  # fp16: the loss scaler's first scale
 
     @classmethod
     def from_config(
@@ -39,7 +40,9 @@ class TrainSettings:
         num_classes: int,
         progress_bar: bool,
         started_at: float,
+        compile: bool = False,
     ) -> TrainSettings:
+        """`compile` is trainer.compile resolved for the device (tasks/common.run_context)."""
         t = cfg.trainer
         return cls(
             epochs=int(t.epochs),
@@ -48,7 +51,7 @@ class TrainSettings:
             device=device,
             amp_dtype=amp_dtype,
             channels_last=channels_last,
-            compile=bool(t.compile),
+            compile=compile,
             label_smoothing=float(t.label_smoothing),
             log_every_n_steps=int(t.log_every_n_steps),
             val_every_n_epochs=int(t.val_every_n_epochs),
@@ -59,6 +62,7 @@ class TrainSettings:
             train_size_fractions=tuple(float(v) for v in t.train_size_fractions),
             ema_decay=t.ema_decay,
             tta_flip=bool(t.tta_flip),
+            loss_scale=float(t.loss_scale),
         )
 
     def replace(self, **changes) -> TrainSettings:
