@@ -208,3 +208,30 @@ def test_two_jobs_with_one_slot_take_the_gpu_one_after_the_other(tiny_data, tmp_
         (s1, e1), (s2, e2) = sorted(map(leased_span, logs))
         assert e1 <= s2, ((s1, e1), (s2, e2))
         assert sum("are taken; waiting for one" in log for log in logs) == 1  # the second job waited for the slot
+
+
+# ---- fp16 + loss scaling and the batch-size search on the device (issue 28) ----------------------------------------
+
+
+def test_fp16_with_loss_scaling_on_the_device_resumes_exactly(tiny_data, tmp_path):
+    args = [f"data.path={tiny_data}", *ON, "model.widths=[16,32,64]", "data.batch_size=72", "trainer.epochs=3"]
+    args += ["trainer.precision=fp16", "trainer.loss_scale=1e9"]  # the first steps overflow: skipped by the scaler
+    clean, resumed, _, _ = sigkill_after_epoch_1_and_resume(args, tmp_path)
+    a, b = (json.loads((r / "metrics.json").read_text()) for r in (clean, resumed))
+    assert a["precision"] == "fp16" and a["actual"]["skipped_steps"] >= 1
+    assert a["actual"]["skipped_steps"] == b["actual"]["skipped_steps"] and a["best"] == b["best"]
+
+
+@pytest.mark.skipif(DEVICE.type != "cuda", reason="a per-process memory fraction is a CUDA setting")
+def test_the_batch_size_search_under_a_small_memory_fraction():
+    from tinyimagenet_resnet.training.memory import largest_fitting, train_trial
+
+    free, total = torch.cuda.mem_get_info()
+    torch.cuda.set_per_process_memory_fraction(min(1.0, 2 * 2**30 / total))  # 2 GiB for this process
+    try:
+        model = ResNet([2, 2, 2], [64, 128, 256], num_classes=200).to(DEVICE).to(memory_format=torch.channels_last)
+        trial = train_trial(model, lambda p: torch.optim.AdamW(p), DEVICE, torch.bfloat16, True, 200)
+        found, failed = largest_fitting(trial, 4096)
+        assert found is not None and 1 <= found < 4096 and failed and failed[-1] == 2 * found
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)

@@ -93,6 +93,8 @@ def run(cfg: DictConfig):
     except UserError as exc:
         if full_error:
             raise
+        if getattr(exc, "discard_run", False) and not (run_dir / "checkpoints").is_dir():
+            shutil.rmtree(run_dir, ignore_errors=True)  # out of memory before any checkpoint: nothing to keep
         _fail(run_dir, one_line(exc), exc.exit_code)
     except OSError as exc:  # a folder that cannot be written, a full disk
         if full_error:

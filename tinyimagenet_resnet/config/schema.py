@@ -166,6 +166,26 @@ class AugmentConfig:
     color_jitter: ColorJitterConfig = field(default_factory=ColorJitterConfig)
 
 
+def _batch(v) -> bool:
+    return v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1)
+
+
+class LRRule(Choice):
+    sqrt = "sqrt"
+    linear = "linear"
+    none = "none"
+
+
+@dataclass
+class AutoBatchConfig:
+    """data.batch_size=auto: the largest batch that fits, halving from `max`; optim.lr is the LR for a batch of
+    `lr_reference`, scaled to the batch found by `lr_rule`."""
+
+    max: int = spec(*INT_GE1)
+    lr_reference: int = spec(*INT_GE1)
+    lr_rule: LRRule = spec("sqrt|linear|none")
+
+
 @dataclass
 class DataConfig:
     name: str = spec("a name")
@@ -179,7 +199,8 @@ class DataConfig:
     val_subset: int | None = spec(*OPT_INT_GE1)
     test_subset: int | None = spec(*OPT_INT_GE1)
     stratify_subsets: bool = spec("true|false")
-    batch_size: int = spec(*INT_GE1)
+    batch_size: Union[int, str] = spec("an integer >= 1, or auto (the largest that fits: data.auto_batch)", _batch)
+    auto_batch: AutoBatchConfig = field(default_factory=AutoBatchConfig)
     eval_batch_size: int | None = spec("null (= data.batch_size) or an integer >= 1", optional(at_least(1)))
     pipeline: Pipeline = spec("fast|reference")
     cache_dir: str | None = spec("null or a folder")

@@ -91,6 +91,15 @@ def validate_config(cfg: DictConfig) -> None:
         )
     if not cfg.lr_find.min_lr < cfg.lr_find.max_lr:
         fail("lr_find.min_lr", cfg.lr_find.min_lr, f"a number below lr_find.max_lr={cfg.lr_find.max_lr}")
+    if cfg.data.batch_size == "auto":
+        if cfg.task != Task.train:
+            fail("data.batch_size", "auto", f"an integer >= 1 with task={cfg.task} (only task=train searches one)")
+        if t.budget_minutes:
+            fail(
+                "data.batch_size",
+                "auto",
+                "an integer >= 1 with trainer.budget_minutes (the budget plans its steps at one batch size)",
+            )
     if cfg.task == Task.evaluate and cfg.ckpt_path is None:
         fail(
             "ckpt_path",

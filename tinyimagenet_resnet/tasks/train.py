@@ -15,6 +15,7 @@ from ..sweeps.pruning import pruning_callback
 from ..training.budget import BudgetPlan, describe, make_plan
 from ..training.callbacks import Checkpointing, MetricsFile, TensorBoardLogging
 from ..training.engine import Trainer, use_progress_bar
+from ..training.memory import OutOfMemory, is_oom, largest_fitting, memory_text, out_of_memory, scaled_lr, train_trial
 from ..training.optim import build_optimizer, build_scheduler
 from ..training.runtime import precision_name
 from ..training.settings import TrainSettings
@@ -68,6 +69,8 @@ def run(cfg: DictConfig) -> float:
     dm = setup_data(cfg, ctx.run_dir)
     t = cfg.trainer
     model = make_model(cfg, dm.num_classes, ctx.device, ctx.channels_last)
+    if cfg.data.batch_size == "auto":
+        auto_batch_size(cfg, model, ctx, dm.num_classes)
     optimizer = build_optimizer(cfg.optim, model.parameters())
     tb = open_tb(ctx, purge_step=ckpt["state"]["global_step"] if ckpt else None)
     split = dm.summary()
@@ -115,7 +118,23 @@ def run(cfg: DictConfig) -> float:
     trainer.scheduler = build_scheduler(cfg.scheduler, optimizer, trainer.total_steps)
     if ckpt is not None:
         trainer.restore(ckpt)
-    state = trainer.fit()
+    try:
+        state = trainer.fit()
+    except Exception as exc:  # noqa: BLE001 - only an allocation failure is handled here
+        if not is_oom(exc):
+            raise
+        del trainer, optimizer
+        raise out_of_memory(
+            exc,
+            model,
+            lambda params: build_optimizer(cfg.optim, params),
+            ctx.device,
+            ctx.amp_dtype,
+            ctx.channels_last,
+            dm.num_classes,
+            int(cfg.data.batch_size),
+            int(cfg.data.eval_batch_size or cfg.data.batch_size),
+        ) from None
     log.info(
         "Best val top-1 %.4f at epoch %s; checkpoints in %s",
         state.best.val_accuracy or 0.0,
@@ -136,6 +155,36 @@ def run(cfg: DictConfig) -> float:
             plan["budget_s"] / 60 - plan["reserve_s"] / 60,
         )
     return objective_values(cfg, state, count_parameters(model))
+
+
+def auto_batch_size(cfg: DictConfig, model, ctx, num_classes: int) -> None:
+    """data.batch_size=auto: the largest batch that fits (halving from data.auto_batch.max, a few train steps
+    each), and optim.lr scaled to it from data.auto_batch.lr_reference by data.auto_batch.lr_rule."""
+    ab = cfg.data.auto_batch
+    trial = train_trial(
+        model,
+        lambda params: build_optimizer(cfg.optim, params),
+        ctx.device,
+        ctx.amp_dtype,
+        ctx.channels_last,
+        num_classes,
+    )
+    found, failed = largest_fitting(trial, int(ab.max))
+    if found is None:
+        raise OutOfMemory(f"data.batch_size=auto: not even a batch of 1 fits on {memory_text(ctx.device)}")
+    lr = scaled_lr(float(cfg.optim.lr), found, int(ab.lr_reference), str(ab.lr_rule))
+    log.info(
+        "data.batch_size=auto: %d fits on %s (%s); optim.lr %g -> %g (%s rule from a batch of %d)",
+        found,
+        memory_text(ctx.device),
+        f"{', '.join(map(str, failed))} did not" if failed else f"the largest tried, data.auto_batch.max={ab.max}",
+        float(cfg.optim.lr),
+        lr,
+        ab.lr_rule,
+        int(ab.lr_reference),
+    )
+    cfg.data.batch_size = found
+    cfg.optim.lr = lr
 
 
 def objective_values(cfg: DictConfig, state, n_params: int):
