@@ -101,7 +101,7 @@ def test_a_finished_run_resumed_says_so_and_changes_nothing(tiny_data, tmp_path,
     before = digest(run)
     for extra in ([], [f"data.path={tiny_data}"]):  # as printed, and with a runtime key repeated
         proc = run_main([f"ckpt_path={run}/checkpoints/last.ckpt", *extra], cwd=tmp_path)
-        assert "already finished" in proc.stderr and "trainer.epochs" in proc.stderr
+        assert "already finished" in proc.stdout and "trainer.epochs" in proc.stdout
         assert "Traceback" not in proc.stderr
     assert digest(run) == before  # no metrics.json rewritten, no event file, no .hydra/resume-* folder
 

@@ -203,8 +203,8 @@ def cli() -> None:
     try:
         sys.argv[1:], lock = check_command_line(sys.argv[1:])
         _HELD.append(lock)
-    except AlreadyFinished as exc:
-        print(one_line(exc), file=sys.stderr)
+    except AlreadyFinished as exc:  # not an error: nothing to do
+        print(one_line(exc))
         sys.exit(0)
     except UserError as exc:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":

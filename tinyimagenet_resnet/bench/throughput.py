@@ -15,10 +15,12 @@ from datetime import date
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from ..artifacts.files import write_json
 from ..cli import UsageError, parser
 from ..config.loader import compose_config
+from ..config.schema import Pipeline
 from ..data.datamodule import DataModule
 from ..model import ResNet, count_parameters
 from ..training.runtime import autocast, cpu_has_native_bf16, select_device
@@ -49,7 +51,7 @@ def peak_rss_mb() -> float | None:
 
 
 def pipeline_throughput(dm: DataModule, device, n_images: int, fast: bool) -> dict:
-    dm.cfg.pipeline = "fast" if fast else "reference"
+    OmegaConf.update(dm.cfg, "pipeline", Pipeline.fast if fast else Pipeline.reference)
     t0 = time.perf_counter()
     loader = dm.train_loader(device)  # fast: decodes (or reuses) the uint8 cache, moves it to the device
     setup_s = time.perf_counter() - t0
