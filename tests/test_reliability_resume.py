@@ -2,6 +2,7 @@
 never rewrites a run's identity, extends a finished run, and `resume=true` starts afresh when nothing can be
 continued. Every test runs the entry point in subprocesses, as a user would."""
 
+import os
 import shlex
 import signal
 import time
@@ -62,12 +63,14 @@ def test_sigterm_in_the_middle_of_an_epoch_resumes_bitwise_with_augmentation_on(
 
 
 def test_the_resume_command_printed_after_ctrl_c_works_as_printed_from_anywhere(tiny_data, tmp_path):
-    args = [f"data.path={tiny_data}", *SMALL, "data.batch_size=4", "trainer.epochs=3", "seed=3"]
+    # started with a data.path relative to the folder it ran in (each attempt's folder is at the same depth)
+    relative = os.path.relpath(tiny_data, tmp_path / "attempt0")
+    args = [f"data.path={relative}", *SMALL, "data.batch_size=4", "trainer.epochs=3", "seed=3"]
     run, err = interrupt_mid_epoch(args, tmp_path, sig=signal.SIGINT)
     command = err.strip().splitlines()[-1].strip()
     assert "data.path" not in command  # where the data is comes from the checkpoint
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
+    elsewhere = tmp_path / "somewhere" / "else"  # not at the depth the relative data.path was given from
+    elsewhere.mkdir(parents=True)
     run_main(shlex.split(command)[3:], cwd=elsewhere)
     m = TrainMetrics.read(run)
     assert m.status == "ok" and m.epochs_run == 3

@@ -70,6 +70,7 @@ def run_context(cfg: DictConfig) -> RunContext:
     from .. import STARTED_AT
 
     hc = HydraConfig.get()
+    absolute_paths(cfg)
     started_at = time.time() if hc.mode == RunMode.MULTIRUN else STARTED_AT
     overrides = list(hc.overrides.task)
     run_dir = Path(hc.runtime.output_dir)
@@ -119,6 +120,15 @@ def run_context(cfg: DictConfig) -> RunContext:
 def fp16_ok(dev) -> bool:
     """This torch runs fp16 autocast on the device (checked only where fp16 can be asked for)."""
     return fp16_autocast(dev.name.split()[0].split(":")[0])
+
+
+def absolute_paths(cfg: DictConfig) -> None:
+    """data.path and data.cache_dir as absolute paths, as the run's checkpoints store them: a resume command works
+    from any folder, whatever folder the run was started from."""
+    for key in ("path", "cache_dir"):
+        value = cfg.data.get(key)
+        if value:
+            cfg.data[key] = str(Path(str(value)).expanduser().absolute())
 
 
 def use_channels_last(cfg: DictConfig, device: torch.device) -> bool:
