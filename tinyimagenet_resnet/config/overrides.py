@@ -10,7 +10,14 @@ SWEEPER_KEYS = ("hydra.", "optuna.trial_number")
 # Keys that say where and how to run, not what was trained: a command that continues or evaluates a checkpoint, or
 # resumes a study or a grid, may change them; left out, they keep the checkpoint's values (so a printed resume
 # command works as printed).
-RUNTIME_KEYS = ("data.path", "data.cache_dir", "data.num_workers", "trainer.device", "trainer.progress_bar")
+RUNTIME_KEYS = (
+    "data.path",
+    "data.cache_dir",
+    "data.num_workers",
+    "trainer.device",
+    "trainer.progress_bar",
+    "trainer.progress_every_s",
+)
 
 
 def override_key(override: str) -> str:

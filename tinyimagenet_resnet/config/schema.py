@@ -372,6 +372,7 @@ class TrainerConfig:
     channels_last: bool = spec("true|false")
     compile: Union[bool, str] = spec("auto|true|false", one_of("auto", True, False))
     loss_scale: float = spec("a number > 0", positive)
+    progress_every_s: float = spec("a number > 0 (seconds)", positive)
     deterministic: bool = spec("true|false")
     label_smoothing: float = spec("a number in [0, 1)", in_range(0, 1))
     progress_bar: Union[bool, str] = spec("auto|true|false", one_of("auto", True, False))

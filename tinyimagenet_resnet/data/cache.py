@@ -8,6 +8,7 @@ import functools
 import hashlib
 import logging
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from .. import compat
 from ..artifacts.files import atomic_path, file_lock, read_json, write_json
+from ..training.progress import Progress
 from .dataset import IMAGE_SIZE as SIZE
 from .dataset import decode_image
 from .splits import Split
@@ -49,8 +51,16 @@ def build(path: Path, raw_split, split: Split, threads: int) -> None:
         chunk = 2048
         bounds = [(s, min(s + chunk, len(split))) for s in range(0, len(split), chunk)]
         decode_chunk = functools.partial(_decode_into, arr, table, split)
+        watch = Progress(f"decoding {split.name}", len(split), bar=False, unit="image", images_per_unit=1)
+        lock = threading.Lock()
+
+        def work(b):
+            decode_chunk(*b)
+            with lock:  # a line every 30 s of decoding (100k images take about a minute on 2 cores)
+                watch.update(b[1] - b[0])
+
         with ThreadPoolExecutor(max(1, threads)) as pool:  # PIL's JPEG decoder releases the GIL
-            list(pool.map(lambda b: decode_chunk(*b), bounds))
+            list(pool.map(work, bounds))
         arr.flush()
         del arr
 

@@ -86,6 +86,7 @@ def run(cfg) -> float:
             show,
             desc=split,
             flip=bool(cfg.trainer.tta_flip),
+            progress_every_s=float(cfg.trainer.progress_every_s),
         )
         meters[split], results[split] = meter, meter.compute()
         tb.scalars(results[split].tags(split), int(ckpt["epoch"]))

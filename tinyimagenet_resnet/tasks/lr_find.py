@@ -9,9 +9,10 @@ import torch
 from ..artifacts.files import write_csv
 from ..artifacts.records import LRFindRecord
 from ..reporting import figures
-from ..training.engine import progress, to_device, use_progress_bar
+from ..training.engine import to_device, use_progress_bar
 from ..training.lr_range import range_test
 from ..training.optim import build_optimizer
+from ..training.progress import Progress
 from ..training.runtime import autocast
 from .common import make_model, open_tb, run_context, setup_data
 
@@ -45,12 +46,19 @@ def run(cfg) -> float | None:
         with autocast(ctx.device, ctx.amp_dtype):
             return loss_fn(m(x).float(), y)
 
-    bar = progress(range(int(lf.num_iters)), use_progress_bar(cfg.trainer.progress_bar), desc="lr_find")
-    bar_iter = iter(bar)
+    watch = Progress(
+        "lr_find",
+        int(lf.num_iters),
+        bar=use_progress_bar(cfg.trainer.progress_bar),
+        every_s=float(cfg.trainer.progress_every_s),
+        unit="iteration",
+        images_per_unit=int(cfg.data.batch_size),
+    )
 
     def on_step(i, lr, loss, smooth):
         tb.scalars({"lr_find/loss": loss, "lr_find/smoothed_loss": smooth, "lr_find/lr": lr}, i)
-        next(bar_iter, None)
+        watch.update(1)
+        watch.set_postfix(lr=f"{lr:.2g}", loss=f"{smooth:.3f}")
 
     result = range_test(
         model,
@@ -66,6 +74,7 @@ def run(cfg) -> float | None:
         on_step=on_step,
         min_drop=float(lf.min_drop),
     )
+    watch.close()
     write_csv(
         ctx.run_dir / "lr_find.csv",
         ["step", "lr", "loss", "smoothed_loss"],

@@ -13,7 +13,7 @@ from ..errors import ConfigError
 from ..model import count_parameters
 from ..sweeps.pruning import pruning_callback
 from ..training.budget import BudgetPlan, describe, make_plan
-from ..training.callbacks import Checkpointing, MetricsFile, TensorBoardLogging
+from ..training.callbacks import Checkpointing, MetricsFile, RunProgress, TensorBoardLogging
 from ..training.engine import Trainer, use_progress_bar
 from ..training.memory import OutOfMemory, is_oom, largest_fitting, memory_text, out_of_memory, scaled_lr, train_trial
 from ..training.optim import build_optimizer, build_scheduler
@@ -91,6 +91,8 @@ def run(cfg: DictConfig) -> float:
         ),
     ]
     callbacks += [cb for cb in (pruning_callback(cfg),) if cb is not None]
+    bar = use_progress_bar(t.progress_bar)
+    callbacks.append(RunProgress(bar, float(t.progress_every_s), str(ctx.device), precision_name(ctx.amp_dtype)))
     settings = TrainSettings.from_config(
         cfg,
         ctx.device,

@@ -11,9 +11,23 @@ from ..artifacts import names
 from ..artifacts.records import TrainMetrics
 from ..artifacts.tensorboard import TBLogger
 from . import checkpoint
+from .progress import Progress, duration
+from .progress import log as progress_log
 
 
 class Callback:
+    def on_fit_start(self, trainer) -> None:
+        """The loop starts (also when a run is resumed: `trainer.state` is where it resumes)."""
+
+    def on_epoch_start(self, trainer, epoch: int) -> None:
+        """Epoch `epoch` (0-based) starts, or continues after a resume."""
+
+    def on_step(self, trainer, step: int) -> None:
+        """After each optimiser step, with the global step count."""
+
+    def on_total_steps(self, trainer, total: int) -> None:
+        """A time-budgeted run was re-planned to `total` steps."""
+
     def on_initial_loss(self, trainer, loss: float) -> None:
         """The loss of the very first step (a sanity check against ln(num_classes))."""
 
@@ -126,3 +140,84 @@ class MetricsFile(Callback):
 
     def on_fit_end(self, trainer):
         self.write(trainer)
+
+
+FASTER_ON_A_CPU = (
+    "experiment=cpu trainer.budget_minutes=60 (37.4% val top-1 in 60 min on a 2-core CPU with AVX512-BF16, "
+    "BENCHMARKS.md), or task=protocol protocol.scale=smoke (every step of the course on small settings; README "
+    "'Start here')"
+)
+
+
+class RunProgress(Callback):
+    """The run's progress (a bar over all its steps, or a line every `every_s` seconds), and once the first steps
+    are timed, the whole run's estimate; on a CPU, a run of more than an hour without a time budget gets one line
+    naming the faster choices (it never changes what runs)."""
+
+    WARMUP, TIMED = 2, 5  # steps left out (start-up), then steps timed for the estimate
+
+    def __init__(self, bar: bool, every_s: float, device: str = "", precision: str = ""):
+        self.bar, self.every_s, self.device, self.precision = bar, every_s, device, precision
+        self.progress: Progress | None = None
+        self.t_warm: float | None = None
+        self.first_step = 0
+
+    def on_fit_start(self, trainer):
+        self.first_step = trainer.state.global_step
+        batch = getattr(trainer.train_loader, "batch_size", None)
+        self.progress = Progress("train", trainer.total_steps, bar=self.bar, every_s=self.every_s,
+                                 initial=self.first_step, images_per_unit=batch, clock=trainer.clock)  # fmt: skip
+
+    def on_epoch_start(self, trainer, epoch):
+        if self.progress is not None:
+            self.progress.set_detail(f"epoch {epoch + 1}/{trainer.s.epochs}")
+
+    def on_step(self, trainer, step):
+        if self.progress is None:
+            return
+        self.progress.update(1)
+        done = step - self.first_step
+        if done == self.WARMUP:
+            self.t_warm = trainer.clock()
+        elif done == self.WARMUP + self.TIMED and self.t_warm is not None and trainer.replanner is None:
+            self.estimate(trainer, (trainer.clock() - self.t_warm) / self.TIMED)
+
+    def estimate(self, trainer, step_s: float) -> None:
+        """The whole run from here, at the measured step time: the steps left, and the validations left (a forward
+        pass costs about a third of a train step per image)."""
+        s, state = trainer.s, trainer.state
+        steps_left = trainer.total_steps - state.global_step
+        batch = getattr(trainer.train_loader, "batch_size", 1) or 1
+        per_image_eval = step_s / batch / 3
+        vals = [
+            e for e in range(state.epoch, s.epochs) if e + 1 >= s.epochs or (e + 1) % s.val_every_n_epochs == 0
+        ]  # fmt: skip
+        val_s = sum(trainer._val_loader(e + 1 >= s.epochs).num_samples * per_image_eval for e in vals)
+        total = steps_left * step_s + val_s + (trainer.clock() - trainer._fit_t0)
+        progress_log.info(
+            "%d epochs (%s steps): about %s on this machine (%s, %s, %.2f s/step), validations included",
+            s.epochs,
+            f"{trainer.total_steps:,}",
+            duration(total),
+            self.device,
+            self.precision,
+            step_s,
+        )
+        if total > 3600 and self.device.startswith("cpu"):
+            progress_log.warning(
+                "this run will take about %s on this CPU; faster: %s. It goes on as asked.",
+                duration(total),
+                FASTER_ON_A_CPU,
+            )
+
+    def on_total_steps(self, trainer, total):
+        if self.progress is not None:
+            self.progress.set_total(total)
+
+    def on_log_step(self, trainer, step, loss):
+        if self.progress is not None:
+            self.progress.set_postfix(loss=f"{loss:.3f}")
+
+    def on_fit_end(self, trainer):
+        if self.progress is not None:
+            self.progress.close()

@@ -24,6 +24,7 @@ from . import checkpoint
 from .budget import Replanner, size_index
 from .ema import EMA
 from .metrics import ClassificationMeter
+from .progress import Progress
 from .runtime import autocast
 from .settings import TrainSettings
 
@@ -84,18 +85,10 @@ def resize(x: torch.Tensor, size: int, channels_last: bool) -> torch.Tensor:
 
 
 def use_progress_bar(setting) -> bool:
-    """`trainer.progress_bar`: auto = a bar on an interactive terminal, one log line per epoch otherwise."""
+    """`trainer.progress_bar`: auto = a bar on an interactive terminal, else progress lines (training/progress.py)."""
     if setting == "auto":
         return sys.stderr.isatty()
     return bool(setting)
-
-
-def progress(iterable, enabled: bool, **kw):
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, leave=False, dynamic_ncols=True, **kw)
 
 
 @torch.no_grad()
@@ -110,16 +103,25 @@ def evaluate(
     desc="eval",
     flip: bool = False,
     max_batches: int | None = None,
+    progress_every_s: float | None = None,
 ) -> ClassificationMeter:
     """One pass over `loader` in eval mode; returns the filled meter (metrics, confusion matrix). `flip` averages
-    the logits of each image and its mirror image (test-time augmentation)."""
+    the logits of each image and its mirror image (test-time augmentation). Progress: a bar (`show_progress`), or
+    a line every `progress_every_s` seconds (None: none)."""
     was_training = model.training
     model.eval()
     meter = ClassificationMeter(num_classes, device)
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
-    for i, batch in enumerate(progress(loader, show_progress, desc=desc)):
+    n = len(loader) if max_batches is None else min(len(loader), max_batches)
+    watch = None
+    if show_progress or progress_every_s is not None:
+        watch = Progress(desc, n, bar=show_progress, every_s=progress_every_s or 30.0, unit="batch",
+                         images_per_unit=getattr(loader, "batch_size", None))  # fmt: skip
+    for i, batch in enumerate(loader):
         if max_batches is not None and i >= max_batches:
             break
+        if watch is not None and i:
+            watch.update(1)
         x, y = to_device(batch, device, channels_last)
         with autocast(device, amp_dtype):
             logits = model(x).float()
@@ -129,6 +131,8 @@ def evaluate(
                     mirrored = mirrored.contiguous(memory_format=torch.channels_last)
                 logits = (logits + model(mirrored).float()) / 2
         meter.update(logits, y, loss_fn(logits, y))
+    if watch is not None:
+        watch.close()
     model.train(was_training)
     return meter
 
@@ -195,6 +199,7 @@ class Trainer:
         self.s = self.s.replace(total_steps=total)
         if self.scheduler is not None:
             self.scheduler.set_total_steps(total)
+        self._emit("on_total_steps", total)
 
     def batches_per_epoch(self) -> int:
         n = len(self.train_loader)
@@ -273,8 +278,7 @@ class Trainer:
         seen = state.samples_into_epoch
         first_bad = torch.full((), -1, dtype=torch.long, device=s.device)
         batches = self.train_loader.epoch(epoch, skip)
-        first = state.global_step
-        bar = progress(None, s.progress_bar, total=self.epoch_end(epoch) - first, desc=f"epoch {epoch + 1}/{s.epochs}")
+        self._emit("on_epoch_start", epoch)
         mark = self.clock()
         while state.global_step < (end if self.replanner is None else self.epoch_end(epoch)):
             x, y = to_device(next(batches), s.device, s.channels_last)
@@ -301,28 +305,20 @@ class Trainer:
                         self.replanner.replan(state.global_step, epoch, self.elapsed_budget_s(), state.size_index)
                     )
                     state.plan = self.replanner.plan.to_json()
-                    if bar is not None:
-                        bar.total = self.epoch_end(epoch) - first
             if self.scheduler is not None and state.global_step < self.total_steps:
                 self.scheduler.step()  # not after the last step: the schedule ends on it
             loss_sum += loss.detach().double() * y.numel()
             correct += (logits.detach().argmax(1) == y).sum()
             seen += y.numel()
             state.samples_into_epoch += y.numel()
-            if bar is not None:
-                bar.update(1)
+            self._emit("on_step", state.global_step)
             if state.global_step % s.log_every_n_steps == 0 or self._stop_signal:
                 self._check_finite(first_bad, epoch)
                 self._count_skipped()
-                current = float(loss.detach())
-                self._emit("on_log_step", state.global_step, current)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{current:.3f}")
+                self._emit("on_log_step", state.global_step, float(loss.detach()))
             if self._stop_signal:
                 state.epoch_loss_sum, state.epoch_correct = float(loss_sum), int(correct)
                 self._interrupt()
-        if bar is not None:
-            bar.close()
         self._check_finite(first_bad, epoch)
         if self._count_skipped():
             log.info(
@@ -383,6 +379,7 @@ class Trainer:
             desc="val",
             flip=s.tta_flip,
             max_batches=max_batches,
+            progress_every_s=s.progress_every_s if max_batches is None else None,
         )
         return meter.compute()
 
@@ -398,6 +395,7 @@ class Trainer:
     # ---------------------------------------------------------------- the loop
     def fit(self) -> TrainState:
         t_start = self._fit_t0 = self.clock() - self.state.wall_time_s
+        self._emit("on_fit_start")
         try:
             with self._signals_stop_after_the_step():
                 while self.unfinished():

@@ -29,6 +29,7 @@ class TrainSettings:
     tta_flip: bool = False
     total_steps: int | None = None  # a budget plan's step count (None: epochs x batches per epoch)
     loss_scale: float = 65536.0  # fp16: the loss scaler's first scale
+    progress_every_s: float = 30.0  # without a progress bar: a progress line every this many seconds of work
 
     @classmethod
     def from_config(
@@ -63,6 +64,7 @@ class TrainSettings:
             ema_decay=t.ema_decay,
             tta_flip=bool(t.tta_flip),
             loss_scale=float(t.loss_scale),
+            progress_every_s=float(t.progress_every_s),
         )
 
     def replace(self, **changes) -> TrainSettings:
