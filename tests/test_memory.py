@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from tinyimagenet_resnet.training.memory import is_oom, scaled_lr
+from tinyimagenet_resnet.training.memory import OutOfMemory, is_oom, out_of_memory, scaled_lr
 
 from conftest import TINY_ARGS, one_error_line, refusal
 from tiny_dataset import write_tiny_imagenet
@@ -84,3 +84,32 @@ def test_the_lr_rules_and_what_counts_as_out_of_memory():
         torch.empty(2**62, dtype=torch.uint8)
     assert is_oom(info.value)
     assert not is_oom(RuntimeError("mat1 and mat2 shapes cannot be multiplied")) and not is_oom(ValueError("x"))
+
+
+class PrimitiveFails(torch.nn.Module):
+    """A model whose convolution fails as oneDNN's does, at batches above `limit` (None: at every batch)."""
+
+    def __init__(self, limit):
+        super().__init__()
+        self.limit, self.fc = limit, torch.nn.Linear(3, 200)
+
+    def forward(self, x):
+        if self.limit is None or x.shape[0] > self.limit:
+            raise RuntimeError("could not create a primitive")
+        return self.fc(x.mean((2, 3)))
+
+
+@pytest.mark.parametrize("limit", [4, None])
+def test_onednns_ambiguous_failure_is_out_of_memory_only_when_a_smaller_batch_runs(limit):
+    exc = RuntimeError("could not create a primitive")
+    assert is_oom(exc)
+    cpu = torch.device("cpu")
+    made = out_of_memory(
+        exc, PrimitiveFails(limit), lambda p: torch.optim.SGD(p, lr=0.1), cpu, None, False, 200, 32, 32
+    )
+    if limit is None:  # nothing runs: not memory, the error itself goes on to the error boundary
+        assert made is exc
+    else:
+        assert isinstance(made, OutOfMemory)
+        assert "out of memory at data.batch_size=32 on cpu" in str(made) and "data.batch_size=4 fits" in str(made)
+        assert "16, 8 did not either" in str(made)

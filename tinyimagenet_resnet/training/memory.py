@@ -12,7 +12,6 @@ import copy
 import gc
 import logging
 import math
-import resource
 from collections.abc import Callable
 
 import torch
@@ -31,13 +30,23 @@ class OutOfMemory(EnvironmentFault):
 
 
 def is_oom(exc: BaseException) -> bool:
-    """An allocation failure of any device: CUDA's OutOfMemoryError, the CPU allocator's or MPS's RuntimeError."""
+    """An allocation failure of any device: CUDA's OutOfMemoryError, the CPU allocator's or MPS's RuntimeError,
+    or oneDNN's failure to create a primitive (on CPU, what an allocation failure inside a convolution reads as;
+    `out_of_memory` confirms it by finding a smaller batch that runs, and gives the error back when none does)."""
     if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
         return True
     text = str(exc)
     return isinstance(exc, RuntimeError) and (
-        "can't allocate memory" in text or "out of memory" in text.lower() or "MPS backend out of memory" in text
+        "can't allocate memory" in text
+        or "out of memory" in text.lower()
+        or "MPS backend out of memory" in text
+        or is_onednn_failure(exc)
     )
+
+
+def is_onednn_failure(exc: BaseException) -> bool:
+    """oneDNN's 'could not create a primitive': its status (out of memory or another) is not in the text."""
+    return isinstance(exc, RuntimeError) and "could not create a primitive" in str(exc)
 
 
 def release(exc: BaseException | None = None) -> None:
@@ -63,8 +72,8 @@ def memory_text(device: torch.device) -> str:
         return f"cuda:{index} ({gib(total)}, {gib(free)} free)"
     if device.type == "mps":
         return "mps (shared with the system's memory)"
-    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
-    if limit not in (resource.RLIM_INFINITY, -1):
+    limit = address_space_limit()
+    if limit is not None:
         return f"cpu (a {gib(limit)} address-space limit)"
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
@@ -72,6 +81,17 @@ def memory_text(device: torch.device) -> str:
         return f"cpu ({gib(total)} of RAM)"
     except (OSError, StopIteration, ValueError):
         return "cpu"
+
+
+def address_space_limit() -> int | None:
+    """The process's address-space limit in bytes (POSIX RLIMIT_AS); None without one, or where `resource` does
+    not exist (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    return None if limit in (resource.RLIM_INFINITY, -1) else int(limit)
 
 
 def train_trial(model: torch.nn.Module, make_optimizer, device, amp_dtype, channels_last: bool, num_classes: int):
@@ -175,9 +195,10 @@ def oom_line(key: str, batch: int, device: torch.device, found: int | None, fail
 
 def out_of_memory(
     exc: BaseException, model, make_optimizer, device, amp_dtype, channels_last, num_classes, batch, eval_batch
-) -> OutOfMemory:
+) -> BaseException:
     """The OutOfMemory error for `exc`, with the batch size that fits found on the spot (halving from half the
-    one that failed, a few trial steps each)."""
+    one that failed, a few trial steps each); `exc` itself when it was oneDNN's ambiguous failure and no batch
+    runs."""
     evaluating = in_evaluation(exc)
     release(exc)
     if evaluating:
@@ -187,6 +208,8 @@ def out_of_memory(
         key, size = "data.batch_size", batch
         trial = train_trial(model, make_optimizer, device, amp_dtype, channels_last, num_classes)
     found, failed = largest_fitting(trial, max(1, size // 2))
+    if found is None and is_onednn_failure(exc):
+        return exc  # no batch runs at all: not a matter of memory
     error = OutOfMemory(oom_line(key, size, device, found, failed))
     error.discard_run = True  # a run that wrote no checkpoint leaves no folder
     return error
