@@ -117,3 +117,10 @@ def test_optuna_heartbeat_base_and_trial_id():
     assert compat.trial_id(trial) == compat.trial_id(frozen)
     study_id = storage.get_study_id_from_name(study.study_name)
     assert storage.get_trial_id_from_study_id_trial_number(study_id, trial.number) == compat.trial_id(trial)
+
+
+def test_scheduler_last_lr_is_what_get_last_lr_returns():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    compat.set_scheduler_last_lr(sched, [0.025])
+    assert sched.get_last_lr() == [0.025]

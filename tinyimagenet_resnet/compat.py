@@ -30,6 +30,12 @@ def mkldnn_fp16_supported() -> bool:
         return False
 
 
+def set_scheduler_last_lr(scheduler, lrs: list[float]) -> None:
+    """What an LRScheduler's public `get_last_lr()` returns (`_last_lr`), set by a scheduler that jumps to a step
+    (a resume, a re-planned budget) instead of stepping there."""
+    scheduler._last_lr = list(lrs)
+
+
 def grad_scaler_scale(scaler):
     """The loss scale of a GradScaler as a tensor on its device (`_scale`; the public `get_scale()` syncs with the
     device to return a float), or None before its first step or when it is disabled."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torchvision.transforms import v2
 
-IMAGE_SIZE = 64  # Tiny ImageNet images are 64x64; crops are resized back to it
+from .dataset import IMAGE_SIZE  # crops are resized back to it
 
 
 def eval_transform(data_cfg) -> v2.Compose:

@@ -30,8 +30,6 @@ from .settings import TrainSettings
 
 log = logging.getLogger(__name__)
 
-IMAGE_SIZE = 64  # the data's resolution: validation and test always run at it
-
 
 @dataclass
 class TrainState:

@@ -16,12 +16,13 @@ from collections.abc import Callable
 
 import torch
 
+from ..data.dataset import IMAGE_SIZE
 from ..errors import EnvironmentFault
 from .runtime import autocast
 
 log = logging.getLogger(__name__)
 
-IMAGE_SHAPE = (3, 64, 64)
+IMAGE_SHAPE = (3, IMAGE_SIZE, IMAGE_SIZE)
 TRIAL_STEPS = 2
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 from omegaconf import OmegaConf
 
+from ..compat import set_scheduler_last_lr
+
 
 def build_optimizer(optim_cfg, params) -> torch.optim.Optimizer:
     return OmegaConf.to_object(optim_cfg).build(params)
@@ -29,8 +31,9 @@ class PlannedLR(torch.optim.lr_scheduler.LRScheduler):
         return [self.lr_at(base, self.last_epoch, self.total_steps) for base in self.base_lrs]
 
     def _apply(self) -> None:
-        self._last_lr = [self.lr_at(base, self.last_epoch, self.total_steps) for base in self.base_lrs]
-        for group, lr in zip(self.optimizer.param_groups, self._last_lr, strict=True):
+        lrs = [self.lr_at(base, self.last_epoch, self.total_steps) for base in self.base_lrs]
+        set_scheduler_last_lr(self, lrs)
+        for group, lr in zip(self.optimizer.param_groups, lrs, strict=True):
             group["lr"] = lr
 
     def set_total_steps(self, total_steps: int) -> None:
