@@ -385,3 +385,84 @@ def test_the_time_to_accuracy_plot_draws_one_curve_per_recipe_and_budget():
     curves = tta_curves(rows)
     assert list(curves) == ["cpu (60 min budget)", "cpu (20 min budget)", "course (20 min budget)"]
     assert [r["minutes"] for r in curves["cpu (20 min budget)"]] == [5, 19]
+
+
+class SizedClock(FakeClock):
+    """A FakeClock whose train step costs `train_s[size]` at each train resolution."""
+
+    def tick_input(self, training: bool, size: int) -> None:
+        self.now += self.train_s[size] if training else self.eval_s
+
+
+class StepSizes:
+    """The train size of every optimiser step of a run (a Trainer callback)."""
+
+    def __init__(self):
+        self.sizes = []
+
+    def __getattr__(self, hook):  # the hooks this one does not use
+        return lambda *args: None
+
+    def on_step(self, trainer, step):
+        self.sizes.append(trainer.s.train_sizes[trainer.state.size_index])
+
+
+def phases(calibration_s: dict, steady_s: dict, retime: bool = True) -> list[int]:
+    """Steps run at 16, 32 and 64 px by a 1-minute budgeted run (70/20/10%) calibrated at `calibration_s` per
+    step and running at `steady_s` after."""
+    from tinyimagenet_resnet.model import ResNet
+
+    model = ResNet((1, 1, 1), (8, 8, 8), dropout=0.0, num_classes=3)
+    clock = SizedClock.__new__(SizedClock)
+    clock.now, clock.train_s, clock.eval_s = 0.0, calibration_s, 0.25
+    model.register_forward_hook(lambda m, i, o: clock.tick_input(m.training, i[0].shape[-1]))
+    settings = cpu_settings(
+        epochs=1, started_at=time.time(), train_sizes=(16, 32, 64), train_size_fractions=(0.7, 0.2, 0.1)
+    )
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    seen = StepSizes()
+    trainer = Trainer(settings, model, opt, None, _StreamLoader(), _Loader(), callbacks=[seen], clock=clock)
+    trainer.apply_plan(budget.make_plan(trainer, 1.0, evals=1))
+    if not retime:
+        trainer.replanner.retime = None
+    clock.train_s = steady_s
+    trainer.fit()
+    return [seen.sizes.count(size) for size in (16, 32, 64)]
+
+
+def test_a_plan_calibrated_on_a_busy_machine_keeps_its_phase_split():
+    """The calibration runs while the machine is busy, unevenly (32 px 10x slower than it will be, 16 px 2x): the
+    sizes ahead are timed again at the first re-plan that sees the steps run faster, so the 16-px phase does not
+    end at 70% of a plan sized for 32-px steps that never come. The phases then split as an unloaded run's do."""
+    steady = {16: 0.1, 32: 0.3, 64: 1.0}
+    busy = {16: 0.2, 32: 3.0, 64: 3.0}
+    unloaded = phases(steady, steady)
+    assert sum(unloaded) > 150 and abs(unloaded[0] / sum(unloaded) - 0.7) < 0.02, unloaded
+    loaded = phases(busy, steady)
+    for a, b in zip(loaded, unloaded, strict=True):
+        assert abs(a - b) <= max(2, 0.03 * b), (loaded, unloaded)
+    scaled = phases(busy, steady, retime=False)  # the estimate scaled from 16 px alone: the first phase ends early
+    assert scaled[0] / sum(scaled) < 0.65, scaled
+
+
+def test_a_final_validation_over_a_third_of_the_budget_is_said_in_one_line(caplog):
+    from tinyimagenet_resnet.model import ResNet
+
+    model = ResNet((1, 1, 1), (8, 8, 8), dropout=0.0, num_classes=3)
+    clock = FakeClock(model, 0.5, eval_s=6.0)  # 4 val batches: 24 s of a 60-s budget
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    settings = cpu_settings(epochs=1, started_at=time.time())
+    trainer = Trainer(settings, model, opt, None, _StreamLoader(), _Loader(), clock=clock)
+    with caplog.at_level("WARNING", logger="tinyimagenet_resnet.training.budget"):
+        budget.make_plan(trainer, 1.0, evals=1)
+    [line] = [r.getMessage() for r in caplog.records if "final validation" in r.getMessage()]
+    assert line == (
+        "trainer.budget_minutes=1: the final validation on 16 val images is planned to take 24 s, 40% of the budget, "
+        "leaving the rest for training; for more training, validate on a stratified subset (data.val_subset=2000) "
+        "or give a longer budget"
+    )
+    caplog.clear()
+    clock.eval_s = 4.0  # 16 s: under a third
+    with caplog.at_level("WARNING", logger="tinyimagenet_resnet.training.budget"):
+        budget.make_plan(trainer, 1.0, evals=1)
+    assert not [r for r in caplog.records if "final validation" in r.getMessage()]

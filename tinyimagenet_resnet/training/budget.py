@@ -79,6 +79,41 @@ def _median_seconds(fn, repeat: int, device=None, clock=time.perf_counter) -> fl
     return sorted(times)[len(times) // 2]
 
 
+class _Restored:
+    """Model, optimizer, scaler, weight average and RNG states put back on exit: a measurement leaves the run as
+    it found it."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    def __enter__(self):
+        t = self.trainer
+        self.snapshot = [copy.deepcopy(o.state_dict()) for o in (t.model, t.optimizer, t.scaler)]
+        self.ema = copy.deepcopy(t.ema.state_dict()) if t.ema is not None else None
+        self.rng = get_rng_state()
+        return self
+
+    def __exit__(self, *exc):
+        t = self.trainer
+        for obj, state in zip((t.model, t.optimizer, t.scaler), self.snapshot, strict=True):
+            obj.load_state_dict(state)
+        if self.ema is not None:
+            t.ema.load_state_dict(self.ema)
+        set_rng_state(self.rng)
+        return False
+
+
+def time_sizes(trainer, x, y, sizes, warmup: int = 3, repeat: int = 3) -> dict[int, float]:
+    """Seconds of one train step of batch (x, y) at each of `sizes` (warm-up steps first, then the median)."""
+    s, out = trainer.s, {}
+    for size in sizes:
+        for _ in range(warmup):
+            trainer.step(trainer.resize(x, size), y)
+        out[size] = _median_seconds(lambda size=size: trainer.step(trainer.resize(x, size), y), repeat, s.device,
+                                    trainer.clock)  # fmt: skip
+    return out
+
+
 def calibrate(trainer, warmup: int = 3, repeat: int = 3, eval_batches: int = 2) -> tuple[dict, dict]:
     """(seconds per train step at each train size, seconds per validation pass), measured with the trainer's own
     model, optimizer, loss and data. Model, optimizer, scaler, weight average and RNG states are put back, so the
@@ -90,11 +125,8 @@ def calibrate(trainer, warmup: int = 3, repeat: int = 3, eval_batches: int = 2) 
     includes taking its batch from the train loader and resizing it (at 16 px, a fifth of the step on that CPU)."""
     from .engine import to_device
 
-    snapshot = [copy.deepcopy(o.state_dict()) for o in (trainer.model, trainer.optimizer, trainer.scaler)]
-    ema = copy.deepcopy(trainer.ema.state_dict()) if trainer.ema is not None else None
-    rng = get_rng_state()
-    step_s, eval_s = {}, {}
-    try:
+    eval_s = {}
+    with _Restored(trainer):
         s = trainer.s
         stream = iter(trainer.train_loader.epoch(0))
 
@@ -103,28 +135,25 @@ def calibrate(trainer, warmup: int = 3, repeat: int = 3, eval_batches: int = 2) 
 
         x, y = fetch()
         fetch_s = _median_seconds(fetch, repeat, s.device, trainer.clock)
-        for size in sorted(set(s.train_sizes)):
-            for _ in range(warmup):
-                trainer.step(trainer.resize(x, size), y)
-            step_s[size] = fetch_s + _median_seconds(
-                lambda size=size: trainer.step(trainer.resize(x, size), y), repeat, s.device, trainer.clock
-            )
+        timed = time_sizes(trainer, x, y, sorted(set(s.train_sizes)), warmup, repeat)
+        step_s = {size: fetch_s + t for size, t in timed.items()}
         loaders = {"final": trainer.val_loader}
         if trainer.interim_val_loader is not None:
             loaders["interim"] = trainer.interim_val_loader
         for name, loader in loaders.items():
             trainer.validate(final=name == "final", max_batches=1)  # warm-up: the first batch sets kernels up
-            timed = min(eval_batches, len(loader))
+            batches = min(eval_batches, len(loader))
             t0 = trainer.clock()
-            trainer.validate(final=name == "final", max_batches=timed)
-            eval_s[name] = (trainer.clock() - t0) / timed * len(loader)
-    finally:
-        for obj, state in zip((trainer.model, trainer.optimizer, trainer.scaler), snapshot, strict=True):
-            obj.load_state_dict(state)
-        if ema is not None:
-            trainer.ema.load_state_dict(ema)
-        set_rng_state(rng)
+            trainer.validate(final=name == "final", max_batches=batches)
+            eval_s[name] = (trainer.clock() - t0) / batches * len(loader)
     return step_s, eval_s
+
+
+def remeasure(trainer, x, y, current: int, ahead: list[int]) -> dict[int, float]:
+    """Steps at the run's `current` size and at the sizes still `ahead`, timed again now on batch (x, y), states
+    put back (a couple of warm-up steps each: the kernels are set up by now)."""
+    with _Restored(trainer):
+        return time_sizes(trainer, x, y, [current, *ahead], warmup=2, repeat=3)
 
 
 def step_seconds_json(step_s: dict) -> dict:
@@ -193,6 +222,9 @@ def make_plan(trainer, budget_minutes: float, evals: int) -> BudgetPlan:
             f"took {now_s:.0f} s, a train step {per_step:.2f} s, the validations {validations:.0f} s); "
             f"allowed: at least {math.ceil(need)} minutes, fewer trainer.budget_evals or a smaller val split"
         )
+    note = final_validation_note(eval_s["final"], budget_s, getattr(trainer.val_loader, "num_samples", None))
+    if note:
+        log.warning("%s", note)
     per_epoch = math.ceil(steps / evals)
     step_json = step_seconds_json(step_s)
     return BudgetPlan(
@@ -210,6 +242,19 @@ def make_plan(trainer, budget_minutes: float, evals: int) -> BudgetPlan:
     )
 
 
+def final_validation_note(final_s: float, budget_s: float, images: int | None) -> str | None:
+    """One line when the final validation takes more than a third of the budget (a short budget on a CPU spends
+    it validating, not training), with its measured cost and the two ways out; None otherwise."""
+    if final_s <= budget_s / 3:
+        return None
+    on = f" on {images:,} val images" if images else ""
+    return (
+        f"trainer.budget_minutes={budget_s / 60:g}: the final validation{on} is planned to take {final_s:.0f} s, "
+        f"{final_s / budget_s:.0%} of the budget, leaving the rest for training; for more training, validate on a "
+        f"stratified subset (data.val_subset=2000) or give a longer budget"
+    )
+
+
 class Replanner:
     """Revises a plan while its run goes on, from the seconds each train size and each validation really took."""
 
@@ -217,8 +262,14 @@ class Replanner:
     MIN_STEPS = 3  # measured steps at a size before they replace its estimate
     EVERY_BUDGET = 0.02  # also re-plan after this share of the budget: one expensive size can take most of the time
 
-    def __init__(self, plan: BudgetPlan, sizes, fractions):
+    DRIFT = 0.25  # steps this much slower or faster than timed: the machine's load changed, time the sizes ahead
+
+    def __init__(self, plan: BudgetPlan, sizes, fractions, retime=None):
+        """`retime(current, ahead)`: seconds per step at those sizes, timed now (None: never re-timed)."""
         self.plan, self.sizes, self.fractions = plan, list(sizes), list(fractions)
+        self.retime = retime
+        self.basis = {int(k): v for k, v in (plan.calibrated_step_s or plan.step_s).items()}  # as last timed
+        self.retimed: set[int] = set()  # the phases that re-timed the sizes ahead (once each)
         self.every = max(1, plan.total_steps // 20)
         self.measured = {size: [0.0, 0] for size in self.sizes}  # size -> [seconds, steps]
         self.seen = dict.fromkeys(self.sizes, 0)  # steps run at each size, measured or not
@@ -258,6 +309,7 @@ class Replanner:
         """The new total_steps for a run at global step `step` (in epoch `epoch`), `elapsed_s` seconds into its
         budget; the plan is updated in place."""
         plan, self.since = self.plan, 0.0
+        self.follow_the_load(reached)
         seconds = self.step_seconds()
         interim_left = max(0, plan.epochs - 1 - epoch)
         val = self.val_ratio or 1.0
@@ -281,6 +333,37 @@ class Replanner:
             plan.revisions.append([step, total])
             plan.total_steps = total
         return total
+
+    def follow_the_load(self, reached: int) -> None:
+        """When the steps at the current size take more than DRIFT off what they were timed at (a calibration
+        taken while the machine was busy, or a neighbour that started since), time the sizes still ahead again
+        (once per phase): a phase boundary still ahead then follows the machine as it is, instead of an estimate
+        scaled from another size. The current size's measured time less its re-timed step is the loop's own
+        overhead (taking the batch), added to the sizes ahead."""
+        current = self.sizes[reached]
+        ahead = [s for s in dict.fromkeys(self.sizes[reached + 1 :]) if s != current]
+        t, n = self.measured[current]
+        if self.retime is None or not ahead or reached in self.retimed or n < self.MIN_STEPS:
+            return
+        now, before = t / n, self.basis[current]
+        if abs(now / before - 1) <= self.DRIFT:
+            return
+        self.retimed.add(reached)
+        timed = self.retime(current, ahead)
+        overhead = max(0.0, now - timed[current])
+        estimate = {int(k): v for k, v in self.plan.step_s.items()}
+        for size in ahead:
+            estimate[size] = self.basis[size] = timed[size] + overhead
+        estimate[current] = self.basis[current] = now
+        log.info(
+            "Budget: steps at %d px take %.3g s, not the %.3g s timed before (the machine's load changed): "
+            "the sizes ahead timed again (%s)",
+            current,
+            now,
+            before,
+            ", ".join(f"{s} px {estimate[s]:.3g} s" for s in ahead),
+        )
+        self.plan.step_s = step_seconds_json(estimate)
 
 
 def describe(plan: BudgetPlan, batch_size: int, train_images: int) -> str:

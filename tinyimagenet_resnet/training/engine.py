@@ -21,7 +21,7 @@ from .. import compat
 from ..artifacts.records import Best, EpochRow, SplitMetrics, progress_from_json, progress_to_json
 from ..errors import DivergedError, Interrupted
 from . import checkpoint
-from .budget import Replanner, size_index
+from .budget import Replanner, remeasure, size_index
 from .ema import EMA
 from .metrics import ClassificationMeter
 from .progress import Progress
@@ -168,6 +168,7 @@ class Trainer:
         self.replanner: Replanner | None = None  # a time-budgeted run's (apply_plan)
         self._fit_t0: float | None = None  # the clock at the start of the training time so far (resumes included)
         self._stop_signal: str | None = None
+        self._batch = None  # the train batch in hand (x, y)
 
     def _emit(self, hook: str, *args) -> None:
         for cb in self.callbacks:
@@ -190,7 +191,12 @@ class Trainer:
         self.s = self.s.replace(total_steps=plan.total_steps, epochs=plan.epochs)
         self.train_loader.set_steps_per_epoch(plan.steps_per_epoch)
         self.state.plan = plan.to_json()
-        self.replanner = Replanner(plan, self.s.train_sizes, self.s.train_size_fractions)
+        self.replanner = Replanner(plan, self.s.train_sizes, self.s.train_size_fractions, retime=self._retime)
+
+    def _retime(self, current: int, ahead: list[int]) -> dict[int, float]:
+        """Seconds per step at these train sizes, timed now on the batch in hand (a budget's re-plan asks)."""
+        x, y = self._batch
+        return remeasure(self, x, y, current, ahead)
 
     def set_total_steps(self, total: int) -> None:
         """A new length for a running budgeted run: the schedule and the train sizes follow it from this step."""
@@ -279,7 +285,7 @@ class Trainer:
         self._emit("on_epoch_start", epoch)
         mark = self.clock()
         while state.global_step < (end if self.replanner is None else self.epoch_end(epoch)):
-            x, y = to_device(next(batches), s.device, s.channels_last)
+            x, y = self._batch = to_device(next(batches), s.device, s.channels_last)
             state.size_index = self.phase_at(state.global_step)
             size = s.train_sizes[state.size_index]
             loss, logits = self.step(self.resize(x, size), y)
@@ -303,6 +309,7 @@ class Trainer:
                         self.replanner.replan(state.global_step, epoch, self.elapsed_budget_s(), state.size_index)
                     )
                     state.plan = self.replanner.plan.to_json()
+                    mark = self.clock()  # a re-plan (and a re-timing) is not a train step's time
             if self.scheduler is not None and state.global_step < self.total_steps:
                 self.scheduler.step()  # not after the last step: the schedule ends on it
             loss_sum += loss.detach().double() * y.numel()
