@@ -80,7 +80,8 @@ def smoke_protocol(tiny_data, tmp_path_factory) -> Path:
     read by the protocol and report tests; a test that changes it works on a copy (`copy_protocol`)."""
     with built_once(tmp_path_factory, "smoke_protocol") as (cwd, build):
         if build:
-            run_main(protocol_args(tiny_data), cwd=cwd, timeout=900)
+            proc = run_main(protocol_args(tiny_data), cwd=cwd, timeout=900)
+            (cwd / "console.txt").write_text(proc.stdout + proc.stderr)  # what the user saw
     return cwd / "protocol" / "default"
 
 

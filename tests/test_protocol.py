@@ -11,11 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
-from tinyimagenet_resnet.reporting.sections import g3
+from tinyimagenet_resnet.reporting.sections import g3, within_noise
 from tinyimagenet_resnet.reporting.text import TEXT
+from tinyimagenet_resnet.sweeps.summary import collect
 
 from conftest import copy_protocol, protocol_args, run_main
 
@@ -62,6 +64,12 @@ def test_the_smoke_protocol_runs_every_step_and_fills_every_section_in_both_lang
     state = json.loads((clean / "state.json").read_text())
     assert [s for s in STEPS if state["steps"][s]["status"] == "done"] == list(STEPS)
     assert events(clean) == [(s, e) for s in STEPS for e in ("start", "done")]
+    # the console says where the protocol is: the whole estimate first, then each step with its own
+    console = (clean.parents[1] / "console.txt").read_text()
+    assert re.search(r"Protocol default: 9 steps to run, about [\w ]+ on this machine \(inspect \d", console)
+    for k, step in enumerate(STEPS, 1):
+        assert re.search(rf"protocol: step {k}/9 {step} \(est\. [\w ]+; protocol est\. [\w ]+ left\)", console)
+    assert all(state["steps"][s]["seconds"] > 0 for s in STEPS)
 
     # hand-offs: the grid is centred on lr_find's suggestion, the next steps take the best of the one before
     lf = json.loads((clean / "lr_find" / "lr_find.json").read_text())
@@ -101,6 +109,23 @@ def test_the_smoke_protocol_runs_every_step_and_fills_every_section_in_both_lang
         assert f"hydra.sweep.dir={clean / 'lr_wd'}" in md and f"hydra.run.dir={clean / 'train'}" in md
         for figure in ("lr_find.png", "compare_lr.png", "compare_blocks_dropout.png", "confusion_matrix.png"):
             assert (clean / folder / "figures" / figure).is_file(), (lang, figure)
+    # the report says what smoke numbers are not, and flags each condition exactly when it holds
+    last = json.loads((clean / "overfit" / "metrics.json").read_text())["history"][-5:]
+    overfit_loss = sum(r["train/loss"] for r in last) / len(last)  # the mean of the last 5 epochs
+    cm = np.load(clean / "evaluate" / "confusion_matrix.npy")
+    predicted = cm.sum(0)
+    collapse = predicted.max() / predicted.sum() > 1 / 3 or (predicted > 0).sum() < max(2, (cm.sum(1) > 0).sum() // 10)
+    rows = collect(clean / "lr_wd")
+    for lang, folder in (("en", "report"), ("fr", "report-fr")):
+        t = TEXT[lang]
+        md = (clean / folder / "REPORT.md").read_text()
+        assert md.index(t["banner_title_smoke"]) < md.index(t["s1"]), lang  # before any number
+        for key, holds in (
+            ("flag_overfit", overfit_loss > 0.1),
+            ("flag_collapse", collapse),
+            ("flag_noise", within_noise(rows, clean / "lr_wd") is not None),
+        ):
+            assert (t[key].split("{")[0] in md) == holds, (lang, key, holds)
     fr = md_text((clean / "report-fr" / "REPORT.md").read_text())
     left = [f for f in english_fragments() if f in fr]
     assert not left, left
@@ -208,8 +233,8 @@ def test_a_failing_step_is_marked_failed_and_named_in_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_the_lr_range_test_suggests_an_lr_on_a_real_shard_at_the_smoke_protocols_settings(real_data, tmp_path):
-    """The smoke scale's range test (its model, batch, 150 iterations at EMA 0.9) on one real shard (~2 min of one
-    core in fp32). The full-width model at the defaults takes ~9 minutes: BENCHMARKS.md has its curves."""
+    """The smoke scale's range test (its model, batch, 200 iterations from 1e-4 to 0.3) on one real shard (~3 min
+    of one core in fp32). The full-width model at the defaults takes ~9 minutes: BENCHMARKS.md has its curves."""
     from tinyimagenet_resnet.tasks.protocol import SCALES
 
     smoke = SCALES["smoke"]

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..artifacts.records import SplitSummary
@@ -99,6 +100,20 @@ class DataModule:
         if self.fast:
             return self._device_loader("train", device, int(self.cfg.batch_size), train=True)
         return self._reference_loader(self.dataset("train"), int(self.cfg.batch_size), device, shuffle=True)
+
+    def sample_batch(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """One augmented train batch made as training makes it (the configured pipeline, its augmentation and
+        normalisation), from a seeded sample of data.batch_size train images: only those images are decoded (a
+        check of the pipeline does not need the whole split's cache)."""
+        split = self.splits["train"]
+        n = min(int(self.cfg.batch_size), len(split))
+        positions = np.sort(np.random.default_rng(self.seed).choice(len(split), n, replace=False))
+        if not self.fast:
+            return next(iter(self._reference_loader(self.dataset("train", positions=positions), n, device, True)))
+        sample, c = split.take(positions), self.cfg
+        images, _ = decoded(self.raw[sample.source_split], sample, c.cache_dir, threads=1, identity=self.identity)
+        loader = DeviceLoader(images, sample.labels, n, device, self.seed, c.mean, c.std, c.augment, True, True)
+        return next(iter(loader))
 
     def eval_loader(self, name: str, device: torch.device, subset: int | None = None):
         """Every image of split `name` in order (or a stratified, seeded `subset` of them), not augmented."""

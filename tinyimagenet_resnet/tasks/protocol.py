@@ -32,6 +32,8 @@ from ..artifacts.records import LRFindRecord, TrainMetrics
 from ..artifacts.runs import Run, expand
 from ..errors import UserError
 from ..sweeps.summary import collect
+from ..training.progress import duration
+from .protocol_time import ProtocolClock
 
 log = logging.getLogger(__name__)
 MAIN = [sys.executable, "-m", "tinyimagenet_resnet.main"]
@@ -45,20 +47,37 @@ SCALES: dict[str, dict[str, list[str]]] = {
         "all": ["model.widths=[16,32,64]", "data.val_subset=500", *QUIET],
         "inspect": ["inspect.stats_images=1000"],
         "baselines": [],
-        "overfit": ["trainer.val_every_n_epochs=50", "data.val_subset=200"],  # 100 epochs of one batch: ~30 s
-        # 150 iterations at EMA 0.9: half the default's cost, and still a suggestion on one real shard at these
-        # widths (0.031 and 0.039 measured; 1e-4 -> 1 over 150 iterations at 0.95 found none: BENCHMARKS.md)
-        "lr_find": ["data.train_subset=20000", "data.batch_size=64", "lr_find.num_iters=150", "lr_find.beta=0.9"],
-        "lr_wd": ["data.train_subset=2000", "data.batch_size=64", "trainer.epochs=1"],
+        # a sample of 32 (one batch) at these widths needs a higher LR and more epochs than the course's 64 images
+        # at 1e-3 (which ended at a loss of 1.1 after 100 epochs) to get near zero: 0.02 over the last 5 epochs,
+        # in 85 s (BENCHMARKS.md, "Smoke protocol")
+        "overfit": [
+            "data.train_subset=32",
+            "data.batch_size=32",
+            "optim.lr=1e-2",
+            "trainer.epochs=150",
+            "trainer.val_every_n_epochs=75",
+            "data.val_subset=200",
+        ],
+        # 200 iterations over 1e-4 -> 0.3 at EMA 0.95: a suggestion on the 20k subset and on one real shard at
+        # these widths (0.0025 and 0.0036 measured; 150 iterations at 0.9 over 1e-5 -> 1 found none on the 20k
+        # subset: BENCHMARKS.md, "Smoke protocol")
+        "lr_find": [
+            "data.train_subset=12800",  # 200 iterations of 64: one pass, each image once
+            "data.batch_size=64",
+            "lr_find.num_iters=200",
+            "lr_find.min_lr=1e-4",
+            "lr_find.max_lr=0.3",
+        ],
+        "lr_wd": ["data.train_subset=1600", "data.batch_size=64", "trainer.epochs=1"],
         "blocks_dropout": [
-            "data.train_subset=2000",
+            "data.train_subset=1600",
             "data.batch_size=64",
             "trainer.epochs=1",
             "model/blocks=b111,b222",
             "model/dropout=p01,p03",
         ],
-        "train": ["data.train_subset=4000", "data.batch_size=64", "trainer.epochs=3"],
-        "evaluate": [],
+        "train": ["data.train_subset=3000", "data.batch_size=64", "trainer.epochs=3"],
+        "evaluate": ["data.test_subset=2000"],
     },
     "cpu": {
         "all": QUIET,
@@ -88,6 +107,34 @@ LR_FACTORS = {"smoke": (0.5, 2.0), "cpu": (1 / 3, 1.0, 3.0), "full": (0.1, 1 / 3
 WEIGHT_DECAYS = {"smoke": (0.0, 1e-4), "cpu": (0.0, 1e-4), "full": (0.0, 1e-5, 1e-4, 1e-3)}
 STEPS = ("inspect", "baselines", "overfit", "lr_find", "lr_wd", "blocks_dropout", "train", "evaluate", "report")
 SWEEPS = ("lr_wd", "blocks_dropout")
+
+
+COST_FREE = ("optim.lr", "optim.weight_decay", "model/dropout", "model.dropout", "seed")  # same cost whatever value
+
+
+def grid_configs(jobs: list[list[str]], compose) -> list:
+    """The config of each job of a grid for its cost: jobs that differ only in COST_FREE keys cost the same, so
+    one of them is composed (~0.8 s a job) and stands for the others."""
+    from ..config.overrides import override_key
+
+    composed: dict[tuple, object] = {}
+    out = []
+    for job in jobs:
+        key = tuple(o for o in job if override_key(o) not in COST_FREE)
+        if key not in composed:
+            composed[key] = compose(job)
+        out.append(composed[key])
+    return out
+
+
+def sweep_params(name: str) -> dict:
+    """The values a grid's YAML sweeps over (`hydra.sweeper.params` of conf/sweep/<name>.yaml)."""
+    import yaml
+
+    from ..config.loader import config_dir
+
+    data = yaml.safe_load((Path(config_dir()) / "sweep" / f"{name}.yaml").read_text()) or {}
+    return {k: str(v) for k, v in (((data.get("hydra") or {}).get("sweeper") or {}).get("params") or {}).items()}
 
 
 class StepFailed(UserError):
@@ -124,6 +171,7 @@ class Protocol:
     langs: list[str]
     state: dict
     stop_after: str | None = None  # a signal that arrived as a step finished
+    clock: ProtocolClock | None = None  # how long each step should take here (protocol_time.py)
 
     # ------------------------------------------------------------------------------------------ state
     @property
@@ -234,6 +282,8 @@ class Protocol:
         st["attempts"] = st.get("attempts", 0) + 1
         self.save()
         self.note(name, "start", "again" if again else "")
+        self.where(name)
+        t0 = time.perf_counter()
         try:
             result = fn(again)
         except BaseException as exc:
@@ -242,8 +292,59 @@ class Protocol:
             self.note(name, st["status"])
             raise
         st.update(status="done", finished=time.strftime("%Y-%m-%dT%H:%M:%S"), **(result or {}))
+        st["seconds"] = round(time.perf_counter() - t0, 1)
+        if self.clock is not None:
+            self.clock.actual[name] = st["seconds"]
         self.save()
         self.note(name, "done", ", ".join(f"{k}={v}" for k, v in (result or {}).get("choice", {}).items()))
+
+    def where(self, name: str) -> None:
+        """`protocol: step 4/9 lr_find (est. 1 min 10 s; protocol est. 6 min 30 s left)`."""
+        k = STEPS.index(name) + 1
+        line = f"protocol: step {k}/{len(STEPS)} {name}"
+        if self.clock is not None and name in self.clock.estimates:
+            pending = [s for s in STEPS[k - 1 :] if self.step(s)["status"] != "done" or s == "report"]
+            line += f" (est. {duration(self.clock.of(name))}; protocol est. {duration(self.clock.left(pending))} left)"
+        log.info("%s", line)
+
+    def estimate(self, cfg) -> None:
+        """Time one train step of each model the pending steps use, and estimate every step (a few seconds)."""
+        from ..config.loader import compose_config
+        from ..sweeps.grid import grid_jobs
+        from ..training.runtime import resolve_precision, select_device
+        from .protocol_time import estimate, time_step, work_of
+
+        pending = [s for s in STEPS if self.step(s)["status"] != "done" or s == "report"]
+        works = {}
+        for name in pending:
+            # the LR grid counted as it will run: around a suggestion (its value does not change the cost)
+            handoff = self.lr_wd_handoff(self.choice("lr_find").get("lr", 1e-3)) if name == "lr_wd" else []
+            args = self.args(name, handoff) if name != "report" else []
+            extra = {"inspect": ["task=inspect"], "baselines": ["task=baselines"], "lr_find": ["task=lr_find"],
+                     "overfit": ["experiment=overfit_small"], "evaluate": []}.get(name, [])  # fmt: skip
+            if name in SWEEPS:
+                cfgs = grid_configs(grid_jobs(sweep_params(name), [f"sweep={name}", *args]), compose_config)
+            else:
+                cfgs = [compose_config([*extra, *args])]
+            works[name] = work_of(name, cfgs)
+        device = select_device(cfg.trainer.device)
+        amp = resolve_precision(cfg.trainer.precision, device)
+
+        def timer(model, batch):
+            return time_step(model, batch, device, amp, device.type != "cpu" or min(model[1]) > 8)
+
+        from .. import STARTED_AT
+
+        startup = max(2.0, time.time() - STARTED_AT)  # this process's own start: imports, composing, checks
+        self.clock = estimate(works, startup, timer)
+        total = sum(self.clock.estimates.values())
+        log.info(
+            "Protocol %s: %d steps to run, about %s on this machine (%s)",
+            self.root.name,
+            len(pending),
+            duration(total),
+            ", ".join(f"{n} {duration(self.clock.estimates[n])}" for n in pending),
+        )
 
     def single(self, name: str, args: list[str], again: bool) -> Path:
         """A single run in <root>/<name> (a stale folder from an interrupted attempt is removed first)."""
@@ -295,16 +396,18 @@ class Protocol:
         best = best_job(folder)
         return {"dir": str(folder), "choice": pick(best.config), "best_job": best.path.name}
 
-    def lr_wd(self, again: bool) -> dict:
-        lr = self.choice("lr_find").get("lr")
+    def lr_wd_handoff(self, lr: float | None) -> list[str]:
+        """The LR x WD grid's values: LRs around lr_find's suggestion (the sweep's own without one)."""
         handoff = []
         if lr is not None:
-            lrs = ",".join(sig3(lr * f) for f in LR_FACTORS[self.scale])
-            handoff.append(f"optim.lr={lrs}")
-        handoff.append("optim.weight_decay=" + ",".join(f"{w:g}" for w in WEIGHT_DECAYS[self.scale]))
+            handoff.append("optim.lr=" + ",".join(sig3(lr * f) for f in LR_FACTORS[self.scale]))
+        return [*handoff, "optim.weight_decay=" + ",".join(f"{w:g}" for w in WEIGHT_DECAYS[self.scale])]
+
+    def lr_wd(self, again: bool) -> dict:
+        lr = self.choice("lr_find").get("lr")
         result = self.best_of_grid(
             "lr_wd",
-            handoff,
+            self.lr_wd_handoff(lr),
             again,
             lambda cfg: {"lr": float(cfg["optim"]["lr"]), "weight_decay": float(cfg["optim"]["weight_decay"])},
         )
@@ -416,8 +519,13 @@ def run(cfg) -> dict:
     if state_path.is_file():
         try:
             state = json.loads(state_path.read_text())
-            assert isinstance(state.get("steps"), dict) and isinstance(state.get("overrides"), list)
-        except (ValueError, AssertionError):
+        except ValueError:
+            state = None
+        if not (
+            isinstance(state, dict)
+            and isinstance(state.get("steps"), dict)
+            and isinstance(state.get("overrides"), list)
+        ):
             raise UserError(
                 f"{state_path}: not a protocol state this version can read; move the folder away or choose "
                 "another protocol.name"
@@ -433,6 +541,7 @@ def run(cfg) -> dict:
     proto.save()
     log.info("Protocol %s (scale %s): state in %s", p.name, p.scale, state_path)
     t0 = time.perf_counter()
+    proto.estimate(cfg)
 
     def single(name, task_args):
         return lambda again: {"dir": str(proto.single(name, [*task_args, *proto.args(name, [])], again))}

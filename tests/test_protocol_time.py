@@ -1,0 +1,66 @@
+"""The protocol's time estimates: each step's planned work from the configs its jobs compose (the real Hydra
+composition of the scale's overrides), the step time from an injected timer, and the revision as steps finish."""
+
+import pytest
+
+from tinyimagenet_resnet.config.loader import compose_config
+from tinyimagenet_resnet.sweeps.grid import grid_jobs
+from tinyimagenet_resnet.tasks.protocol import SCALES, grid_configs, sweep_params
+from tinyimagenet_resnet.tasks.protocol_time import StepWork, estimate, model_cost, work_of
+
+
+def configs(name: str, scale: str, handoff=(), composed=None) -> list:
+    """Each job's config, as the protocol composes them for their cost (`composed`: the jobs composed)."""
+    args = [*SCALES[scale]["all"], *SCALES[scale][name], *handoff]
+
+    def compose(job):
+        (composed if composed is not None else []).append(job)
+        return compose_config(job)
+
+    return grid_configs(grid_jobs(sweep_params(name), [f"sweep={name}", *args]), compose)
+
+
+def test_a_grids_work_counts_every_job_at_its_own_models_cost():
+    composed = []
+    lr_wd = configs("lr_wd", "smoke", ["optim.lr=1e-3,4e-3", "optim.weight_decay=0,1e-4"], composed)
+    assert len(lr_wd) == 4 and len(composed) == 1  # LR and weight decay do not change a job's cost
+    work = work_of("lr_wd", lr_wd)
+    per_job = 25 + 500 / 3 / 64  # 1600 / 64 train steps, one validation of 500 images at a third the cost
+    assert work.jobs == 4 and work.steps == pytest.approx(4 * per_job) and work.batch == 64
+    composed = []
+    bd = configs("blocks_dropout", "smoke", composed=composed)
+    assert len(bd) == 4 and len(composed) == 2  # b111, b222 x p01, p03: the blocks change the cost
+    cost = model_cost(((1, 1, 1), (16, 32, 64))), model_cost(((2, 2, 2), (16, 32, 64)))
+    assert cost[0] < cost[1]
+    assert work_of("blocks_dropout", bd).steps == pytest.approx(2 * per_job * (1 + cost[1] / cost[0]))
+    # at cpu scale the grid's own YAML values are swept (none on the command line): b222, b333 x p01, p03
+    assert sweep_params("blocks_dropout") == {"model/blocks": "b222,b333", "model/dropout": "p01,p03"}
+    assert [tuple(c.model.blocks) for c in configs("blocks_dropout", "cpu")] == [(2, 2, 2)] * 2 + [(3, 3, 3)] * 2
+
+
+def test_the_estimate_times_one_model_and_follows_the_finished_steps():
+    calls = []
+
+    def timer(model, batch):
+        calls.append((model, batch))
+        return 0.5
+
+    small, big = ((2, 2, 2), (16, 32, 64)), ((3, 3, 3), (16, 32, 64))
+    works = {
+        "inspect": StepWork(0, small, 64, fixed_s=30),
+        "overfit": StepWork(100, big, 32),
+        "lr_find": StepWork(200, small, 64),
+        "train": StepWork(400, small, 64),
+    }
+    clock = estimate(works, 2.0, timer)
+    assert calls == [(small, 64)]  # the model of the step with the most work, timed once
+    overfit = 100 * 0.5 * model_cost(big) / model_cost(small) / 2  # another model at half the batch
+    assert clock.estimates == pytest.approx({"inspect": 32.0, "overfit": overfit + 2, "lr_find": 102.0, "train": 202.0})
+    clock.actual["inspect"] = 90.0  # a slow first decode: fixed seconds, no train step to learn from
+    assert clock.of("train") == pytest.approx(202.0)
+    clock.actual["lr_find"] = 202.0  # its train steps took twice the timed ones
+    assert clock.of("train") == pytest.approx(2 * 200 + 2) and clock.left(["overfit", "train"]) == pytest.approx(
+        2 * overfit + 2 + 402
+    )
+    clock.actual["overfit"] = 1e6  # a ratio is kept within [1/3, 3]
+    assert clock.of("train") == pytest.approx(3 * 200 + 2)

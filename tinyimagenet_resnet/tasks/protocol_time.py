@@ -1,0 +1,154 @@
+"""How long each step of the protocol will take on this machine: its planned work counted in train steps of its own
+model and batch, one model's step timed here at the start (a few real steps, a few seconds) and the others scaled
+from it by their relative cost, plus the start-up of the step's process; revised as steps finish (the
+measured/estimated ratio of the finished ones scales the rest).
+
+The console then says where the protocol is: `protocol: step 4/9 lr_find (est. 1 min 10 s; protocol est. 6 min 30 s
+left)`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+FULL = {"train": 90_000, "val": 10_000, "test": 10_000}  # Tiny ImageNet-200's splits (train after the test carve)
+EVAL_COST = 1 / 3  # an image's forward pass, as a share of its train step (forward + backward + update)
+FIXED_S = {"inspect": 30.0, "baselines": 2.0, "report": 8.0}  # work besides train steps: decoding, figures
+JOB_START_S = 1.5  # a grid job in the sweep's process (no new interpreter)
+
+
+@dataclass
+class StepWork:
+    """A step's planned work: train steps of `model` (blocks, widths) at `batch`, plus fixed seconds and processes."""
+
+    steps: float = 0.0
+    model: tuple = ((2, 2, 2), (64, 128, 256))
+    batch: int = 128
+    fixed_s: float = 0.0
+    processes: int = 1
+    jobs: int = 0
+
+
+@dataclass
+class ProtocolClock:
+    """The estimates of every step, revised as they finish: each step's train-step seconds scale by the
+    measured/estimated ratio of the steps finished so far (their fixed seconds taken out); fixed seconds (start-up,
+    decoding, figures) are not scaled, so a slow first decode does not inflate every training ahead."""
+
+    train_s: dict[str, float]  # step -> seconds of its train steps, as timed at the start
+    fixed_s: dict[str, float]  # step -> its other seconds
+    actual: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def estimates(self) -> dict[str, float]:
+        return {s: self.train_s[s] + self.fixed_s[s] for s in self.train_s}
+
+    def ratio(self) -> float:
+        """Measured / estimated train seconds over the finished steps that train (1 until one has finished),
+        within [1/3, 3]."""
+        done = [s for s in self.actual if self.train_s.get(s, 0.0) > 0]
+        est = sum(self.train_s[s] for s in done)
+        if est <= 0:
+            return 1.0
+        spent = sum(max(0.0, self.actual[s] - self.fixed_s[s]) for s in done)
+        return min(3.0, max(1 / 3, spent / est))
+
+    def of(self, step: str) -> float:
+        return self.ratio() * self.train_s.get(step, 0.0) + self.fixed_s.get(step, 0.0)
+
+    def left(self, steps: list[str]) -> float:
+        return sum(self.of(s) for s in steps)
+
+
+def subset(cfg, key: str, split: str) -> int:
+    value = cfg.data.get(key)
+    return min(int(value), FULL[split]) if value else FULL[split]
+
+
+def epoch_steps(cfg) -> float:
+    steps = math.ceil(subset(cfg, "train_subset", "train") / int(cfg.data.batch_size))
+    limit = cfg.trainer.get("limit_train_batches")
+    return min(steps, int(limit)) if limit else steps
+
+
+def train_work(cfg) -> tuple[float, float]:
+    """(train steps, eval images converted to train steps) of a training run."""
+    epochs = int(cfg.trainer.epochs)
+    batch = int(cfg.data.batch_size)
+    every = int(cfg.trainer.val_every_n_epochs)
+    vals = sum(1 for e in range(epochs) if e + 1 == epochs or (e + 1) % every == 0)
+    val_images = subset(cfg, "val_subset", "val")
+    return epochs * epoch_steps(cfg), vals * val_images * EVAL_COST / batch
+
+
+def model_of(cfg) -> tuple:
+    return tuple(int(b) for b in cfg.model.blocks), tuple(int(w) for w in cfg.model.widths)
+
+
+def work_of(name: str, cfgs: list) -> StepWork:
+    """The planned work of a step, from the configs of its jobs (one for a single run, one per job of a grid)."""
+    cfg = cfgs[0]
+    batch = int(cfg.data.batch_size) if cfg.data.batch_size != "auto" else 128
+    if name in ("lr_wd", "blocks_dropout"):
+        steps = 0.0
+        for job in cfgs:  # a grid's jobs differ in their model: count each at its own cost, in units of the first's
+            train, val = train_work(job)
+            steps += (train + val) * model_cost(model_of(job)) / model_cost(model_of(cfg))
+        return StepWork(steps, model_of(cfg), batch, len(cfgs) * JOB_START_S, 1, len(cfgs))
+    if name == "lr_find":
+        return StepWork(float(cfg.lr_find.num_iters), model_of(cfg), batch)
+    if name in ("overfit", "train"):
+        if cfg.trainer.get("budget_minutes"):
+            return StepWork(0.0, model_of(cfg), batch, 60.0 * float(cfg.trainer.budget_minutes))
+        train, val = train_work(cfg)
+        return StepWork(train + val, model_of(cfg), batch)
+    if name == "evaluate":
+        images = subset(cfg, "val_subset", "val") + subset(cfg, "test_subset", "test")
+        return StepWork(images * EVAL_COST / batch, model_of(cfg), batch)
+    return StepWork(0.0, model_of(cfg), batch, FIXED_S.get(name, 5.0), 0 if name == "report" else 1)
+
+
+def model_cost(model: tuple) -> float:
+    """A model's relative cost per image: residual blocks weighted by their stage's width squared over its area
+    (each stage halves the resolution, doubles the width in the course's model)."""
+    blocks, widths = model
+    return sum(b * w * w / 4**i for i, (b, w) in enumerate(zip(blocks, widths, strict=True))) + widths[0] * 3 / 9
+
+
+def time_step(model: tuple, batch: int, device, amp_dtype, channels_last: bool, repeats: int = 1) -> float:
+    """Seconds of one real train step of `model` at `batch` on this machine (random images; 2 warm-up steps, then
+    2 x `repeats` timed)."""
+    import torch
+
+    from ..model import ResNet
+    from ..training.memory import train_trial
+
+    net = ResNet(model[0], model[1], dropout=0.1, num_classes=200).to(device)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    trial = train_trial(net, lambda p: torch.optim.AdamW(p, lr=1e-3), device, amp_dtype, channels_last, 200)
+    trial(batch)  # warm-up (2 steps)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        trial(batch)
+    return (time.perf_counter() - t0) / (repeats * 2)  # train_trial runs 2 steps
+
+
+def estimate(works: dict[str, StepWork], startup_s: float, timer) -> ProtocolClock:
+    """The clock of the steps in `works`. `timer(model, batch)` times one train step of one model, once: the model
+    and batch of the step with the most train work (the training, in a protocol); another step's train step is that
+    time scaled by its model's relative cost (`model_cost`) and its batch size."""
+    trained = [w for w in works.values() if w.steps]
+    train, fixed = {}, {}
+    if trained:
+        ref = max(trained, key=lambda w: w.steps * model_cost(w.model) * w.batch)
+        per_image = timer(ref.model, ref.batch) / (model_cost(ref.model) * ref.batch)
+    for name, w in works.items():
+        train[name] = w.steps * per_image * model_cost(w.model) * w.batch if w.steps else 0.0
+        fixed[name] = w.fixed_s + w.processes * startup_s
+    return ProtocolClock(train, fixed)
