@@ -9,35 +9,105 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from ..artifacts.files import atomic_path  # noqa: E402
 
+# The fixed words of the figures, per language (titles, axes, legends); numbers and class names are data.
+WORDS = {
+    "en": {
+        "images": "images",
+        "class_label": "class label",
+        "split_title": "{split}: {n} images, {k} classes, min {lo} / max {hi} per class",
+        "per_class": "Images per class",
+        "loss": "loss",
+        "smoothed": "smoothed loss (EMA)",
+        "window": "stable window (loss falls)",
+        "suggested": "suggested lr {lr}",
+        "lr_axis": "learning rate (log scale)",
+        "train_loss": "training loss",
+        "lr_title": "LR range test",
+        "predicted": "predicted class",
+        "true": "true class",
+        "share": "share of the true class (log scale)",
+        "epoch": "epoch",
+        "samples": "Augmented train samples ({pipeline} pipeline)",
+        "split": {"train": "train", "val": "val", "test": "test"},
+    },
+    "fr": {
+        "images": "images",
+        "class_label": "étiquette de classe",
+        "split_title": "{split} : {n} images, {k} classes, min {lo} / max {hi} par classe",
+        "per_class": "Images par classe",
+        "loss": "perte",
+        "smoothed": "perte lissée (moyenne mobile)",
+        "window": "fenêtre stable (la perte baisse)",
+        "suggested": "taux suggéré {lr}",
+        "lr_axis": "taux d'apprentissage (échelle log)",
+        "train_loss": "perte d'entraînement",
+        "lr_title": "Recherche du taux d'apprentissage",
+        "predicted": "classe prédite",
+        "true": "classe réelle",
+        "share": "part de la classe réelle (échelle log)",
+        "epoch": "époque",
+        "samples": "Exemples d'entraînement augmentés (chaîne {pipeline})",
+        "split": {"train": "entraînement", "val": "validation", "test": "test"},
+    },
+}
+
+
+def texts(fig) -> dict:
+    """The words of a figure (titles, axis labels, legends, colour bars): what its sidecar records."""
+    out: dict[str, list[str]] = {"title": [], "xlabel": [], "ylabel": [], "legend": []}
+    if fig.get_suptitle():
+        out["title"].append(fig.get_suptitle())
+    for ax in fig.axes:
+        for key, text in (("title", ax.get_title()), ("xlabel", ax.get_xlabel()), ("ylabel", ax.get_ylabel())):
+            if text:
+                out[key].append(text)
+        legend = ax.get_legend()
+        if legend is not None:
+            out["legend"] += [t.get_text() for t in legend.get_texts()]
+    return out
+
+
+def words_path(path: Path) -> Path:
+    """A figure's sidecar: `lr_find.png` -> `lr_find.png.json` (never a run's own `lr_find.json`)."""
+    return path.with_name(path.name + ".json")
+
 
 def save(fig, path: Path) -> Path:
-    """Write the figure (format from the file suffix, PNG by default) atomically and close it."""
+    """Write the figure (format from the file suffix, PNG by default) atomically and close it; its words go to a
+    sidecar `<name>.png.json` (titles, axis labels, legends), which tests read instead of the pixels."""
+    import json
+
     path = Path(path)
     try:
+        words = texts(fig)
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=110, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+        with atomic_path(words_path(path)) as tmp:
+            tmp.write_text(json.dumps(words, ensure_ascii=False, indent=1), encoding="utf-8")
     finally:
         plt.close(fig)
     return path
 
 
-def class_distribution(counts: dict[str, np.ndarray], title: str):
-    fig, axes = plt.subplots(len(counts), 1, figsize=(14, 2.6 * len(counts)), squeeze=False)
+def class_distribution(counts: dict[str, np.ndarray], title: str | None = None, lang: str = "en"):
+    w = WORDS[lang]
+    fig, axes = plt.subplots(len(counts), 1, figsize=(14, 2.8 * len(counts)), squeeze=False)
     for ax, (split, c) in zip(axes[:, 0], counts.items(), strict=True):
         ax.bar(np.arange(len(c)), c, width=1.0, color="tab:blue")
+        name = w["split"].get(split, split)
         ax.set_title(
-            f"{split}: {int(c.sum())} images, {int((c > 0).sum())} classes, "
-            f"min {int(c.min())} / max {int(c.max())} per class",
+            w["split_title"].format(split=name, n=int(c.sum()), k=int((c > 0).sum()), lo=int(c.min()), hi=int(c.max())),
             fontsize=10,
         )
         ax.set_xlim(-0.5, len(c) - 0.5)
-        ax.set_ylabel("images")
-    axes[-1, 0].set_xlabel("class label")
-    fig.suptitle(title)
+        ax.set_ylabel(w["images"])
+    axes[-1, 0].set_xlabel(w["class_label"])
+    fig.suptitle(title or w["per_class"])
+    fig.tight_layout()  # each panel's title clear of the ticks of the panel above
     return fig
 
 
@@ -56,25 +126,37 @@ def image_grid(images: np.ndarray, titles: list[str], ncols: int = 8, title: str
     return fig
 
 
-def lr_curve(lrs, losses, smoothed, suggestion: float | None, window: tuple | None):
+def samples(images: np.ndarray, labels: list[int], pipeline: str, lang: str = "en"):
+    """The augmented train samples of task=inspect, each titled with its label and class (its English WordNet
+    words in English; its WordNet id in French, where no translation is at hand)."""
+    from ..data.classes import class_name, class_table
+
+    wnids = [row[0] for row in class_table()] if lang != "en" else None
+    titles = [f"{c}: {class_name(c) if wnids is None else wnids[c]}" for c in labels]
+    return image_grid(images, titles, title=WORDS[lang]["samples"].format(pipeline=pipeline))
+
+
+def lr_curve(lrs, losses, smoothed, suggestion: float | None, window: tuple | None, lang: str = "en"):
+    w = WORDS[lang]
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(lrs, losses, color="0.75", lw=0.8, label="loss")
-    ax.plot(lrs, smoothed, color="tab:blue", lw=1.8, label="smoothed loss (EMA)")
+    ax.plot(lrs, losses, color="0.75", lw=0.8, label=w["loss"])
+    ax.plot(lrs, smoothed, color="tab:blue", lw=1.8, label=w["smoothed"])
     if window:
-        ax.axvspan(window[0], window[1], color="tab:green", alpha=0.12, label="stable window (loss falls)")
+        ax.axvspan(window[0], window[1], color="tab:green", alpha=0.12, label=w["window"])
     if suggestion:
-        ax.axvline(suggestion, color="tab:red", ls="--", label=f"suggested lr {suggestion:.2e}")
+        lr = f"{suggestion:.2e}" if lang == "en" else f"{suggestion:.2e}".replace(".", ",")
+        ax.axvline(suggestion, color="tab:red", ls="--", label=w["suggested"].format(lr=lr))
     ax.set_xscale("log")
-    ax.set_xlabel("learning rate (log scale)")
-    ax.set_ylabel("training loss")
+    ax.set_xlabel(w["lr_axis"])
+    ax.set_ylabel(w["train_loss"])
     lo, hi = np.nanmin(smoothed), np.nanpercentile(losses, 95)
     ax.set_ylim(lo - 0.05 * (hi - lo + 1e-9), hi + 0.1 * (hi - lo + 1e-9))
     ax.legend()
-    ax.set_title("LR range test")
+    ax.set_title(w["lr_title"])
     return fig
 
 
-def confusion_matrix(cm: np.ndarray, names: list[str], title: str):
+def confusion_matrix(cm: np.ndarray, names: list[str], title: str, lang: str = "en"):
     """A readable heatmap for many classes: row-normalised, log colour scale, every 10th class labelled."""
     from matplotlib.colors import LogNorm
 
@@ -92,23 +174,35 @@ def confusion_matrix(cm: np.ndarray, names: list[str], title: str):
     ticks = np.arange(0, n, step)
     ax.set_xticks(ticks, [f"{i} {names[i][:14]}" for i in ticks], rotation=90, fontsize=7)
     ax.set_yticks(ticks, [f"{i} {names[i][:14]}" for i in ticks], fontsize=7)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title(title)
-    fig.colorbar(im, ax=ax, fraction=0.04, label="share of the true class (log scale)")
+    w = WORDS[lang]
+    ax.set_xlabel(w["predicted"])
+    ax.set_ylabel(w["true"])
+    bar = fig.colorbar(im, ax=ax, fraction=0.04)
+    bar.set_label(w["share"])
     return fig
 
 
-def curves(series: dict[str, tuple[list, list]], ylabel: str, title: str, xlabel: str = "epoch", logy=False):
+def curves(
+    series: dict[str, tuple[list, list]],
+    ylabel: str,
+    title: str,
+    xlabel: str = "epoch",
+    logy=False,
+    integer_x: bool | None = None,
+):
+    """One line per series; `integer_x` (default: an x axis of epochs or steps) keeps ticks on whole numbers."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for label, (x, y) in series.items():
         ax.plot(x, y, marker="o" if len(x) < 30 else None, ms=3, label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    if xlabel in ("epoch", "step"):  # whole epochs and steps: no tick at 2.5
+    if integer_x or (integer_x is None and xlabel in ("epoch", "step")):  # whole epochs: no tick at 2.5
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if logy:
-        ax.set_yscale("log")
+        ax.set_yscale("log")  # ticks at 1, 2, 5 x 10^k, written as plain numbers (not 4x10^0)
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_title(title)
     ax.grid(alpha=0.3)
     if len(series) > 1 or any(series):

@@ -12,8 +12,17 @@ from ..cli import UsageError, parser
 from . import figures
 
 
-def overlay(runs: list[Run], metric: str, out: Path, title: str | None = None, label=None) -> Path | None:
-    """One curve per run; returns the PNG path, or None when no run has the metric."""
+def overlay(
+    runs: list[Run],
+    metric: str,
+    out: Path,
+    title: str | None = None,
+    label=None,
+    ylabel: str | None = None,
+    xlabel: str | None = None,
+) -> Path | None:
+    """One curve per run; returns the PNG path, or None when no run has the metric. `ylabel`/`xlabel`: the axes'
+    words (default: the metric's tag, and epoch or step)."""
     series = {}
     for run in runs:
         steps, values = run.scalars(metric)
@@ -26,9 +35,10 @@ def overlay(runs: list[Run], metric: str, out: Path, title: str | None = None, l
         return None
     fig = figures.curves(
         series,
-        metric,
+        ylabel or metric,
         title or f"{metric} ({len(series)} runs)",
-        xlabel="epoch" if not metric.endswith("_step") else "step",
+        xlabel=xlabel or ("epoch" if not metric.endswith("_step") else "step"),
+        integer_x=True,
     )
     return figures.save(fig, out)
 

@@ -10,6 +10,7 @@ prompts carrying the measured facts.
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -152,15 +153,48 @@ def discover(cfg: ReportOptions) -> dict:
     return found
 
 
+NNBSP, NBSP = "\u202f", "\u00a0"  # French typography: a narrow space groups thousands, a no-break space before ":"
+_CODE = re.compile(r"(`[^`]*`|<sub>.*?</sub>|\]\([^)]*\))")  # inline code, source lines, link targets: untouched
+_DECIMAL = re.compile(r"(?<![\w.=/:-])(\d+)\.(\d+)(?![\w.=/])")
+_THOUSANDS = re.compile(r"(?<![\w.=/:-])(\d{1,3}(?:,\d{3})+)(?![\w.=/])")
+_PERCENT = re.compile(r"(\d)%")
+_COLON = re.compile(r"(?<=[^\s:/])\s?:(?=\s|\*\*|$)")
+
+
+def localize(line: str, lang: str) -> str:
+    """A line of the report in the language's typography: in French, `187,608` becomes 187 608 (narrow space),
+    `0.00724` becomes 0,00724, `12%` 12 %, and a colon gets its no-break space; code, paths, config values (`a=0.1`,
+    `lr=0.001_wd`), versions (2.14.1) and the source lines are left as they are."""
+    if lang != "fr" or line.startswith(("```", "    ")):
+        return line
+    parts = _CODE.split(line)
+    for i in range(0, len(parts), 2):  # the text between code spans
+        text = _THOUSANDS.sub(lambda m: m.group(1).replace(",", NNBSP), parts[i])
+        text = _DECIMAL.sub(r"\1,\2", text)
+        text = _PERCENT.sub(rf"\1{NNBSP}%", text)
+        parts[i] = _COLON.sub(f"{NBSP}:", text)
+    return "".join(parts)
+
+
 class Doc:
     def __init__(self, out: Path, lang: str):
-        self.out, self.t, self.lines = out, TEXT[lang], []
+        self.out, self.t, self.lines, self.lang = out, TEXT[lang], [], lang
         self.figures = out / "figures"
         self.figures.mkdir(parents=True, exist_ok=True)
         self.used_runs: list[Run] = []
+        self._code = False  # inside a ``` block
 
     def add(self, *lines):
-        self.lines.extend(lines)
+        for line in lines:
+            if str(line).startswith("```"):
+                self._code = not self._code
+                self.lines.append(line)
+            else:
+                self.lines.append(line if self._code else localize(str(line), self.lang))
+
+    def num(self, x) -> str:
+        """An integer as this language writes it: 4,000 / 4 000."""
+        return localize(f"{int(x):,}", self.lang)
 
     def h2(self, key):
         self.add("", f"## {self.t[key]}", "")

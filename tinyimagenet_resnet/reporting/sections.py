@@ -5,6 +5,7 @@ floats in tables with 3 significant figures."""
 
 from __future__ import annotations
 
+import math
 import platform
 from dataclasses import dataclass
 from importlib import metadata
@@ -69,6 +70,125 @@ class Ctx:
         return run, rec
 
 
+OVERFIT_LOSS = 0.1  # an overfit sample's train loss should end below this (the course: "near zero")
+OVERFIT_LAST = 5  # ...on average over its last epochs (Dropout2d keeps the loss of single epochs noisy)
+
+
+def final_loss(hist) -> float:
+    """The train loss an overfit run ended at: the mean of its last OVERFIT_LAST epochs."""
+    last = [r.train_loss for r in hist[-OVERFIT_LAST:]]
+    return sum(last) / len(last)
+
+
+def num(x, c: Ctx) -> str:
+    """An integer in the report's language: 4,000 / 4 000."""
+    return c.doc.num(x)
+
+
+def within_noise(rows, sweep) -> dict | None:
+    """The best and second configurations of a grid differ by less than twice the standard error of a difference
+    of two accuracies measured on the same val split (binomial: sqrt(2 p (1 - p) / n)), or None."""
+    ok = [r for r in rows if r.status == "ok" and r.best_val_top1 is not None]
+    if len(ok) < 2:
+        return None
+    n = val_images(sweep / ok[0].job)
+    if not n:
+        return None
+    p = ok[0].best_val_top1
+    se = math.sqrt(2 * p * (1 - p) / n) if 0 < p < 1 else 1 / n
+    gap = ok[0].best_val_top1 - ok[1].best_val_top1
+    if gap >= 2 * se:
+        return None
+    return {"gap": f"{100 * gap:.2g}", "noise": f"{200 * se:.2g}", "n": n, "first": ok[0].job, "second": ok[1].job}
+
+
+def val_images(job) -> int | None:
+    split = Run(job).read(SplitSummary)
+    return split.sizes.get("val") if split else None
+
+
+def collapsed(ev: Run) -> dict | None:
+    """The test predictions fall on few classes: the most predicted class takes over a third of them, or they
+    cover fewer than a tenth of the classes present; None otherwise."""
+    import numpy as np
+
+    path = ev.path / "confusion_matrix.npy"
+    if not path.is_file():
+        return None
+    cm = np.load(path)
+    predicted = cm.sum(0)
+    total, present = predicted.sum(), int((cm.sum(1) > 0).sum())
+    if total == 0:
+        return None
+    used, top = int((predicted > 0).sum()), float(predicted.max() / total)
+    if top <= 1 / 3 and used >= max(2, present // 10):
+        return None
+    return {"used": used, "present": present, "top": f"{top:.0%}", "n": int(total)}
+
+
+# The figures a run drew in English, drawn again in the report's language from the data the run kept (a run of an
+# older version, without that data, gives its own figure).
+def class_distribution_figure(c: Ctx, ins: Run):
+    import csv
+
+    import numpy as np
+
+    from . import figures
+
+    path = ins.path / "class_distribution.csv"
+    if not path.is_file():
+        return ins.path / "class_distribution.png"
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    splits = [k for k in rows[0] if k not in ("label", "name")] if rows else []
+    counts = {k: np.array([int(r[k]) for r in rows]) for k in splits}
+    return save(figures.class_distribution(counts, lang=c.doc.lang), c.doc.figures / "class_distribution.png")
+
+
+def samples_figure(c: Ctx, ins: Run):
+    import numpy as np
+
+    from . import figures
+
+    path = ins.path / "augmented_samples.npz"
+    if not path.is_file():
+        return ins.path / "augmented_samples.png"
+    data = np.load(path)
+    pipeline = (ins.config.get("data") or {}).get("pipeline", "fast")
+    fig = figures.samples(data["images"] / 255.0, [int(x) for x in data["labels"]], pipeline, c.doc.lang)
+    return save(fig, c.doc.figures / "augmented_samples.png")
+
+
+def lr_figure(c: Ctx, lf: Run, rec):
+    import csv
+
+    from . import figures
+
+    path = lf.path / "lr_find.csv"
+    if not path.is_file():
+        return lf.path / "lr_find.png"
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    lrs, losses, smoothed = ([float(r[k]) for r in rows] for k in ("lr", "loss", "smoothed_loss"))
+    window = tuple(rec.stable_window) if rec.stable_window else None
+    fig = figures.lr_curve(lrs, losses, smoothed, rec.suggested_lr, window, lang=c.doc.lang)
+    return save(fig, c.doc.figures / "lr_find.png")
+
+
+def confusion_figure(c: Ctx, ev: Run):
+    import numpy as np
+
+    from ..data.classes import class_name
+    from . import figures
+
+    path = ev.path / "confusion_matrix.npy"
+    if not path.is_file():
+        return ev.path / "confusion_matrix.png"
+    cm = np.load(path)
+    fig = figures.confusion_matrix(cm, [class_name(i) for i in range(len(cm))], c.t["m9_cm"], c.doc.lang)
+    return save(fig, c.doc.figures / "confusion_matrix.png")
+
+
 # ---------------------------------------------------------------------------------------------------- 0
 def general(c: Ctx) -> None:
     from .report import command_of, sweep_command
@@ -81,6 +201,9 @@ def general(c: Ctx) -> None:
         except metadata.PackageNotFoundError:
             versions[pkg] = "–"
     fill = "✏️ " + t["fill"] + ": "
+    scale = (c.opts.protocol or {}).get("scale")
+    if scale in ("smoke", "cpu"):  # what these numbers are not, before any of them
+        doc.add(f"> ⚠️ **{t[f'banner_title_{scale}']}** {t[f'banner_{scale}']}", "")
     doc.add(
         f"- **{t['project']}:** {c.opts.project or t['project_title']}",
         f"- **{t['author']}:** {c.opts.author or fill + t['fill_author']}",
@@ -139,8 +262,14 @@ def data(c: Ctx) -> None:
     else:
         doc.missing("inspect")
     doc.h3("D2")
+    split = (ins or train).read(SplitSummary) if (ins or train) else None  # the same run as D4/D5
     if split:
+        doc.use(ins or train)
         doc.table(t["h_split"], [(k, v, split.fingerprints[k]) for k, v in split.sizes.items()])
+        trained = train.read(SplitSummary) if train and ins else None
+        if trained and trained.sizes != split.sizes:
+            sizes = ", ".join(f"{k} {num(v, c)}" for k, v in trained.sizes.items())
+            doc.add(t["d2_train"].format(sizes=sizes), "")
     else:
         doc.missing("inspect")
     doc.h3("D3")
@@ -154,7 +283,7 @@ def data(c: Ctx) -> None:
     doc.h3("D4")
     if ins and rec:
         doc.use(ins)
-        doc.figure(ins.path / "class_distribution.png", "class_distribution.png", t["D4"])
+        doc.figure(class_distribution_figure(c, ins), "class_distribution.png", t["D4"])
         doc.table(
             t["h_classes"],
             [(k, v["classes_present"], v["min"], v["max"]) for k, v in rec.class_counts.items()],
@@ -210,7 +339,7 @@ def data(c: Ctx) -> None:
         doc.add(t["d9"].format(pipeline=data_cfg.get("pipeline", "reference")), "")
     doc.h3("D10")
     if ins:
-        doc.figure(ins.path / "augmented_samples.png", "augmented_samples.png", t["D10"])
+        doc.figure(samples_figure(c, ins), "augmented_samples.png", t["D10"])
     else:
         doc.missing("inspect")
     doc.h3("D11")
@@ -218,6 +347,9 @@ def data(c: Ctx) -> None:
         b = rec.batch
         match = t["match"] if b["matches_model_input"] else t["mismatch"]
         doc.add(t["d11"].format(x=b["x_shape"], dtype=b["x_dtype"], y=b["y_shape"], match=match), "")
+        tc = train.config if train else None
+        if tc and int(tc["data"]["batch_size"]) != int(b["x_shape"][0]):
+            doc.add(t["d11_train"].format(inspect=b["x_shape"][0], train=tc["data"]["batch_size"]), "")
     else:
         doc.missing("inspect")
 
@@ -327,8 +459,12 @@ def overfit(c: Ctx) -> None:
     )
     steps, values = ov.scalars(names.TRAIN_LOSS)
     if steps:
-        fig = curves({names.TRAIN_LOSS: (steps, values)}, t["train_loss"], t["m3_fig"], logy=True)
+        series = {t["series"].get(names.TRAIN_LOSS, names.TRAIN_LOSS): (steps, values)}
+        fig = curves(series, t["train_loss"], t["m3_fig"], xlabel=t["epoch"], logy=True, integer_x=True)
         doc.figure(save(fig, doc.figures / "overfit_train_loss.png"), "overfit_train_loss.png", t["M3"])
+    if final_loss(hist) > OVERFIT_LOSS:
+        flag = t["flag_overfit"].format(loss=g3(final_loss(hist)), n=len(hist[-OVERFIT_LAST:]), limit=OVERFIT_LOSS)
+        doc.add(f"> ⚠️ {flag}", "")
     doc.prompt("M3", t["m3_fact"].format(loss=g3(hist[-1].train_loss)))
 
 
@@ -339,7 +475,7 @@ def lr_finder(c: Ctx) -> None:
     if not (found := c.found("lr_find", LRFindRecord)):
         return
     lf, lj = found
-    doc.figure(lf.path / "lr_find.png", "lr_find.png", t["M4"])
+    doc.figure(lr_figure(c, lf, lj), "lr_find.png", t["M4"])
     window, suggestion = lj.stable_window, lj.suggested_lr
     found = (
         t["m4_found"].format(lr=g3(suggestion), lo=g3(window[0]), hi=g3(window[1]))
@@ -395,6 +531,9 @@ def grids(c: Ctx) -> None:
         best = next((r for r in rows if r.status == "ok"), None)
         if best:
             doc.add(t["m5_best"].format(run=best.run_name, top1=g3(best.best_val_top1)), "")
+            noise = within_noise(rows, sweep)
+            if noise:
+                doc.add(f"> ⚠️ {t['flag_noise'].format(**noise)}", "")
         sweep_extras(doc, sweep, len(rows))
     for kind in GRIDS:  # what was not run, below what was (never a "not run yet" above results)
         if kind not in c.sweeps:
@@ -438,7 +577,9 @@ def full_training(c: Ctx) -> None:
         series = {k: v for k, v in series.items() if v[0]}
         if series:
             title = t["m6_fig"].format(metric=t[metric])
-            doc.figure(save(curves(series, t[metric], title), doc.figures / name), name, title)
+            series = {t["series"].get(k, k): v for k, v in series.items()}
+            fig = curves(series, t[metric], title, xlabel=t["epoch"], integer_x=True)
+            doc.figure(save(fig, doc.figures / name), name, title)
     doc.prompt("M6", t["m6_fact"].format(top1=g3(tm.best.val_accuracy), epoch=tm.best.epoch))
 
 
@@ -467,13 +608,13 @@ def comparisons(c: Ctx) -> None:
                     t["m7_wd"].format(lr=g3(best.lr)),
                 ),
             ):
-                path = overlay(subset, names.VAL_ACC, doc.figures / name, what, label=label)
+                path = overlay(subset, names.VAL_ACC, doc.figures / name, what, label, t["val_acc"], t["epoch"])
                 if path:
                     doc.figure(path, name, what)
     if "blocks_dropout" in c.sweeps:
-        path = overlay(
-            expand([c.sweeps["blocks_dropout"]]), names.VAL_ACC, doc.figures / "compare_blocks_dropout.png", t["m7_bd"]
-        )
+        runs = expand([c.sweeps["blocks_dropout"]])
+        out = doc.figures / "compare_blocks_dropout.png"
+        path = overlay(runs, names.VAL_ACC, out, t["m7_bd"], None, t["val_acc"], t["epoch"])
         if path:
             doc.figure(path, "compare_blocks_dropout.png", t["m7_bd"])
     for kind in GRIDS:  # below the figures that were drawn
@@ -501,7 +642,10 @@ def test_evaluation(c: Ctx) -> None:
         ],
     )
     doc.add(t["m9_ckpt"].format(ckpt=ej.checkpoint, epoch=ej.epoch), "")
-    doc.figure(ev.path / "confusion_matrix.png", "confusion_matrix.png", t["m9_cm"])
+    collapse = collapsed(ev)
+    if collapse:
+        doc.add(f"> ⚠️ {t['flag_collapse'].format(**collapse)}", "")
+    doc.figure(confusion_figure(c, ev), "confusion_matrix.png", t["m9_cm"])
     if ej.top_confusions:
         doc.table(
             t["h_confusions"],

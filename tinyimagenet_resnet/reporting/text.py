@@ -3,6 +3,32 @@
 TEXT = {
     "en": {
         "title": "Project report",
+        "epoch": "epoch",
+        "val_acc": "val top-1",
+        "series": {
+            "train/loss": "train loss",
+            "val/loss": "val loss",
+            "train/accuracy": "train top-1",
+            "val/accuracy": "val top-1",
+        },
+        "banner_title_smoke": "Smoke test, not course results.",
+        "banner_title_cpu": "Reduced scale, not course results.",
+        "banner_smoke": "This protocol ran at `protocol.scale=smoke`: a narrow model (widths 16/32/64), subsets of "
+        "a few thousand images and 1 to 3 epochs, so that every section gets real numbers in minutes. The numbers "
+        "check that each step works; they say nothing of how well the course's model does. Run "
+        "`protocol.scale=full` on a GPU for the results to report.",
+        "banner_cpu": "This protocol ran at `protocol.scale=cpu`: full widths, but grids on 5,000-image subsets and a "
+        "60-minute training. Its numbers are well below what the full course protocol reaches on a GPU.",
+        "d2_train": "The training (section 6) used a subset of these: {sizes}.",
+        "d11_train": "This batch is task=inspect's (data.batch_size={inspect}); the training used batches of {train}.",
+        "flag_overfit": "The training loss ended at {loss} (the mean of its last {n} epochs), not near zero "
+        "(below {limit}): this sample was not "
+        "overfitted; train longer or with a higher LR before drawing conclusions from section 3.",
+        "flag_noise": "The two best configurations (jobs {first} and {second}) differ by {gap} points of val top-1, "
+        "less than the sampling noise of a {n}-image val split (±{noise} points, 2 standard errors of a "
+        "difference): this grid does not tell them apart.",
+        "flag_collapse": "The predictions collapsed: the most predicted class takes {top} of the {n} test images, "
+        "and {used} of the {present} classes are ever predicted. The model has not learned to tell classes apart.",
         "s0": "0. General information",
         "s1": "1. Data",
         "s2": "2. Model",
@@ -149,6 +175,36 @@ TEXT = {
     },
     "fr": {
         "title": "Rapport de projet",
+        "epoch": "époque",
+        "val_acc": "top-1 en validation",
+        "series": {
+            "train/loss": "perte d'entraînement",
+            "val/loss": "perte de validation",
+            "train/accuracy": "top-1 d'entraînement",
+            "val/accuracy": "top-1 de validation",
+        },
+        "banner_title_smoke": "Essai rapide, pas des résultats du cours.",
+        "banner_title_cpu": "Échelle réduite, pas des résultats du cours.",
+        "banner_smoke": "Ce protocole a tourné avec `protocol.scale=smoke` : un modèle étroit (largeurs 16/32/64), "
+        "des sous-ensembles de quelques milliers d'images et 1 à 3 époques, pour que chaque section ait de vrais "
+        "nombres en quelques minutes. Ces nombres vérifient que chaque étape fonctionne ; ils ne disent rien de la "
+        "qualité du modèle du cours. Lancez `protocol.scale=full` sur un GPU pour les résultats à rendre.",
+        "banner_cpu": "Ce protocole a tourné avec `protocol.scale=cpu` : largeurs complètes, mais des grilles sur des "
+        "sous-ensembles de 5,000 images et un entraînement de 60 minutes. Ses nombres sont bien en dessous de ce "
+        "qu'atteint le protocole complet sur un GPU.",
+        "d2_train": "L'entraînement (section 6) en a utilisé un sous-ensemble : {sizes}.",
+        "d11_train": "Ce batch est celui de task=inspect (data.batch_size={inspect}) ; l'entraînement a utilisé des "
+        "batchs de {train}.",
+        "flag_overfit": "La perte d'entraînement a fini à {loss} (moyenne de ses {n} dernières époques), loin de "
+        "zéro (au-dessus de {limit}) : cet "
+        "échantillon n'a pas été surappris ; entraînez plus longtemps ou avec un LR plus élevé avant de conclure "
+        "sur la section 3.",
+        "flag_noise": "Les deux meilleures configurations (tâches {first} et {second}) diffèrent de {gap} points de "
+        "top-1 en validation, moins que le bruit d'échantillonnage d'une validation de {n} images (±{noise} points, "
+        "2 écarts-types d'une différence) : cette grille ne les départage pas.",
+        "flag_collapse": "Les prédictions se sont effondrées : la classe la plus prédite prend {top} des {n} images "
+        "de test, et {used} des {present} classes sont prédites au moins une fois. Le modèle n'a pas appris à "
+        "distinguer les classes.",
         "s0": "0. Informations générales",
         "s1": "1. Données",
         "s2": "2. Modèle",
@@ -218,7 +274,7 @@ TEXT = {
         "protocol_choices": "Choix faits par le protocole `{name}` (échelle {scale}), étape par étape",
         "h_choice": ["étape", "choix", "valeur", "origine"],
         "lr_none": "aucune (la grille a gardé ses propres valeurs de LR)",
-        "from_grid": "meilleur top-1 val dans `{sweep}/summary.csv` (job {job})",
+        "from_grid": "meilleur top-1 val dans `{sweep}/summary.csv` (tâche n° {job})",
         "from_train": "meilleur top-1 val de l'entraînement complet (`train/metrics.json`)",
         "project_title": "Tiny ImageNet-200 × blocs résiduels avec Dropout2d dans les blocs",
         "d1": "Hugging Face `datasets` ({source}, organisation de `zh-plus/tiny-imagenet`) : fichiers parquet, "
@@ -274,7 +330,7 @@ TEXT = {
         "m4_chosen": "lr retenu {lr}, wd {wd}",
         "m4_fact_lr": "suggestion {lr}",
         "m4_fact_none": "aucune suggestion",
-        "m5_sweep": "**{kind}** — `{path}` ({n} runs, du meilleur au moins bon)",
+        "m5_sweep": "**{kind}** — `{path}` ({n} entraînements, du meilleur au moins bon)",
         "h_grid": [
             "rang",
             "run",
@@ -293,7 +349,7 @@ TEXT = {
         "best": "meilleure",
         "near_best": "≈ meilleure",
         "m6_cfg": "Configuration : blocs {blocks}, dropout {dropout}, {optim} lr {lr}, weight decay {wd}, batch "
-        "{batch}, {epochs} époques, planification {scheduler}, graine {seed}.",
+        "{batch}, {epochs} époques, ordonnanceur de taux `{scheduler}`, graine {seed}.",
         "m6_best": "Meilleur top-1 val **{top1}** à l'époque {epoch} (perte val {loss}, top-5 {top5}, F1 macro {f1}) ; "
         "{epochs} époques en {seconds:.0f} s.",
         "m6_fig": "Entraînement complet : {metric}",

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from ..artifacts import names
-from ..artifacts.files import write_csv
+from ..artifacts.files import atomic_path, write_csv
 from ..artifacts.records import InspectRecord
 from ..data.classes import class_name
 from ..errors import DataError
@@ -100,7 +100,7 @@ def run(cfg) -> float:
     out["class_counts"] = {
         k: {"min": int(c.min()), "max": int(c.max()), "classes_present": int((c > 0).sum())} for k, c in counts.items()
     }
-    fig = figures.class_distribution(counts, "Images per class")
+    fig = figures.class_distribution(counts)
     tb.figure("inspect/class_distribution", fig)
     figures.save(fig, ctx.run_dir / "class_distribution.png")
 
@@ -119,15 +119,17 @@ def run(cfg) -> float:
     out["train_stats"]["configured_std"] = list(cfg.data.std)
 
     model = make_model(cfg, dm.num_classes, ctx.device, ctx.channels_last)
-    x, y = next(iter(dm.train_loader(ctx.device)))  # exactly what training sees (the configured pipeline)
+    x, y = dm.sample_batch(ctx.device)  # a batch as training makes it (the configured pipeline)
 
     mean, std = torch.tensor(list(cfg.data.mean))[:, None, None], torch.tensor(list(cfg.data.std))[:, None, None]
     shown = x[: int(cfg.inspect.grid_images)].cpu()
     imgs = (shown * std + mean).permute(0, 2, 3, 1).numpy()
-    titles = [f"{int(label)}: {class_name(int(label))}" for label in y[: len(shown)]]
-    fig = figures.image_grid(imgs, titles, title=f"Augmented train samples ({cfg.data.pipeline} pipeline)")
+    labels = [int(label) for label in y[: len(shown)]]
+    fig = figures.samples(imgs, labels, str(cfg.data.pipeline))
     tb.figure("inspect/augmented_samples", fig)
     figures.save(fig, ctx.run_dir / "augmented_samples.png")
+    with atomic_path(ctx.run_dir / "augmented_samples.npz") as tmp, open(tmp, "wb") as f:  # the report's French one
+        np.savez_compressed(f, images=(np.clip(imgs, 0, 1) * 255).astype(np.uint8), labels=np.array(labels))
 
     out["batch"] = {
         "x_shape": list(x.shape),
