@@ -48,6 +48,10 @@ def test_lr_wd_grid_without_dash_m_and_a_correct_summary(tiny_data, tmp_path):
     }
     md = (sweep / "summary.md").read_text()
     assert "| rank | job | run_name" in md and f"**Best:** `{rows[0]['run_name']}`" in md
+    # the sweep's own overrides (both values of each swept key), then the best job's alone
+    assert "The sweep's overrides: `" in md and "optim.lr=1e-3,3e-2 optim.weight_decay=0,1e-4" in md
+    best = yaml.safe_load((sweep / rows[0]["job"] / ".hydra" / "overrides.yaml").read_text())
+    assert f"The best job's own overrides (to run it alone): `{' '.join(best)}`" in md
 
     # the same table can be rebuilt for any sweep directory
     (sweep / "summary.md").unlink()

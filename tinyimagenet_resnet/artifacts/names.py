@@ -9,10 +9,10 @@ VAL_TOP5 = "val/top5"
 VAL_F1 = "val/f1_macro"
 LR = "lr"
 TRAIN_SIZE = "train/size"  # the train resolution (progressive resizing)
-INITIAL_LOSS = "train/initial_loss"  # one point (the first step's loss); sanity/initial_loss before 2026-12
+INITIAL_LOSS = "train/initial_loss"  # one point (the first step's loss); sanity/initial_loss in 0.1.0 runs
 
 # HParams metrics (one value per run), in the val/ group so that TensorBoard's Time Series, which sorts groups by
-# name, opens on the training curves rather than on single-point charts (runs before 2026-12 wrote hparam/*)
+# name, opens on the training curves rather than on single-point charts (0.1.0 runs wrote hparam/*)
 HP_BEST_VAL_ACC = "val/best_accuracy"
 HP_BEST_VAL_LOSS = "val/best_loss"
 HP_EPOCHS_RUN = "val/epochs_run"

@@ -48,7 +48,7 @@ class Run:
 
     @property
     def event_dir(self) -> Path | None:
-        """The folder of the run's TensorBoard events: `<run>/<name>/` (`<run>/tensorboard/<name>/` before 2026-12)."""
+        """The folder of the run's TensorBoard events: `<run>/<name>/` (`<run>/tensorboard/<name>/` in 0.1.0 runs)."""
         dirs = sorted({p.parent for p in self.path.glob("*/events.out.tfevents.*")})
         dirs = dirs or sorted({p.parent for p in (self.path / "tensorboard").rglob("events.out.tfevents.*")})
         return dirs[0] if dirs else None

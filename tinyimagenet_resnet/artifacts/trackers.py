@@ -250,7 +250,7 @@ class MlflowTracker:
 
 
 def open_trackers(logger_cfg, tb_dir: Path, run_dir: Path, name: str, purge_step: int | None, sweep_dir: Path | None):
-    """The trackers `logger` asks for (TensorBoard alone when the node is missing, as in runs before 2026-12)."""
+    """The trackers `logger` asks for (TensorBoard alone when the node is missing, as in 0.1.0 runs)."""
     from .tensorboard import TBLogger
 
     chosen = [k for k, v in (logger_cfg or {"tensorboard": {}}).items() if v is not None]

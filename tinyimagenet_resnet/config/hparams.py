@@ -50,10 +50,15 @@ def hparams_of(cfg) -> dict:
 
 
 def _typed(text: str):
-    """An override's value as the HParams table compares it: a number where it reads as one, else the text."""
+    """An override's value as the HParams table compares it: a number where it reads as one (an int as an int, so
+    that MLflow's text params say 2000, not 2000.0), else the text."""
     low = text.strip().lower()
     if low in ("true", "false"):
         return low == "true"
+    try:
+        return int(text)
+    except ValueError:
+        pass
     try:
         return float(text)
     except ValueError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -67,8 +68,51 @@ def sweep_dir(name) -> str:
     return f"multirun/{name}" if name else now("multirun/%Y-%m-%d/%H-%M-%S-%f")
 
 
+def _conf() -> Path:
+    from .loader import config_dir
+
+    return Path(config_dir())
+
+
+def help_tasks() -> str:
+    """`--help`: every task, from the schema's enum (so the list cannot drift)."""
+    from .schema import Task
+
+    return "|".join(t.value for t in Task)
+
+
+def help_groups() -> str:
+    """`--help`: the user's config groups and their options (Hydra's own list also shows the internal schema/*)."""
+    conf, lines = _conf(), []
+    for folder in sorted(p for p in conf.rglob("*") if p.is_dir()):
+        group = folder.relative_to(conf).as_posix()
+        options = sorted(p.stem for p in folder.glob("*.yaml"))
+        if options and not group.startswith("hydra"):
+            lines.append(f"  {group}: {', '.join(options)}")
+    return "\n".join(lines)
+
+
+def help_experiments() -> str:
+    """`--help`: each experiment with the first sentence of its description (its comment lines up to the first
+    command line)."""
+    lines = []
+    for f in sorted((_conf() / "experiment").glob("*.yaml")):
+        words = []
+        for ln in f.read_text().splitlines():
+            if not ln.startswith("#") or ln.startswith("#  ") or (words and not ln[1:].strip()):
+                break
+            if "@package" not in ln:
+                words.append(ln[1:].strip())
+        text = " ".join(words)
+        end = re.search(r"\.(\s|$)", text)
+        lines.append(f"  experiment={f.stem}: {(text[: end.start()] if end else text).rstrip(':,')}")
+    return "\n".join(lines)
+
+
 def register() -> None:
     OmegaConf.register_resolver("tir.run_dir", run_dir, replace=True)
     OmegaConf.register_resolver("tir.hydra_subdir", hydra_subdir, replace=True)
     OmegaConf.register_resolver("tir.now", now, replace=True, use_cache=True)
     OmegaConf.register_resolver("tir.sweep_dir", sweep_dir, replace=True, use_cache=True)  # see now()
+    for name, fn in (("tasks", help_tasks), ("groups", help_groups), ("experiments", help_experiments)):
+        OmegaConf.register_resolver(f"tir.help_{name}", fn, replace=True)

@@ -92,7 +92,7 @@ def row_attrs(row: SummaryRow) -> dict:
 
 
 def row_from_trial(trial) -> SummaryRow | None:
-    """The row a worker stored with its trial (also the JSON `summary_row` of studies from before 2026-12)."""
+    """The row a worker stored with its trial (also the JSON `summary_row` of studies of version 0.1.0)."""
     attrs = trial.user_attrs
     if "summary_row" in attrs:
         return SummaryRow.from_json(attrs["summary_row"])
@@ -252,6 +252,9 @@ def write_summary(sweep_dir: Path, sweeper=None, config=None, study=None) -> lis
     write_csv(sweep_dir / "summary.csv", columns, cells)
     order = "best first" if rows and (rows[0].values or rows[0].best_val_top1 is not None) else "in job order"
     lines = [f"# Sweep summary: {sweep_dir}", "", f"{len(rows)} runs, {order}.", ""]
+    swept = sweep_overrides(sweep_dir)
+    if swept is not None:
+        lines[-1:] = ["", f"The sweep's overrides: `{' '.join(swept)}`", ""]
     lines += md_table(columns, cells)
     if "pareto" in columns:
         n = sum(1 for c in cells if c["pareto"])
@@ -270,10 +273,21 @@ def write_summary(sweep_dir: Path, sweeper=None, config=None, study=None) -> lis
         lines += ["", f"**Best:** `{best.run_name}` (job {best.job}): {objectives[0]} {value:.4f}"]
         if best.lr is not None:
             lines[-1] += f", lr={best.lr:g}, wd={best.weight_decay:g}, blocks={best.blocks}, dropout={best.dropout:g}"
-        lines += ["", f"Overrides: `{cmd}`"]
+        lines += ["", f"The best job's own overrides (to run it alone): `{cmd}`"]
         log.info("Best configuration: %s (job %s) %s %.4f", best.run_name, best.job, objectives[0], value)
     write_text(sweep_dir / "summary.md", "\n".join(lines) + "\n")
     return rows
+
+
+def sweep_overrides(sweep_dir: Path) -> list[str] | None:
+    """The sweep's command-line overrides, as `multirun.yaml` recorded them (None without one)."""
+    path = Path(sweep_dir) / "multirun.yaml"
+    if not path.is_file():
+        return None
+    try:
+        return [str(o) for o in (yaml.safe_load(path.read_text()) or {})["hydra"]["overrides"]["task"]]
+    except (KeyError, TypeError, yaml.YAMLError):
+        return None
 
 
 def md_table(columns: list[str], cells: list[dict]) -> list[str]:
@@ -323,7 +337,7 @@ class SummaryCallback(Callback):
 
 
 def uses_tensorboard(config) -> bool:
-    """`logger` includes TensorBoard (runs before 2026-12 have no `logger` node: TensorBoard only)."""
+    """`logger` includes TensorBoard (runs of version 0.1.0 have no `logger` node: TensorBoard only)."""
     logger = OmegaConf.select(config, "logger", default=None)
     return logger is None or logger.get("tensorboard") is not None
 

@@ -1,0 +1,26 @@
+"""`--help` names every task, the user's config groups (not Hydra's internal schema/* ones), each experiment with
+its description, and examples that say where the data is."""
+
+from pathlib import Path
+
+from tinyimagenet_resnet.config.schema import Task
+
+from conftest import run_main
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def test_help_lists_every_task_group_and_experiment(tmp_path):
+    text = run_main(["--help"], tmp_path).stdout
+    usage = next(ln for ln in text.splitlines() if ln.startswith("Usage: "))
+    assert f"[task={'|'.join(t.value for t in Task)}]" in usage
+    assert "task=protocol protocol.scale=smoke" in text and "experiment=cpu trainer.budget_minutes=60" in text
+    examples = [ln for ln in text.splitlines() if ln.strip().startswith("python -m tinyimagenet_resnet.main")]
+    assert examples and all("data.path=" in ln for ln in examples), examples
+    groups = text.split("== Config groups (group=option) ==")[1].split("== Config")[0]
+    assert "schema" not in groups and "hydra" not in groups
+    assert "  model/blocks: b111, b222, b333" in groups
+    assert "  sweep: blocks_dropout, lr_wd, optuna, optuna_pareto" in groups
+    for f in (CONF / "experiment").glob("*.yaml"):
+        line = next(ln for ln in text.splitlines() if ln.startswith(f"  experiment={f.stem}: "))
+        assert len(line) > len(f"  experiment={f.stem}: ") + 10 and not line.endswith((":", ","))
