@@ -9,12 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
+from tinyimagenet_resnet.reporting.report import localize
 from tinyimagenet_resnet.reporting.sections import g3, within_noise
 from tinyimagenet_resnet.reporting.text import TEXT
 from tinyimagenet_resnet.sweeps.summary import collect
@@ -42,21 +44,30 @@ def md_text(md: str) -> str:
     """The prose of a report: no code blocks, inline code, tables, figure links or paths."""
     md = re.sub(r"```.*?```", "", md, flags=re.S)
     md = re.sub(r"`[^`]*`", "", md)
-    env = f"- **{TEXT['fr']['env']}:**"  # package versions and the platform string (Linux-...-with-glibc)
+    env = localize(
+        f"- **{TEXT['fr']['env']}:**", "fr"
+    )  # package versions and the platform string (Linux-...-with-glibc)
     lines = [ln for ln in md.splitlines() if not ln.startswith(("|", "![", "<sub>", env))]
     return "\n".join(lines)
+
+
+def texts(value) -> list[str]:
+    """The strings of a text-table entry: a string, a list of them, or a mapping to them (series names)."""
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in texts(v)]
+    return [t for v in value for t in texts(v)] if isinstance(value, list) else [value]
 
 
 def english_fragments() -> set[str]:
     """The fixed parts of every English sentence of the report's text table (what a French report must not hold)."""
     out = set()
-    for key, value in TEXT["en"].items():
-        for text in value if isinstance(value, list) else [value]:
+    for value in TEXT["en"].values():
+        for text in texts(value):
             for part in re.split(r"\{[^}]*\}|`[^`]*`", text):
                 part = part.strip(" .,;:()*—-")
-                if len(part) >= 14 and part != TEXT["fr"].get(key):
+                if len(part) >= 14:
                     out.add(part)
-    return out - {p for v in TEXT["fr"].values() for p in (v if isinstance(v, list) else [v])}
+    return out - {t for v in TEXT["fr"].values() for t in texts(v)}
 
 
 @pytest.mark.slow
@@ -99,12 +110,13 @@ def test_the_smoke_protocol_runs_every_step_and_fills_every_section_in_both_lang
     for lang, folder in (("en", "report"), ("fr", "report-fr")):
         t = TEXT[lang]
         md = (clean / folder / "REPORT.md").read_text()
-        assert t["not_run"] not in md, lang  # every section has real numbers
-        assert re.findall(r"^## (.+)$", md, flags=re.M) == [t[f"s{i}"] for i in range(12)]
-        assert t["m4_found"].split("{")[0] + g3(lf["suggested_lr"]) in md
-        assert t["m6_best"].split("{top1}")[0] + g3(train["best"]["val/accuracy"]) + "**" in md
-        assert f"| test | {ev['test']['n']} | {g3(ev['test']['loss'])} | {g3(ev['test']['accuracy'])} |" in md
-        assert t["protocol_choices"].split("{")[0] in md and t["from_grid"].split("`")[0] in md
+        L = partial(localize, lang=lang)  # noqa: N806 - the report's typography (French: 0,5 and 4 000)
+        assert L(t["not_run"]) not in md, lang  # every section has real numbers
+        assert re.findall(r"^## (.+)$", md, flags=re.M) == [L(t[f"s{i}"]) for i in range(12)]
+        assert L(t["m4_found"].split("{")[0] + g3(lf["suggested_lr"])) in md
+        assert L(t["m6_best"].split("{top1}")[0] + g3(train["best"]["val/accuracy"]) + "**") in md
+        assert L(f"| test | {ev['test']['n']} | {g3(ev['test']['loss'])} | {g3(ev['test']['accuracy'])} |") in md
+        assert L(t["protocol_choices"].split("{")[0]) in md and L(t["from_grid"].split("`")[0]) in md
         # the exact commands hold the Hydra overrides too (each step's own folder)
         assert f"hydra.sweep.dir={clean / 'lr_wd'}" in md and f"hydra.run.dir={clean / 'train'}" in md
         for figure in ("lr_find.png", "compare_lr.png", "compare_blocks_dropout.png", "confusion_matrix.png"):
@@ -119,13 +131,13 @@ def test_the_smoke_protocol_runs_every_step_and_fills_every_section_in_both_lang
     for lang, folder in (("en", "report"), ("fr", "report-fr")):
         t = TEXT[lang]
         md = (clean / folder / "REPORT.md").read_text()
-        assert md.index(t["banner_title_smoke"]) < md.index(t["s1"]), lang  # before any number
+        assert md.index(localize(t["banner_title_smoke"], lang)) < md.index(localize(t["s1"], lang)), lang
         for key, holds in (
             ("flag_overfit", overfit_loss > 0.1),
             ("flag_collapse", collapse),
             ("flag_noise", within_noise(rows, clean / "lr_wd") is not None),
         ):
-            assert (t[key].split("{")[0] in md) == holds, (lang, key, holds)
+            assert (localize(t[key].split("{")[0], lang) in md) == holds, (lang, key, holds)
     fr = md_text((clean / "report-fr" / "REPORT.md").read_text())
     left = [f for f in english_fragments() if f in fr]
     assert not left, left

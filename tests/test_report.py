@@ -11,6 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from tinyimagenet_resnet.reporting.report import localize
 from tinyimagenet_resnet.reporting.sections import g3
 from tinyimagenet_resnet.reporting.text import TEXT
 
@@ -44,6 +45,10 @@ def test_report_covers_the_outline_with_traceable_numbers(workflow, lang, tmp_pa
     assert proc.returncode == 0, proc.stderr
     md = (tmp_path / f"report_{lang}" / "REPORT.md").read_text()
     t = TEXT[lang]
+
+    def L(text):  # noqa: N802 - the report's typography in its language (French: 0,5 and 4 000)
+        return localize(text, lang)
+
     headings = re.findall(r"^## (.+)$", md, flags=re.M)
     assert headings == [t[f"s{i}"] for i in range(12)]
     for qid in (
@@ -68,9 +73,9 @@ def test_report_covers_the_outline_with_traceable_numbers(workflow, lang, tmp_pa
         "M7",
         "M9",
     ):
-        assert f"### {qid}. {t[qid]}" in md, qid
-    assert t["not_run"] in md  # only the blocks x dropout sweep was not run
-    assert md.count(t["not_run"]) == 2 and "sweep=blocks_dropout" in md
+        assert L(f"### {qid}. {t[qid]}") in md, qid
+    assert L(t["not_run"]) in md  # only the blocks x dropout sweep was not run
+    assert md.count(L(t["not_run"])) == 2 and "sweep=blocks_dropout" in md
 
     figures = re.findall(r"!\[[^\]]*\]\((figures/[^)]+)\)", md)
     assert {Path(f).name for f in figures} >= {
@@ -90,18 +95,18 @@ def test_report_covers_the_outline_with_traceable_numbers(workflow, lang, tmp_pa
 
     # every number below is read from the runs' own JSON files
     ins = json.loads((workflow / "inspect" / "inspect.json").read_text())
-    assert f"{ins['initial_loss']['loss']:.4f}" in md and f"{ins['grayscale_share']:.2%}" in md
+    assert L(f"{ins['initial_loss']['loss']:.4f}") in md and L(f"{ins['grayscale_share']:.2%}") in md
     base = json.loads((workflow / "baselines" / "baselines.json").read_text())
-    assert f"| val | {g3(base['val']['majority_class']['accuracy'])} | {g3(0.005)} |" in md
+    assert L(f"| val | {g3(base['val']['majority_class']['accuracy'])} | {g3(0.005)} |") in md
     lrf = json.loads((workflow / "lr_find" / "lr_find.json").read_text())
-    assert f"**{lrf['suggested_lr']:.3g}**" in md
+    assert L(f"**{lrf['suggested_lr']:.3g}**") in md
     ev = json.loads((workflow / "evaluate" / "metrics.json").read_text())
-    assert f"| test | {ev['test']['n']} | {g3(ev['test']['loss'])} | {g3(ev['test']['accuracy'])} |" in md
+    assert L(f"| test | {ev['test']['n']} | {g3(ev['test']['loss'])} | {g3(ev['test']['accuracy'])} |") in md
     train_dir = Path(ev["checkpoint"]).parents[1]
     tm = json.loads((train_dir / "metrics.json").read_text())
-    assert t["m6_best"].split("{top1}")[0] + g3(tm["best"]["val/accuracy"]) + "**" in md
+    assert L(t["m6_best"].split("{top1}")[0] + g3(tm["best"]["val/accuracy"]) + "**") in md
     dropout = yaml.safe_load((train_dir / ".hydra" / "config.yaml").read_text())["model"]["dropout"]
-    assert t["m1"].split("{total")[0] in md and f"ResidualBlock(Conv3x3-BN-relu-Dropout2d({dropout})" in md
+    assert L(t["m1"].split("{total")[0]) in md and f"ResidualBlock(Conv3x3-BN-relu-Dropout2d({dropout})" in md
     swept = yaml.safe_load((workflow / "lr_wd" / "multirun.yaml").read_text())["hydra"]["overrides"]["task"]
     [lrs] = [o for o in swept if o.startswith("optim.lr=")]
     assert "," in lrs and "python -m tinyimagenet_resnet.main -m" in md and lrs in md
@@ -200,7 +205,7 @@ def test_section_zero_names_the_author_and_repository_or_asks_for_them(tmp_path)
     for lang in ("en", "fr"):
         asked = build(ReportOptions(lang=lang, out=str(tmp_path / f"a{lang}"), discover=False)).read_text()
         t = TEXT[lang]
-        assert f"**{t['author']}:** ✏️" in asked and f"**{t['repo']}:** ✏️" in asked
+        assert localize(f"**{t['author']}:** ✏️", lang) in asked and localize(f"**{t['repo']}:** ✏️", lang) in asked
     given = build(ReportOptions(out=str(tmp_path / "b"), author="A. Student", repo="https://x.org/r", discover=False))
     md = given.read_text()
     assert "**Author:** A. Student" in md and "**Repository:** https://x.org/r" in md
