@@ -18,7 +18,13 @@ REAL_DATA = Path(os.environ.get("TINYIMAGENET_PATH", REPO.parent / "shared" / "t
 # Small, fast model settings for subprocess runs on the tiny fixture.
 TINY_ARGS = ["model.widths=[16,16,16]", "data.batch_size=16", "data.num_workers=0", "trainer.epochs=2"]
 # The smoke protocol, made smaller for the 100-image fixture (the user's overrides come after the scale's and win).
-PROTOCOL_FIXTURE = ["data.train_subset=null", "data.val_subset=null", "trainer.epochs=4", "lr_find.num_iters=40"]
+PROTOCOL_FIXTURE = [
+    "data.train_subset=null",
+    "data.val_subset=null",
+    "data.test_subset=null",
+    "trainer.epochs=4",
+    "lr_find.num_iters=40",
+]
 
 # Under pytest-xdist each worker runs its own processes side by side with the others': one CPU thread each (the
 # entry point's subprocesses inherit it), so that N workers on N cores do not oversubscribe the machine. Set before

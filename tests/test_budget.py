@@ -439,8 +439,9 @@ def test_a_plan_calibrated_on_a_busy_machine_keeps_its_phase_split():
     unloaded = phases(steady, steady)
     assert sum(unloaded) > 150 and abs(unloaded[0] / sum(unloaded) - 0.7) < 0.02, unloaded
     loaded = phases(busy, steady)
-    for a, b in zip(loaded, unloaded, strict=True):
-        assert abs(a - b) <= max(2, 0.03 * b), (loaded, unloaded)
+    for a, b in zip(loaded, unloaded, strict=True):  # the same split; the re-timing's own steps cost some budget
+        assert abs(a / sum(loaded) - b / sum(unloaded)) < 0.02, (loaded, unloaded)
+    assert 0.8 * sum(unloaded) < sum(loaded) <= sum(unloaded), (loaded, unloaded)
     scaled = phases(busy, steady, retime=False)  # the estimate scaled from 16 px alone: the first phase ends early
     assert scaled[0] / sum(scaled) < 0.65, scaled
 

@@ -65,7 +65,7 @@ def test_mlflow_run_has_the_metrics_params_and_checkpoint(tiny_data, tmp_path, m
     acc = [(m.step, m.value) for m in client.get_metric_history(found.info.run_id, "val/accuracy")]
     assert sorted(acc) == [(h["epoch"], h["val/accuracy"]) for h in history(run)]
     assert found.data.params["lr"] == "0.003" and found.data.params["blocks"] == "222"
-    assert found.data.params["data.batch_size"] == "16"  # an int override stays an int (not "16.0")
+    assert found.data.params["data.num_workers"] == "0"  # an int override stays an int (not "0.0")
     assert (
         found.data.metrics["val/best_accuracy"]
         == json.loads((run / "metrics.json").read_text())["best"]["val/accuracy"]

@@ -158,7 +158,7 @@ _CODE = re.compile(r"(`[^`]*`|<sub>.*?</sub>|\]\([^)]*\))")  # inline code, sour
 _DECIMAL = re.compile(r"(?<![\w.=/:-])(\d+)\.(\d+)(?![\w.=/])")
 _THOUSANDS = re.compile(r"(?<![\w.=/:-])(\d{1,3}(?:,\d{3})+)(?![\w.=/])")
 _PERCENT = re.compile(r"(\d)%")
-_COLON = re.compile(r"(?<=[^\s:/])\s?:(?=\s|\*\*|$)")
+_COLON = re.compile(r"(?<=[^\s:/])\s?:(?=\s|\*|$)")
 
 
 def localize(line: str, lang: str) -> str:
