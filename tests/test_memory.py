@@ -104,12 +104,17 @@ def test_onednns_ambiguous_failure_is_out_of_memory_only_when_a_smaller_batch_ru
     exc = RuntimeError("could not create a primitive")
     assert is_oom(exc)
     cpu = torch.device("cpu")
-    made = out_of_memory(
-        exc, PrimitiveFails(limit), lambda p: torch.optim.SGD(p, lr=0.1), cpu, None, False, 200, 32, 32
-    )
-    if limit is None:  # nothing runs: not memory, the error itself goes on to the error boundary
-        assert made is exc
+    model = PrimitiveFails(limit)
+
+    def made():
+        return out_of_memory(exc, model, lambda p: torch.optim.SGD(p, lr=0.1), cpu, None, False, 200, 32, 32)
+
+    if limit is None:  # not even one image runs: not memory, the failure goes on to the error boundary as it is
+        with pytest.raises(RuntimeError, match="could not create a primitive") as info:
+            made()
+        assert info.value.__traceback__ is not None  # with the trial's own traceback
     else:
-        assert isinstance(made, OutOfMemory)
-        assert "out of memory at data.batch_size=32 on cpu" in str(made) and "data.batch_size=4 fits" in str(made)
-        assert "16, 8 did not either" in str(made)
+        error = made()
+        assert isinstance(error, OutOfMemory)
+        assert "out of memory at data.batch_size=32 on cpu" in str(error) and "data.batch_size=4 fits" in str(error)
+        assert "16, 8 did not either" in str(error)

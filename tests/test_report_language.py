@@ -24,6 +24,12 @@ def test_french_typography_leaves_code_paths_and_config_values_alone():
     assert fr.endswith(f"2.14.1){NBSP}: fin")
     assert localize(line, "en") == line
     assert localize("    x = 0.5", "fr") == "    x = 0.5"  # an indented code line
+    # a sentence's final period, negative numbers, thousands with decimals; lists, ranges and exponents untouched
+    assert (
+        localize("accuracy 0.98. Loss -0.5, 1,234.5 images", "fr") == f"accuracy 0,98. Loss -0,5, 1{NNBSP}234,5 images"
+    )
+    same = "model.widths=[64,128,256] [64,128,256] 1e-3 3.00e-03 top-1 2026-12-03 12:30 x_0.5"
+    assert localize(same, "fr") == same
     assert (
         localize("![a](figures/x_0.5.png) <sub>model.py:55</sub>", "fr")
         == "![a](figures/x_0.5.png) <sub>model.py:55</sub>"

@@ -179,6 +179,7 @@ def confusion_matrix(cm: np.ndarray, names: list[str], title: str, lang: str = "
     ax.set_ylabel(w["true"])
     bar = fig.colorbar(im, ax=ax, fraction=0.04)
     bar.set_label(w["share"])
+    ax.set_title(title)
     return fig
 
 

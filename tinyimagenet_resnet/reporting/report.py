@@ -155,10 +155,16 @@ def discover(cfg: ReportOptions) -> dict:
 
 NNBSP, NBSP = "\u202f", "\u00a0"  # French typography: a narrow space groups thousands, a no-break space before ":"
 _CODE = re.compile(r"(`[^`]*`|<sub>.*?</sub>|\]\([^)]*\))")  # inline code, source lines, link targets: untouched
-_DECIMAL = re.compile(r"(?<![\w.=/:-])(\d+)\.(\d+)(?![\w.=/])")
-_THOUSANDS = re.compile(r"(?<![\w.=/:-])(\d{1,3}(?:,\d{3})+)(?![\w.=/])")
+# a number of prose: not inside a word, a key=value, a path, a version (2.14.1), a list ([64,128,256]), a range
+# (1e-3, top-1), scientific notation (3.00e-03); a sentence's final period is not a decimal point
+_NUMBER = re.compile(r"(?<![\w.,=/:\[])(?<!\w-)(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?![\w=/\]]|[.,]\d)")
 _PERCENT = re.compile(r"(\d)%")
 _COLON = re.compile(r"(?<=[^\s:/])\s?:(?=\s|\*|$)")
+
+
+def french_number(m: re.Match) -> str:
+    whole, decimals = m.group(1).replace(",", NNBSP), m.group(2)
+    return f"{whole},{decimals}" if decimals is not None else whole
 
 
 def localize(line: str, lang: str) -> str:
@@ -169,8 +175,7 @@ def localize(line: str, lang: str) -> str:
         return line
     parts = _CODE.split(line)
     for i in range(0, len(parts), 2):  # the text between code spans
-        text = _THOUSANDS.sub(lambda m: m.group(1).replace(",", NNBSP), parts[i])
-        text = _DECIMAL.sub(r"\1,\2", text)
+        text = _NUMBER.sub(french_number, parts[i])
         text = _PERCENT.sub(rf"\1{NNBSP}%", text)
         parts[i] = _COLON.sub(f"{NBSP}:", text)
     return "".join(parts)
@@ -280,8 +285,13 @@ def architecture(model_cfg, num_classes: int) -> tuple[list, int]:
                 )
             elif name == "head":
                 desc = "AdaptiveAvgPool2d(1) -> Flatten -> Linear"
-            rows.append(
-                (name, desc, "×".join(str(s) for s in o.shape[1:]), f"{sum(p.numel() for p in m.parameters()):,}")
+            rows.append(  # the layer as code: Dropout2d(0.3) stays 0.3 in every language
+                (
+                    name,
+                    f"`{desc}`",
+                    "×".join(str(s) for s in o.shape[1:]),
+                    f"{sum(p.numel() for p in m.parameters()):,}",
+                )
             )
 
         hooks.append(module.register_forward_hook(hook))

@@ -88,7 +88,7 @@ def num(x, c: Ctx) -> str:
 def within_noise(rows, sweep) -> dict | None:
     """The best and second configurations of a grid differ by less than twice the standard error of a difference
     of two accuracies measured on the same val split (binomial: sqrt(2 p (1 - p) / n)), or None."""
-    ok = [r for r in rows if r.status == "ok" and r.best_val_top1 is not None]
+    ok = sorted((r for r in rows if r.status == "ok" and r.best_val_top1 is not None), key=lambda r: -r.best_val_top1)
     if len(ok) < 2:
         return None
     n = val_images(sweep / ok[0].job)
@@ -209,8 +209,8 @@ def general(c: Ctx) -> None:
         f"- **{t['author']}:** {c.opts.author or fill + t['fill_author']}",
         f"- **{t['repo']}:** {c.opts.repo or fill + t['fill_repo']}",
         f"- **{t['env']}:** "
-        + ", ".join(f"{k} {v}" for k, v in versions.items())
-        + f"; {platform.platform()}; cuda: {torch.cuda.is_available()}",
+        + ", ".join(f"{k} `{v}`" for k, v in versions.items())
+        + f"; `{platform.platform()}`; cuda: `{torch.cuda.is_available()}`",
         "",
     )
     doc.add(f"**{t['commands']}:**", "", "```bash")
@@ -347,9 +347,9 @@ def data(c: Ctx) -> None:
         b = rec.batch
         match = t["match"] if b["matches_model_input"] else t["mismatch"]
         doc.add(t["d11"].format(x=b["x_shape"], dtype=b["x_dtype"], y=b["y_shape"], match=match), "")
-        tc = train.config if train else None
-        if tc and int(tc["data"]["batch_size"]) != int(b["x_shape"][0]):
-            doc.add(t["d11_train"].format(inspect=b["x_shape"][0], train=tc["data"]["batch_size"]), "")
+        used = (train.config or {}).get("data", {}).get("batch_size") if train else None
+        if isinstance(used, int) and used != int(b["x_shape"][0]):  # (data.batch_size=auto: not known here)
+            doc.add(t["d11_train"].format(inspect=b["x_shape"][0], train=used), "")
     else:
         doc.missing("inspect")
 

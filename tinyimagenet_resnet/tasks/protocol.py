@@ -317,10 +317,13 @@ class Protocol:
             self.clock = None
 
     def _estimate(self, cfg) -> None:
+        from .. import STARTED_AT
         from ..config.loader import compose_config
         from ..sweeps.grid import grid_jobs
         from ..training.runtime import resolve_precision, select_device
         from .protocol_time import estimate, time_step, work_of
+
+        startup = max(2.0, time.time() - STARTED_AT)  # a step's process start: imports, composing (not this one's)
 
         pending = [s for s in STEPS if self.step(s)["status"] != "done" or s == "report"]
         works = {}
@@ -341,9 +344,6 @@ class Protocol:
         def timer(model, batch):
             return time_step(model, batch, device, amp, device.type != "cpu" or min(model[1]) > 8)
 
-        from .. import STARTED_AT
-
-        startup = max(2.0, time.time() - STARTED_AT)  # this process's own start: imports, composing, checks
         self.clock = estimate(works, startup, timer)
         total = sum(self.clock.estimates.values())
         log.info(

@@ -70,8 +70,14 @@ def subset(cfg, key: str, split: str) -> int:
     return min(int(value), FULL[split]) if value else FULL[split]
 
 
+def batch_of(cfg) -> int:
+    """data.batch_size, or what data.batch_size=auto starts its search from (its value is known only then)."""
+    batch = cfg.data.batch_size
+    return int(batch) if batch != "auto" else int(cfg.data.auto_batch.max)
+
+
 def epoch_steps(cfg) -> float:
-    steps = math.ceil(subset(cfg, "train_subset", "train") / int(cfg.data.batch_size))
+    steps = math.ceil(subset(cfg, "train_subset", "train") / batch_of(cfg))
     limit = cfg.trainer.get("limit_train_batches")
     return min(steps, int(limit)) if limit else steps
 
@@ -79,7 +85,7 @@ def epoch_steps(cfg) -> float:
 def train_work(cfg) -> tuple[float, float]:
     """(train steps, eval images converted to train steps) of a training run."""
     epochs = int(cfg.trainer.epochs)
-    batch = int(cfg.data.batch_size)
+    batch = batch_of(cfg)
     every = int(cfg.trainer.val_every_n_epochs)
     vals = sum(1 for e in range(epochs) if e + 1 == epochs or (e + 1) % every == 0)
     val_images = subset(cfg, "val_subset", "val")
@@ -93,13 +99,16 @@ def model_of(cfg) -> tuple:
 def work_of(name: str, cfgs: list) -> StepWork:
     """The planned work of a step, from the configs of its jobs (one for a single run, one per job of a grid)."""
     cfg = cfgs[0]
-    batch = int(cfg.data.batch_size) if cfg.data.batch_size != "auto" else 128
+    batch = batch_of(cfg)
     if name in ("lr_wd", "blocks_dropout"):
-        steps = 0.0
+        steps, fixed = 0.0, len(cfgs) * JOB_START_S
         for job in cfgs:  # a grid's jobs differ in their model: count each at its own cost, in units of the first's
+            if job.trainer.get("budget_minutes"):  # a job of a time budget takes its budget
+                fixed += 60.0 * float(job.trainer.budget_minutes)
+                continue
             train, val = train_work(job)
             steps += (train + val) * model_cost(model_of(job)) / model_cost(model_of(cfg))
-        return StepWork(steps, model_of(cfg), batch, len(cfgs) * JOB_START_S, 1, len(cfgs))
+        return StepWork(steps, model_of(cfg), batch, fixed, 1, len(cfgs))
     if name == "lr_find":
         return StepWork(float(cfg.lr_find.num_iters), model_of(cfg), batch)
     if name in ("overfit", "train"):
@@ -136,7 +145,11 @@ def time_step(model: tuple, batch: int, device, amp_dtype, channels_last: bool, 
     t0 = time.perf_counter()
     for _ in range(repeats):
         trial(batch)
-    return (time.perf_counter() - t0) / (repeats * 2)  # train_trial runs 2 steps
+    seconds = (time.perf_counter() - t0) / (repeats * 2)  # train_trial runs 2 steps
+    del net, trial
+    if device.type == "cuda":  # the steps' children need the device's memory, not this process's cache
+        torch.cuda.empty_cache()
+    return seconds
 
 
 def estimate(works: dict[str, StepWork], startup_s: float, timer) -> ProtocolClock:

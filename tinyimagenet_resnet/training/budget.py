@@ -91,6 +91,7 @@ class _Restored:
         self.snapshot = [copy.deepcopy(o.state_dict()) for o in (t.model, t.optimizer, t.scaler)]
         self.ema = copy.deepcopy(t.ema.state_dict()) if t.ema is not None else None
         self.rng = get_rng_state()
+        self.skipped = t._skipped  # fp16: the steps a measurement skips are not the run's
         return self
 
     def __exit__(self, *exc):
@@ -100,6 +101,7 @@ class _Restored:
         if self.ema is not None:
             t.ema.load_state_dict(self.ema)
         set_rng_state(self.rng)
+        t._skipped = self.skipped
         return False
 
 
@@ -264,10 +266,11 @@ class Replanner:
 
     DRIFT = 0.25  # steps this much slower or faster than timed: the machine's load changed, time the sizes ahead
 
-    def __init__(self, plan: BudgetPlan, sizes, fractions, retime=None):
-        """`retime(current, ahead)`: seconds per step at those sizes, timed now (None: never re-timed)."""
+    def __init__(self, plan: BudgetPlan, sizes, fractions, retime=None, clock=time.perf_counter):
+        """`retime(current, ahead)`: seconds per step at those sizes, timed now (None: never re-timed); `clock`:
+        the run's time source (the re-timing's own seconds count against the budget)."""
         self.plan, self.sizes, self.fractions = plan, list(sizes), list(fractions)
-        self.retime = retime
+        self.retime, self.clock = retime, clock
         self.basis = {int(k): v for k, v in (plan.calibrated_step_s or plan.step_s).items()}  # as last timed
         self.retimed: set[int] = set()  # the phases that re-timed the sizes ahead (once each)
         self.every = max(1, plan.total_steps // 20)
@@ -309,7 +312,7 @@ class Replanner:
         """The new total_steps for a run at global step `step` (in epoch `epoch`), `elapsed_s` seconds into its
         budget; the plan is updated in place."""
         plan, self.since = self.plan, 0.0
-        self.follow_the_load(reached)
+        elapsed_s += self.follow_the_load(reached)  # the re-timing's own steps took some of the budget
         seconds = self.step_seconds()
         interim_left = max(0, plan.epochs - 1 - epoch)
         val = self.val_ratio or 1.0
@@ -334,7 +337,7 @@ class Replanner:
             plan.total_steps = total
         return total
 
-    def follow_the_load(self, reached: int) -> None:
+    def follow_the_load(self, reached: int) -> float:
         """When the steps at the current size take more than DRIFT off what they were timed at (a calibration
         taken while the machine was busy, or a neighbour that started since), time the sizes still ahead again
         (once per phase): a phase boundary still ahead then follows the machine as it is, instead of an estimate
@@ -344,12 +347,14 @@ class Replanner:
         ahead = [s for s in dict.fromkeys(self.sizes[reached + 1 :]) if s != current]
         t, n = self.measured[current]
         if self.retime is None or not ahead or reached in self.retimed or n < self.MIN_STEPS:
-            return
+            return 0.0
         now, before = t / n, self.basis[current]
-        if abs(now / before - 1) <= self.DRIFT:
-            return
+        if before <= 0 or abs(now / before - 1) <= self.DRIFT:
+            return 0.0
         self.retimed.add(reached)
+        t0 = self.clock()
         timed = self.retime(current, ahead)
+        spent = self.clock() - t0
         overhead = max(0.0, now - timed[current])
         estimate = {int(k): v for k, v in self.plan.step_s.items()}
         for size in ahead:
@@ -364,6 +369,7 @@ class Replanner:
             ", ".join(f"{s} px {estimate[s]:.3g} s" for s in ahead),
         )
         self.plan.step_s = step_seconds_json(estimate)
+        return spent
 
 
 def describe(plan: BudgetPlan, batch_size: int, train_images: int) -> str:

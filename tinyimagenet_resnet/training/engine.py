@@ -191,7 +191,9 @@ class Trainer:
         self.s = self.s.replace(total_steps=plan.total_steps, epochs=plan.epochs)
         self.train_loader.set_steps_per_epoch(plan.steps_per_epoch)
         self.state.plan = plan.to_json()
-        self.replanner = Replanner(plan, self.s.train_sizes, self.s.train_size_fractions, retime=self._retime)
+        self.replanner = Replanner(
+            plan, self.s.train_sizes, self.s.train_size_fractions, retime=self._retime, clock=self.clock
+        )
 
     def _retime(self, current: int, ahead: list[int]) -> dict[int, float]:
         """Seconds per step at these train sizes, timed now on the batch in hand (a budget's re-plan asks)."""

@@ -33,7 +33,7 @@ class OutOfMemory(EnvironmentFault):
 def is_oom(exc: BaseException) -> bool:
     """An allocation failure of any device: CUDA's OutOfMemoryError, the CPU allocator's or MPS's RuntimeError,
     or oneDNN's failure to create a primitive (on CPU, what an allocation failure inside a convolution reads as;
-    `out_of_memory` confirms it by finding a smaller batch that runs, and gives the error back when none does)."""
+    the batch search confirms it by finding a smaller batch that runs, and raises it when not even 1 does)."""
     if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
         return True
     text = str(exc)
@@ -149,10 +149,12 @@ def in_evaluation(exc: BaseException) -> bool:
 
 
 def fits(trial: Callable[[int], None], batch: int) -> bool:
+    """A few trial steps at `batch` run. oneDNN's ambiguous failure at a batch of 1 is raised as it is (with its
+    traceback): when not even one image runs, memory is not what failed."""
     try:
         trial(batch)
     except Exception as exc:  # noqa: BLE001 - only an allocation failure means "does not fit"
-        if not is_oom(exc):
+        if not is_oom(exc) or (batch == 1 and is_onednn_failure(exc)):
             raise
         release(exc)
         return False
@@ -196,10 +198,10 @@ def oom_line(key: str, batch: int, device: torch.device, found: int | None, fail
 
 def out_of_memory(
     exc: BaseException, model, make_optimizer, device, amp_dtype, channels_last, num_classes, batch, eval_batch
-) -> BaseException:
+) -> OutOfMemory:
     """The OutOfMemory error for `exc`, with the batch size that fits found on the spot (halving from half the
-    one that failed, a few trial steps each); `exc` itself when it was oneDNN's ambiguous failure and no batch
-    runs."""
+    one that failed, a few trial steps each). When it was oneDNN's ambiguous failure and even a batch of 1 fails
+    the same way, that failure is raised instead (not a matter of memory)."""
     evaluating = in_evaluation(exc)
     release(exc)
     if evaluating:
@@ -208,9 +210,7 @@ def out_of_memory(
     else:
         key, size = "data.batch_size", batch
         trial = train_trial(model, make_optimizer, device, amp_dtype, channels_last, num_classes)
-    found, failed = largest_fitting(trial, max(1, size // 2))
-    if found is None and is_onednn_failure(exc):
-        return exc  # no batch runs at all: not a matter of memory
+    found, failed = largest_fitting(trial, max(1, size // 2))  # oneDNN's failure at a batch of 1 raises itself
     error = OutOfMemory(oom_line(key, size, device, found, failed))
     error.discard_run = True  # a run that wrote no checkpoint leaves no folder
     return error
