@@ -3,6 +3,7 @@ before training. The memory is really short: the run's process gets an address-s
 above what it uses once its modules are loaded, so a batch of 512 at widths 32/64/128 cannot be allocated."""
 
 import math
+import os
 import subprocess
 import sys
 
@@ -34,8 +35,13 @@ def six_hundred(tmp_path_factory):
 
 
 def limited(args, cwd) -> subprocess.CompletedProcess:
+    """The entry point under an address-space limit. glibc's malloc keeps a large block it freed mapped once it
+    has raised its mmap threshold, so the address space would stay full after an out-of-memory step and oneDNN could
+    not map even a batch of 1's kernels ("could not create a primitive" at every size, seen in CI): a fixed
+    threshold makes large blocks mmap'd and unmapped when freed, so that the limit measures the memory in use."""
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
     return subprocess.run(
-        [sys.executable, "-c", LAUNCH, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", LAUNCH, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=600, env=env
     )
 
 
