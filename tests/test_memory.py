@@ -34,20 +34,26 @@ def six_hundred(tmp_path_factory):
     return write_tiny_imagenet(tmp_path_factory.mktemp("big") / "tiny-imagenet", n_train=150, n_val=5)
 
 
-def limited(args, cwd) -> subprocess.CompletedProcess:
-    """The entry point under an address-space limit. glibc's malloc keeps a large block it freed mapped once it
-    has raised its mmap threshold, so the address space would stay full after an out-of-memory step and oneDNN could
-    not map even a batch of 1's kernels ("could not create a primitive" at every size, seen in CI): a fixed
-    threshold makes large blocks mmap'd and unmapped when freed, so that the limit measures the memory in use."""
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
+def limited(args, cwd, env=None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", LAUNCH, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=600, env=env
+        [sys.executable, "-c", LAUNCH, *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
     )
+
+
+# glibc's malloc keeps the large blocks of a failed step mapped once it has raised its mmap threshold, so the address
+# space stays full and oneDNN cannot map even a batch of 1's kernels ("could not create a primitive" at every size,
+# seen in CI); a fixed threshold unmaps large blocks when they are freed, so that the limit measures the memory in use
+FIXED_MMAP = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS and /proc/self/status: Linux")
 def test_out_of_memory_is_one_line_with_a_batch_size_that_fits(six_hundred, tmp_path):
-    proc = limited([f"data.path={six_hundred}", *ARGS, "data.batch_size=512"], tmp_path)
+    proc = limited([f"data.path={six_hundred}", *ARGS, "data.batch_size=512"], tmp_path, FIXED_MMAP)
     line = one_error_line(proc, "out of memory at data.batch_size=512 on cpu (a ", "address-space limit)", code=1)
     found = int(line.split("fits")[0].split("data.batch_size=")[-1])
     assert 1 <= found < 512 and f"run again with data.batch_size={found}" in line and "data.batch_size=auto" in line

@@ -160,8 +160,9 @@ def run(cfg: DictConfig) -> float:
 
 
 def auto_batch_size(cfg: DictConfig, model, ctx, num_classes: int) -> None:
-    """data.batch_size=auto: the largest batch that fits (halving from data.auto_batch.max, a few train steps
-    each), and optim.lr scaled to it from data.auto_batch.lr_reference by data.auto_batch.lr_rule."""
+    """data.batch_size=auto: half the largest batch that fits (halving from data.auto_batch.max, a few train
+    steps each; data.auto_batch.max itself when it fits), and optim.lr scaled to it from
+    data.auto_batch.lr_reference by data.auto_batch.lr_rule."""
     ab = cfg.data.auto_batch
     trial = train_trial(
         model,
@@ -171,15 +172,20 @@ def auto_batch_size(cfg: DictConfig, model, ctx, num_classes: int) -> None:
         ctx.channels_last,
         num_classes,
     )
-    found, failed = largest_fitting(trial, int(ab.max))
-    if found is None:
+    largest, failed = largest_fitting(trial, int(ab.max))
+    if largest is None:
         raise OutOfMemory(f"data.batch_size=auto: not even a batch of 1 fits on {memory_text(ctx.device)}")
+    # a batch found at the edge of the memory leaves none for the run's own (its data, its loop, validation, a
+    # fragmented heap): half of it, where a larger one did not fit
+    found = max(1, largest // 2) if failed else largest
     lr = scaled_lr(float(cfg.optim.lr), found, int(ab.lr_reference), str(ab.lr_rule))
     log.info(
-        "data.batch_size=auto: %d fits on %s (%s); optim.lr %g -> %g (%s rule from a batch of %d)",
+        "data.batch_size=auto: %d on %s (%s); optim.lr %g -> %g (%s rule from a batch of %d)",
         found,
         memory_text(ctx.device),
-        f"{', '.join(map(str, failed))} did not" if failed else f"the largest tried, data.auto_batch.max={ab.max}",
+        f"half of {largest}, the largest that ran; {', '.join(map(str, failed))} did not"
+        if failed
+        else f"it ran, the largest tried, data.auto_batch.max={ab.max}",
         float(cfg.optim.lr),
         lr,
         ab.lr_rule,

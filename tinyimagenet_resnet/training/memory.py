@@ -9,11 +9,9 @@ a start until one fits (`largest_fitting`); the memory an out-of-memory error le
 from __future__ import annotations
 
 import copy
-import ctypes
 import gc
 import logging
 import math
-import sys
 from collections.abc import Callable
 
 import torch
@@ -60,18 +58,6 @@ def release(exc: BaseException | None = None) -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    trim_heap()
-
-
-def trim_heap() -> None:
-    """Give the memory glibc's malloc holds free back to the system (Linux; elsewhere nothing): after an
-    out-of-memory step, the next trial's kernels need it."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # another C library (musl)
-        pass
 
 
 def gib(n: float) -> str:
