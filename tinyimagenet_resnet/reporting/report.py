@@ -9,7 +9,6 @@ prompts carrying the measured facts.
 
 from __future__ import annotations
 
-import csv
 import re
 import shutil
 import sys
@@ -24,7 +23,7 @@ from ..artifacts.records import TrainMetrics
 from ..artifacts.runs import Run, expand, is_run
 from ..cli import UsageError, parser
 from ..model import build_model
-from .sections import g3
+from .sections import csv_rows, g3
 from .text import TEXT
 
 # model keys added after 0.1.0, with the value every earlier run had
@@ -106,8 +105,7 @@ def sweep_extras(doc: Doc, sweep: Path, total: int) -> None:
         )
     groups = sweep / "summary_by_config.csv"
     if groups.is_file():
-        with open(groups) as f:
-            rows = list(csv.DictReader(f))
+        rows = csv_rows(groups)
         doc.add(f"**{doc.t['by_seed']}**", "")
         doc.table(
             doc.t["h_seeds"],

@@ -80,11 +80,6 @@ def final_loss(hist) -> float:
     return sum(last) / len(last)
 
 
-def num(x, c: Ctx) -> str:
-    """An integer in the report's language: 4,000 / 4 000."""
-    return c.doc.num(x)
-
-
 def within_noise(rows, sweep) -> dict | None:
     """The best and second configurations of a grid differ by less than twice the standard error of a difference
     of two accuracies measured on the same val split (binomial: sqrt(2 p (1 - p) / n)), or None."""
@@ -128,9 +123,15 @@ def collapsed(ev: Run) -> dict | None:
 
 # The figures a run drew in English, drawn again in the report's language from the data the run kept (a run of an
 # older version, without that data, gives its own figure).
-def class_distribution_figure(c: Ctx, ins: Run):
+def csv_rows(path) -> list[dict]:
+    """The rows of a CSV file a run wrote, as dicts of text."""
     import csv
 
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def class_distribution_figure(c: Ctx, ins: Run):
     import numpy as np
 
     from . import figures
@@ -138,8 +139,7 @@ def class_distribution_figure(c: Ctx, ins: Run):
     path = ins.path / "class_distribution.csv"
     if not path.is_file():
         return ins.path / "class_distribution.png"
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    rows = csv_rows(path)
     splits = [k for k in rows[0] if k not in ("label", "name")] if rows else []
     counts = {k: np.array([int(r[k]) for r in rows]) for k in splits}
     return save(figures.class_distribution(counts, lang=c.doc.lang), c.doc.figures / "class_distribution.png")
@@ -160,15 +160,12 @@ def samples_figure(c: Ctx, ins: Run):
 
 
 def lr_figure(c: Ctx, lf: Run, rec):
-    import csv
-
     from . import figures
 
     path = lf.path / "lr_find.csv"
     if not path.is_file():
         return lf.path / "lr_find.png"
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    rows = csv_rows(path)
     lrs, losses, smoothed = ([float(r[k]) for r in rows] for k in ("lr", "loss", "smoothed_loss"))
     window = tuple(rec.stable_window) if rec.stable_window else None
     fig = figures.lr_curve(lrs, losses, smoothed, rec.suggested_lr, window, lang=c.doc.lang)
@@ -268,7 +265,7 @@ def data(c: Ctx) -> None:
         doc.table(t["h_split"], [(k, v, split.fingerprints[k]) for k, v in split.sizes.items()])
         trained = train.read(SplitSummary) if train and ins else None
         if trained and trained.sizes != split.sizes:
-            sizes = ", ".join(f"{k} {num(v, c)}" for k, v in trained.sizes.items())
+            sizes = ", ".join(f"{k} {c.doc.num(v)}" for k, v in trained.sizes.items())
             doc.add(t["d2_train"].format(sizes=sizes), "")
     else:
         doc.missing("inspect")
@@ -462,8 +459,9 @@ def overfit(c: Ctx) -> None:
         series = {t["series"].get(names.TRAIN_LOSS, names.TRAIN_LOSS): (steps, values)}
         fig = curves(series, t["train_loss"], t["m3_fig"], xlabel=t["epoch"], logy=True, integer_x=True)
         doc.figure(save(fig, doc.figures / "overfit_train_loss.png"), "overfit_train_loss.png", t["M3"])
-    if final_loss(hist) > OVERFIT_LOSS:
-        flag = t["flag_overfit"].format(loss=g3(final_loss(hist)), n=len(hist[-OVERFIT_LAST:]), limit=OVERFIT_LOSS)
+    ended = final_loss(hist)
+    if ended > OVERFIT_LOSS:
+        flag = t["flag_overfit"].format(loss=g3(ended), n=len(hist[-OVERFIT_LAST:]), limit=OVERFIT_LOSS)
         doc.add(f"> ⚠️ {flag}", "")
     doc.prompt("M3", t["m3_fact"].format(loss=g3(hist[-1].train_loss)))
 
