@@ -1,4 +1,4 @@
-"""On a CUDA device (issue 12): the device-resident loader and batch augmentation, a bf16 + channels_last + compiled
+"""On a CUDA device: the device-resident loader and batch augmentation, a bf16 + channels_last + compiled
 train step, an exact resume after SIGKILL, and the GPU slot lease of a sweep job.
 
 Marked `gpu` and skipped where no CUDA device exists. `benchmarks/gpu_suite.sh` runs them on the GPU machine.
@@ -210,7 +210,7 @@ def test_two_jobs_with_one_slot_take_the_gpu_one_after_the_other(tiny_data, tmp_
         assert sum("are taken; waiting for one" in log for log in logs) == 1  # the second job waited for the slot
 
 
-# ---- fp16 + loss scaling and the batch-size search on the device (issue 28) ----------------------------------------
+# ---- fp16 + loss scaling and the batch-size search on the device ----------------------------------------
 
 
 def test_fp16_with_loss_scaling_on_the_device_resumes_exactly(tiny_data, tmp_path):

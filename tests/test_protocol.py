@@ -1,4 +1,4 @@
-"""`task=protocol` (issue 16): the whole course protocol as one resumable command, on the tiny fixture in the real
+"""`task=protocol`: the whole course protocol as one resumable command, on the tiny fixture in the real
 parquet layout, through the real entry point in subprocesses; and the LR range test's defaults on a real shard."""
 
 import json

@@ -1,4 +1,4 @@
-"""Reliability, round two (issue 13), items 5-9: Optuna results are never lost or misreported, environment faults
+"""Faults and bad input: Optuna results are never lost or misreported, environment faults
 are one line, failures leave no stray run folder, every key is validated, and a grid fails before its first job.
 Faults the test machine cannot produce for real (a full disk, a read-only folder for root) are injected into the
 subprocess at the point where the operating system would report them."""

@@ -1,4 +1,4 @@
-"""Reliability, round two (issue 13), items 1-4 and 10: a resume is exact after any interruption, works as printed,
+"""Resuming: a resume is exact after any interruption, works as printed,
 never rewrites a run's identity, extends a finished run, and `resume=true` starts afresh when nothing can be
 continued. Every test runs the entry point in subprocesses, as a user would."""
 
