@@ -3,7 +3,7 @@ its description, and examples that say where the data is."""
 
 from pathlib import Path
 
-from tinyimagenet_resnet.config.schema import Task
+from tinyimagenet_resnet.config.choices import Task
 
 from conftest import run_main
 
