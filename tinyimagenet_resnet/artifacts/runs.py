@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -56,8 +57,7 @@ class Run:
     @cached_property
     def _events(self):
         """The run's event files, read once however many tags are asked for."""
-        import logging
-
+        # lazy: tensorboard's event reader costs 1 s; only the figures that plot a run's scalars read its events
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
         logging.getLogger("tensorboard").setLevel(logging.WARNING)  # its INFO lines ("No path found after ...")

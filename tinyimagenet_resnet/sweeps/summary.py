@@ -319,8 +319,8 @@ class SummaryCallback(Callback):
                 sys.exit(exc.exit_code)
         if "ResumableOptunaSweeper" in str(config.hydra.sweeper.get("_target_", "")) or not uses_tensorboard(config):
             return  # that sweeper declares its search space's columns itself, in its study's folder
-        from ..artifacts.hparams import write_experiment
         from ..artifacts.names import HP_METRICS
+        from ..artifacts.tb_hparams import write_experiment
         from ..config.hparams import grid_hparams
 
         params = config.hydra.sweeper.get("params") or {}
