@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from . import legacy
 from .records import EvalMetrics, R, TrainMetrics, read_metrics
 
 
@@ -49,9 +50,9 @@ class Run:
 
     @property
     def event_dir(self) -> Path | None:
-        """The folder of the run's TensorBoard events: `<run>/<name>/` (`<run>/tensorboard/<name>/` in 0.1.0 runs)."""
+        """The folder of the run's TensorBoard events: `<run>/<name>/` (0.1.0 runs: legacy.event_dirs)."""
         dirs = sorted({p.parent for p in self.path.glob("*/events.out.tfevents.*")})
-        dirs = dirs or sorted({p.parent for p in (self.path / "tensorboard").rglob("events.out.tfevents.*")})
+        dirs = dirs or legacy.event_dirs(self.path)
         return dirs[0] if dirs else None
 
     @cached_property

@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ..errors import EnvironmentFault
+from . import legacy
 from .files import atomic_path, check_writable, write_json
 
 log = logging.getLogger(__name__)
@@ -245,10 +246,10 @@ class MlflowTracker:
 
 
 def open_trackers(logger_cfg, tb_dir: Path, run_dir: Path, name: str, purge_step: int | None, sweep_dir: Path | None):
-    """The trackers `logger` asks for (TensorBoard alone when the node is missing, as in 0.1.0 runs)."""
+    """The trackers `logger` asks for (a run without the node, a 0.1.0 run's config: legacy.LOGGER_0_1_0)."""
     from .tensorboard import TBLogger  # lazy: torch's SummaryWriter costs 4 s; main's pre-flight imports this module
 
-    chosen = [k for k, v in (logger_cfg or {"tensorboard": {}}).items() if v is not None]
+    chosen = [k for k, v in (logger_cfg or legacy.LOGGER_0_1_0).items() if v is not None]
     trackers = []
     for kind in chosen:
         if kind == "tensorboard":
