@@ -38,18 +38,25 @@ class Pipeline(Choice):
 
 
 class Scale(Choice):
+    """How much of the course `task=protocol` runs: smoke (minutes on a CPU), cpu (a few hours on a CPU), full (the
+    course on full data, a GPU)."""
+
     smoke = "smoke"
     cpu = "cpu"
     full = "full"
 
 
 class Pruner(Choice):
+    """optuna.pruner: Optuna's MedianPruner, ThresholdPruner, or none."""
+
     median = "median"
     threshold = "threshold"
     none = "none"
 
 
 class LRRule(Choice):
+    """data.auto_batch.lr_rule: how optim.lr scales from data.auto_batch.lr_reference to the batch found."""
+
     sqrt = "sqrt"
     linear = "linear"
     none = "none"
