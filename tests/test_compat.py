@@ -2,11 +2,14 @@
 dependency moves or changes what we rely on."""
 
 import importlib
+from dataclasses import dataclass
 
 import numpy as np
 import optuna
+import pytest
 import torch
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from tinyimagenet_resnet import compat
 
@@ -49,6 +52,24 @@ def test_datasets_stratified_splitter():
     train, test = compat.stratified_split_indices(labels, 32, 8, np.random.default_rng(0))
     assert len(train) == 32 and len(test) == 8 and not set(train) & set(test)
     assert np.bincount(labels[test]).tolist() == [2, 2, 2, 2]
+
+
+@dataclass
+class _Tracker:
+    experiment: str = "x"
+
+
+@dataclass
+class _Loggers:
+    mlflow: _Tracker | None = None
+
+
+def test_omegaconf_error_for_a_key_under_a_null_node_names_both():
+    cfg = OmegaConf.structured({"logger": _Loggers()})
+    with pytest.raises(OmegaConfBaseException) as raised:
+        OmegaConf.update(cfg, "logger.mlflow.experiment", "y")
+    assert compat.unset_parent(raised.value) == ("logger.mlflow.experiment", "logger.mlflow")
+    assert compat.unset_parent(ValueError("something else")) is None
 
 
 def test_hydra_plugin_registry():

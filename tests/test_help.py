@@ -3,7 +3,7 @@ its description, and examples that say where the data is."""
 
 from pathlib import Path
 
-from tinyimagenet_resnet.config.schema import Task
+from tinyimagenet_resnet.config.choices import Task
 
 from conftest import run_main
 
@@ -24,3 +24,8 @@ def test_help_lists_every_task_group_and_experiment(tmp_path):
     for f in (CONF / "experiment").glob("*.yaml"):
         line = next(ln for ln in text.splitlines() if ln.startswith(f"  experiment={f.stem}: "))
         assert len(line) > len(f"  experiment={f.stem}: ") + 10 and not line.endswith((":", ","))
+
+
+def test_the_help_task_list_is_the_task_enum(tmp_path):
+    usage = next(ln for ln in run_main(["--help"], tmp_path).stdout.splitlines() if ln.startswith("Usage: "))
+    assert usage.split("[task=", 1)[1].split("]", 1)[0].split("|") == [t.value for t in Task]

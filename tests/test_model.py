@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from tinyimagenet_resnet.config import choices as config_choices
 from tinyimagenet_resnet.model import ACTIVATIONS, ResidualBlock, ResNet, count_parameters
 
 
@@ -65,3 +66,7 @@ def test_initial_loss_is_near_ln_num_classes():
 def test_unknown_activation_is_refused():
     with pytest.raises(ValueError, match="model.activation='swish'"):
         ResNet((2, 2, 2), activation="swish")
+
+
+def test_the_schema_allows_exactly_the_activations_the_model_builds():
+    assert tuple(ACTIVATIONS) == config_choices.ACTIVATIONS

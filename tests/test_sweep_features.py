@@ -16,7 +16,7 @@ import optuna
 import pytest
 import yaml
 
-from tinyimagenet_resnet.artifacts.records import SummaryRow
+from tinyimagenet_resnet.artifacts.summary_row import SummaryRow
 from tinyimagenet_resnet.sweeps.seeds import by_config
 
 from conftest import TINY_ARGS, csv_rows, event_dir, read_session, run_main

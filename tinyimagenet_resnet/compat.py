@@ -5,14 +5,17 @@ Where a public API does the job it is used instead, elsewhere (e.g. optuna's `ge
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from hydra.core.plugins import Plugins
 
 # ------------------------------------------------------------------------------------------------ torch
 
 
 def mkldnn_bf16_supported() -> bool:
     """oneDNN reports native bf16 on this CPU (AVX512-BF16 / AMX): `torch.ops.mkldnn._is_mkldnn_bf16_supported`."""
-    import torch
+    import torch  # lazy: torch costs 4 s of start-up, and --help imports this module (scale.launchers)
 
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -22,7 +25,7 @@ def mkldnn_bf16_supported() -> bool:
 
 def mkldnn_fp16_supported() -> bool:
     """oneDNN reports native fp16 on this CPU (AVX512-FP16 / AMX-FP16): `torch.ops.mkldnn._is_mkldnn_fp16_supported`."""
-    import torch
+    import torch  # lazy: torch costs 4 s of start-up, and --help imports this module (scale.launchers)
 
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
@@ -64,9 +67,22 @@ def dataset_indices(ds):
 def stratified_split_indices(labels, n_train: int, n_test: int, rng):
     """The splitter behind `Dataset.train_test_split(stratify_by_column=...)` (datasets.utils.stratify), called on a
     label array directly: building a Dataset for it costs ~4 s on 100k rows. Returns (train, test) positions."""
+    # lazy: datasets costs 2.5 s of start-up, and --help imports this module (scale.launchers)
     from datasets.utils.stratify import stratified_shuffle_split_generate_indices
 
     return next(stratified_shuffle_split_generate_indices(labels, n_train, n_test, rng=rng))
+
+
+# ------------------------------------------------------------------------------------------------ omegaconf
+
+_UNSET_PARENT = re.compile(r"Cannot set '([^']+)' because '([^']+)' is None")
+
+
+def unset_parent(exc: BaseException) -> tuple[str, str] | None:
+    """(key, node) of OmegaConf's error for a key set under a node that is None, read from its message (the
+    exception names neither in an attribute), or None for any other error."""
+    found = _UNSET_PARENT.search(str(exc))
+    return (found.group(1), found.group(2)) if found else None
 
 
 # ------------------------------------------------------------------------------------------------ hydra
@@ -75,14 +91,13 @@ def stratified_split_indices(labels, n_train: int, n_test: int, rng):
 def register_hydra_plugin(cls) -> None:
     """Make a plugin class known to Hydra's registry (`Plugins.class_name_to_class`): Hydra's scan of the
     `hydra_plugins` namespace cannot list modules of an editable install."""
-    from hydra.core.plugins import Plugins
-
     Plugins.instance().class_name_to_class.setdefault(f"{cls.__module__}.{cls.__name__}", cls)
 
 
 def basic_sweeper():
     """Hydra's BasicSweeper (`hydra._internal.core_plugins.basic_sweeper`: a private module), which the grid
     sweeper extends."""
+    # lazy: a private module; should an upgrade move it, the grid sweeper fails, not every import of compat
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
     return BasicSweeper
@@ -142,6 +157,7 @@ def configure_trials(impl, trials, distributions, fixed_params, fixed_overrides)
 
 def optuna_base_heartbeat():
     """`optuna.storages._heartbeat.BaseHeartbeat`: what `fail_stale_trials` checks a storage for (optuna 4.x-5.x)."""
+    # lazy: a private module of optuna (0.5 s of start-up), which only Optuna sweeps load
     from optuna.storages._heartbeat import BaseHeartbeat
 
     return BaseHeartbeat

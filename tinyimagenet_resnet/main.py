@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import run_folder
 from .config import resolvers, schema
+from .config.flags import INFO_FLAGS, MULTIRUN_FLAGS
 from .config.loader import check_group_choices, config_dir, preflight
 from .config.validate import validate_config
 from .errors import (
@@ -165,7 +166,7 @@ def check_command_line(argv: list[str]) -> tuple[list[str], object]:
     # A named sweep runs as a multirun without `-m`. Its config sets hydra.mode=MULTIRUN, but Hydra rejects
     # comma-separated overrides (`optim.lr=1e-3,1e-2`) while it composes to read that mode, so add the flag here.
     if any(a.startswith("sweep=") and a != "sweep=null" for a in argv) and not (
-        {"-m", "--multirun", "--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i"} & set(argv)
+        (MULTIRUN_FLAGS | INFO_FLAGS) & set(argv)
     ):
         argv = ["--multirun", *argv]
     problem = check_group_choices(argv, Path(config_dir()))

@@ -1,7 +1,7 @@
 """The JSON files a run writes, one dataclass each, with their round-trip: every writer builds the record and calls
 `write`, every reader (`Run.read`, the report, the sweep summary) gets the record back with `read`. Reading tolerates
-files from older versions (missing keys take their defaults, unknown keys are ignored), so old run directories
-still load.
+files from older versions (missing keys take their defaults, unknown keys are ignored; artifacts/legacy.py reads
+what 0.1.0 runs wrote otherwise), so old run directories still load.
 
 | file | record | written by |
 |---|---|---|
@@ -11,7 +11,8 @@ still load.
 | `inspect.json` | `InspectRecord` | task=inspect |
 | `baselines.json` | `BaselinesRecord` | task=baselines |
 | `lr_find.json` | `LRFindRecord` | task=lr_find |
-| `summary.csv` rows | `SummaryRow` | sweeps (also stored with each Optuna trial) |
+
+A sweep's `summary.csv` rows are `artifacts.summary_row.SummaryRow`.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
-from . import names
+from . import legacy, names
 from .files import read_json, write_json
 
 R = TypeVar("R", bound="Record")
@@ -159,8 +160,7 @@ class Best:
 
     @classmethod
     def from_json(cls, data: dict | None) -> Best:
-        best = _from_tags(cls, data or {})
-        return best if best.epoch is not None else cls()  # old files: {"epoch": null, "val/accuracy": -1.0}
+        return cls() if legacy.no_best(data) else _from_tags(cls, data)
 
 
 def progress_to_json(obj) -> dict:
@@ -258,11 +258,11 @@ class EvalMetrics(Record):
 
 
 def read_metrics(run_dir: Path | str) -> TrainMetrics | EvalMetrics | None:
-    """A run's metrics.json as the record its task wrote (older files have no `kind`: told apart by their keys)."""
+    """A run's metrics.json as the record its task wrote (0.1.0 runs have no `kind`: legacy.metrics_kind)."""
     data = read_json(Path(run_dir) / "metrics.json")
     if data is None:
         return None
-    kind = data.get("kind") or ("evaluate" if "test" in data and "history" not in data else "train")
+    kind = data.get("kind") or legacy.metrics_kind(data)
     return EvalMetrics.from_json(data) if kind == "evaluate" else TrainMetrics.from_json(data)
 
 
@@ -326,62 +326,3 @@ class LRFindRecord(Record):
     optimizer: str
     weight_decay: float
     batch_size: int
-
-
-@dataclass
-class SummaryRow:
-    """One job of a sweep in `summary.csv` / `summary.md` (also stored with each Optuna trial, one user attribute per
-    field). `params` are the job's own overrides; `values` its objective values (what the job returned, for this
-    package's train task the best val top-1 and the costs of `optuna.objectives`). The columns from `lr` to
-    `val_loss_at_best` are None for jobs of another app."""
-
-    job: str
-    run_name: str
-    lr: float | None = None
-    weight_decay: float | None = None
-    blocks: str | None = None
-    dropout: float | None = None
-    best_val_top1: float | None = None
-    val_loss_at_best: float | None = None
-    epochs_run: int | None = None
-    status: str = "failed"  # ok | failed | pruned
-    wall_time_s: float | None = None
-    seed: int | None = None
-    params: dict = field(default_factory=dict)
-    values: list | None = None
-    rank: int = 0
-    error: str | None = None  # a failed grid job: the one-line reason (its failure.json)
-
-    COLUMNS: ClassVar[list[str]] = [
-        "rank",
-        "job",
-        "run_name",
-        "lr",
-        "weight_decay",
-        "blocks",
-        "dropout",
-        "best_val_top1",
-        "val_loss_at_best",
-        "epochs_run",
-        "status",
-        "wall_time_s",
-    ]
-    # this package's columns, shown where some row has them
-    OWN: ClassVar[tuple[str, ...]] = ("lr", "weight_decay", "blocks", "dropout", "best_val_top1", "val_loss_at_best")
-    # the overrides behind them (not repeated as parameter columns)
-    OWN_KEYS: ClassVar[tuple[str, ...]] = (
-        "optim.lr",
-        "optim.weight_decay",
-        "model/blocks",
-        "model.blocks",
-        "model/dropout",
-        "model.dropout",
-    )
-
-    def to_json(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_json(cls, data: dict) -> SummaryRow:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import yaml
 
+from . import legacy
 from .records import EvalMetrics, R, TrainMetrics, read_metrics
 
 
@@ -48,16 +50,15 @@ class Run:
 
     @property
     def event_dir(self) -> Path | None:
-        """The folder of the run's TensorBoard events: `<run>/<name>/` (`<run>/tensorboard/<name>/` in 0.1.0 runs)."""
+        """The folder of the run's TensorBoard events: `<run>/<name>/` (0.1.0 runs: legacy.event_dirs)."""
         dirs = sorted({p.parent for p in self.path.glob("*/events.out.tfevents.*")})
-        dirs = dirs or sorted({p.parent for p in (self.path / "tensorboard").rglob("events.out.tfevents.*")})
+        dirs = dirs or legacy.event_dirs(self.path)
         return dirs[0] if dirs else None
 
     @cached_property
     def _events(self):
         """The run's event files, read once however many tags are asked for."""
-        import logging
-
+        # lazy: tensorboard's event reader costs 1 s; only the figures that plot a run's scalars read its events
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
         logging.getLogger("tensorboard").setLevel(logging.WARNING)  # its INFO lines ("No path found after ...")

@@ -7,7 +7,7 @@ from pathlib import Path
 from torch.utils.tensorboard import SummaryWriter
 
 from .. import compat
-from . import hparams as hp
+from . import tb_hparams as hp
 
 
 class TBLogger:

@@ -10,11 +10,16 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import sqlite3
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 from ..errors import EnvironmentFault
-from .files import atomic_path, write_json
+from . import legacy
+from .files import atomic_path, check_writable, write_json
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +112,6 @@ MLFLOW_URIS = "null (SQLite beside the runs), sqlite:///<file>.db, http(s)://<se
 
 def _sqlite_readable(path: Path) -> str | None:
     """Why an existing SQLite file cannot serve as a store (None when it can)."""
-    import sqlite3
-
     try:
         with open(path, "rb") as f:
             if f.read(16) != b"SQLite format 3\x00":
@@ -129,8 +132,6 @@ def check_tracking_uri(uri: str | None, timeout_s: float = 5.0) -> None:
     sits in a folder that cannot be written, a server that does not answer within `timeout_s`."""
     if not uri:
         return
-    from urllib.parse import urlparse
-
     key = f"logger.mlflow.tracking_uri={uri!r}"
     scheme = urlparse(str(uri)).scheme.split("+")[0]
     if scheme in ("", "file") or len(scheme) == 1:  # a path (c:\ included) or file://
@@ -138,16 +139,11 @@ def check_tracking_uri(uri: str | None, timeout_s: float = 5.0) -> None:
             f"{key}: MLflow 3 no longer writes file stores (maintenance mode); allowed {MLFLOW_URIS}"
         )
     if scheme == "sqlite":
-        from .files import check_writable
-
         path = Path(str(uri)[len("sqlite:///") :]).expanduser()
         if path.is_file() and (why := _sqlite_readable(path)):
             raise EnvironmentFault(f"{key}: {path} is {why}; point it at another file, or move that one away")
         check_writable(path.parent, "logger.mlflow.tracking_uri")
     elif scheme in ("http", "https"):
-        import urllib.error
-        import urllib.request
-
         try:
             urllib.request.urlopen(str(uri).rstrip("/") + "/health", timeout=timeout_s).close()
         except urllib.error.HTTPError:
@@ -250,10 +246,10 @@ class MlflowTracker:
 
 
 def open_trackers(logger_cfg, tb_dir: Path, run_dir: Path, name: str, purge_step: int | None, sweep_dir: Path | None):
-    """The trackers `logger` asks for (TensorBoard alone when the node is missing, as in 0.1.0 runs)."""
-    from .tensorboard import TBLogger
+    """The trackers `logger` asks for (a run without the node, a 0.1.0 run's config: legacy.LOGGER_0_1_0)."""
+    from .tensorboard import TBLogger  # lazy: torch's SummaryWriter costs 4 s; main's pre-flight imports this module
 
-    chosen = [k for k, v in (logger_cfg or {"tensorboard": {}}).items() if v is not None]
+    chosen = [k for k, v in (logger_cfg or legacy.LOGGER_0_1_0).items() if v is not None]
     trackers = []
     for kind in chosen:
         if kind == "tensorboard":

@@ -19,8 +19,8 @@ from omegaconf import OmegaConf
 
 from ..artifacts.files import write_json
 from ..cli import UsageError, parser
+from ..config.choices import Pipeline
 from ..config.loader import compose_config
-from ..config.schema import Pipeline
 from ..data.datamodule import DataModule
 from ..model import ResNet, count_parameters
 from ..training.runtime import autocast, cpu_has_native_bf16, select_device

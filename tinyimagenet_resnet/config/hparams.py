@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from ..artifacts.hparams import HParam, kind_of, status_hparam
+from ..artifacts.tb_hparams import HParam, kind_of, status_hparam
+from .loader import config_dir
 from .naming import format_blocks
 from .overrides import SWEEPER_KEYS, override_key, override_value
 
@@ -81,8 +83,6 @@ def option_value(group: str, option: str, conf_dir: str | None = None):
     """The value a group option sets, as `hparams_of` shows it: model/blocks=b333 -> '333', model/dropout=p03 -> 0.3,
     optim=sgd -> 'sgd'."""
     if group in ("model/blocks", "model/dropout"):
-        from .loader import config_dir
-
         node = OmegaConf.load(Path(conf_dir or config_dir()) / group / f"{option}.yaml")
         return format_blocks(node.blocks) if group == "model/blocks" else float(node.dropout)
     return option
@@ -116,8 +116,6 @@ def ordered(swept: list[HParam], cfg) -> list[HParam]:
 def grid_hparams(sweep_overrides: list[str], cfg) -> list[HParam]:
     """The columns of a grid: every sweep override (`optim.lr=1e-3,1e-2`, `model/blocks=b222,b333`) with its values
     as a discrete domain."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     swept: dict[str, HParam] = {}
     for o in OverridesParser.create().parse_overrides(sweep_overrides):
         if not o.is_sweep_override() or o.get_key_element().startswith(SWEEPER_KEYS):
@@ -131,7 +129,7 @@ def grid_hparams(sweep_overrides: list[str], cfg) -> list[HParam]:
 def optuna_hparams(distributions: dict, cfg) -> list[HParam]:
     """The columns of an Optuna search space: a float or int distribution as an interval, a categorical one as its
     choices."""
-    from optuna.distributions import CategoricalDistribution
+    from optuna.distributions import CategoricalDistribution  # lazy: optuna costs 0.5 s; only Optuna sweeps ask
 
     swept = []
     for key, d in distributions.items():

@@ -3,39 +3,29 @@ value, before Hydra prints a dozen) and the config stored in a checkpoint, broug
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from .. import compat
 from ..artifacts.files import check_writable
 from ..errors import ConfigError
+from ..scale.launchers import missing_plugin
+from .flags import FLAGS_WITH_VALUE, INFO_FLAGS, MULTIRUN_FLAGS
 from .overrides import override_key, override_value
-from .schema import BY_NAME
+from .paths import default_cache_dir
+from .schema import BY_NAME, register
 from .validate import allowed_at, field_allowed, plain, validate_config
 
 log = logging.getLogger(__name__)
-
-# Hydra command-line flags that print something instead of running jobs (no pre-flight for them).
-INFO_FLAGS = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
-MULTIRUN_FLAGS = {"-m", "--multirun"}
-FLAGS_WITH_VALUE = {
-    "--cfg",
-    "-c",
-    "--package",
-    "-p",
-    "--config-path",
-    "-cp",
-    "--config-name",
-    "-cn",
-    "--config-dir",
-    "-cd",
-    "--experimental-rerun",
-    "--info",
-    "-i",
-}
 
 
 def config_dir() -> str:
@@ -53,14 +43,12 @@ NODE_CHOICES = {"logger": "logger={name} (or several: logger=[tensorboard,{name}
 
 def composition_error(exc: BaseException) -> str:
     """Hydra/OmegaConf's multi-line composition error as our one line: key, value, what is allowed."""
-    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
-
     cause: BaseException | None = exc
     while cause is not None and not isinstance(cause, OmegaConfBaseException):
         cause = cause.__cause__ or cause.__context__
-    unset = re.search(r"Cannot set '([^']+)' because '([^']+)' is None", str(cause)) if cause is not None else None
+    unset = compat.unset_parent(cause) if cause is not None else None
     if unset:  # a key under an optional node the command did not choose (logger.mlflow, optuna)
-        key, node = unset.groups()
+        key, node = unset
         how = NODE_CHOICES.get(node.split(".")[0], "").format(name=node.split(".")[-1])
         return f"{key}: {node} is not part of this command's config" + (f"; choose it first with {how}" if how else "")
     if cause is None or not getattr(cause, "full_key", None):
@@ -71,8 +59,6 @@ def composition_error(exc: BaseException) -> str:
         return text
     key, schema = cause.full_key, getattr(cause, "object_type", None)
     if isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
-        import dataclasses
-
         known = ", ".join(f.name for f in dataclasses.fields(schema)) if dataclasses.is_dataclass(schema) else ""
         return f"{key}: not a config key" + (f"; allowed keys here: {known}" if known else "")
     if "[" in key:  # an item of a list: what the list's key allows
@@ -85,13 +71,6 @@ def composition_error(exc: BaseException) -> str:
 def compose_config(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
     """`conf/config.yaml` with `overrides`, composed as the entry point does (inside a running Hydra app or outside
     one); composition errors become one ConfigError line."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from .schema import register
-
     register()
     try:
         if GlobalHydra.instance().is_initialized():
@@ -105,8 +84,6 @@ def compose_config(overrides: list[str], return_hydra_config: bool = False) -> D
 def check_group_choices(argv: list[str], conf: Path) -> str | None:
     """One readable line for `group=option` overrides naming an option that does not exist (Hydra's own message
     spans a dozen lines). Sweep expressions (`a,b`) are checked item by item; function syntax is left to Hydra."""
-    from ..scale.launchers import missing_plugin
-
     for arg in argv:
         if arg.startswith("-") or "=" not in arg:
             continue
@@ -158,8 +135,6 @@ def _sweep_values(override) -> list[str]:
 
 def parse_overrides(parser, overrides: list[str]):
     """Hydra's parse of override strings; a sweep it cannot read (`choice()`, an unknown function) is one line."""
-    from hydra.errors import OverrideParseException
-
     try:
         return parser.parse_overrides(overrides)
     except OverrideParseException as exc:
@@ -173,8 +148,6 @@ def job_override_sets(overrides: list[str], params: dict | None) -> tuple[list[l
     """Override lists that together give every value of every swept key (the command line's sweeps and the
     sweeper's `params`) at least once, the other swept keys at their first value: 1 + sum(values - 1) configs
     instead of the whole product. Returns (sets, {key: values})."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     parser = OverridesParser.create()
     parsed = parse_overrides(parser, overrides)
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
@@ -224,8 +197,6 @@ def check_sweeper(sweeper) -> None:
 def _job_config(job: list[str], swept: list[str], plain_cfg: DictConfig) -> DictConfig:
     """One job's validated config: the swept values merged onto the sweep's fixed config where they are plain keys
     (cheap), composed again where one selects a config group option (model/blocks=b333, optim=sgd)."""
-    from omegaconf.errors import OmegaConfBaseException
-
     groups = Path(config_dir())
     if any("/" in override_key(o) or (groups / override_key(o)).is_dir() for o in swept):
         cfg = compose_config(job)
@@ -263,8 +234,6 @@ def preflight(argv: list[str]) -> Checked | None:
         validate_config(cfg)
         jobs = [cfg]
     else:
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-
         parsed = parse_overrides(OverridesParser.create(), overrides)
         fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
         base = compose_config(fixed, return_hydra_config=True)
@@ -288,8 +257,6 @@ def preflight(argv: list[str]) -> Checked | None:
     check_writable(Path(folder), f"hydra.{'sweep' if multirun else 'run'}.dir")
     for cfg in jobs[:1]:
         if cfg.data.pipeline == "fast" and cfg.task != "baselines":
-            from ..data.cache import default_cache_dir
-
             check_writable(Path(cfg.data.cache_dir or default_cache_dir()), "data.cache_dir")
     return Checked(jobs, sweeper, overrides, multirun)
 
@@ -316,8 +283,6 @@ def from_checkpoint(saved: dict) -> DictConfig:
             else:
                 kept[k] = v
         return kept
-
-    from omegaconf.errors import OmegaConfBaseException
 
     try:
         return OmegaConf.merge(cfg, prune(saved, known, ""))

@@ -9,6 +9,8 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
+from .choices import Task
+from .loader import config_dir
 from .overrides import without
 
 _STARTED = datetime.now()
@@ -69,15 +71,11 @@ def sweep_dir(name) -> str:
 
 
 def _conf() -> Path:
-    from .loader import config_dir
-
     return Path(config_dir())
 
 
 def help_tasks() -> str:
     """`--help`: every task, from the schema's enum (so the list cannot drift)."""
-    from .schema import Task
-
     return "|".join(t.value for t in Task)
 
 

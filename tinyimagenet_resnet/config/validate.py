@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from enum import Enum
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ..errors import ConfigError
-from .schema import BY_NAME, Config, Task
+from .choices import Task
+from .schema import BY_NAME, Config
 
 
 def plain(v: Any) -> Any:
@@ -111,8 +113,6 @@ def validate_config(cfg: DictConfig) -> None:
 def allowed_at(path: str) -> str | None:
     """What the schema allows at a dotted key (`model.widths`, `optim.betas`), found by walking the root schema;
     under `optim`/`scheduler` (chosen by name) the first option that has the key answers."""
-    import typing
-
     parts = path.split(".")
     candidates: list[type] = [Config]
     for i, part in enumerate(parts):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,17 +15,13 @@ import numpy as np
 
 from .. import compat
 from ..artifacts.files import atomic_path, file_lock, read_json, write_json
+from ..config.paths import default_cache_dir
 from ..training.progress import Progress
 from .dataset import IMAGE_SIZE as SIZE
 from .dataset import decode_image
 from .splits import Split
 
 log = logging.getLogger(__name__)
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "tinyimagenet_resnet"
 
 
 def cache_key(raw_fingerprint: str, split: Split) -> str:

@@ -322,8 +322,8 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         from .summary import uses_tensorboard
 
         if app is not None and uses_tensorboard(self.config):  # TensorBoard's HParams columns, with their domains
-            from ..artifacts.hparams import write_experiment
             from ..artifacts.names import HP_METRICS
+            from ..artifacts.tb_hparams import write_experiment
             from ..config.hparams import optuna_hparams
 
             write_experiment(

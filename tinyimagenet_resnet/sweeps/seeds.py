@@ -8,7 +8,7 @@ import statistics
 from pathlib import Path
 
 from ..artifacts.files import write_csv
-from ..artifacts.records import SummaryRow
+from ..artifacts.summary_row import SummaryRow
 
 # two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (then the normal 1.96)
 _T95 = (

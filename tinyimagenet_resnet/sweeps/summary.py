@@ -12,8 +12,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
 from ..artifacts.files import read_json, write_csv, write_text
-from ..artifacts.records import SummaryRow, TrainMetrics
+from ..artifacts.records import TrainMetrics
 from ..artifacts.runs import Run, is_run, job_dirs
+from ..artifacts.summary_row import SummaryRow
 from ..config.naming import format_blocks
 from ..config.overrides import SWEEPER_KEYS, override_key, override_value, seed_sweep
 from .seeds import differing, seed_section
@@ -319,8 +320,8 @@ class SummaryCallback(Callback):
                 sys.exit(exc.exit_code)
         if "ResumableOptunaSweeper" in str(config.hydra.sweeper.get("_target_", "")) or not uses_tensorboard(config):
             return  # that sweeper declares its search space's columns itself, in its study's folder
-        from ..artifacts.hparams import write_experiment
         from ..artifacts.names import HP_METRICS
+        from ..artifacts.tb_hparams import write_experiment
         from ..config.hparams import grid_hparams
 
         params = config.hydra.sweeper.get("params") or {}

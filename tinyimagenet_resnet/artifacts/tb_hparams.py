@@ -19,6 +19,8 @@ from pathlib import Path
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
+from .. import compat
+
 STATUSES = ("ok", "pruned", "failed", "diverged", "interrupted", "running")
 _TB_STATUS = {"ok": "STATUS_SUCCESS", "running": "STATUS_RUNNING"}  # every other status is a failure
 
@@ -110,9 +112,7 @@ def write_experiment(folder: Path, hparams: list[HParam], metrics: list[str], de
     refused before) keeps the file its first run wrote."""
     if any(Path(folder).glob("events.out.tfevents.*")):
         return
-    from torch.utils.tensorboard import SummaryWriter
-
-    from .. import compat
+    from torch.utils.tensorboard import SummaryWriter  # lazy: torch costs 4 s; config.hparams imports this module
 
     writer = SummaryWriter(str(folder))
     try:
