@@ -26,12 +26,18 @@ def data(c: Ctx) -> None:
     batch_shape(c, rec, train)
 
 
+def question(c: Ctx, qid: str, measured: object) -> bool:
+    """The heading of question `qid`; False, and the command of task=inspect, where what it reports is missing."""
+    c.doc.h3(qid)
+    if not measured:
+        c.doc.missing("inspect")
+    return bool(measured)
+
+
 def source(c: Ctx, data_cfg: dict | None) -> None:
     """D1: where the images come from and in what format."""
     doc, t = c.doc, c.t
-    doc.h3("D1")
-    if not data_cfg:
-        doc.missing("inspect")
+    if not question(c, "D1", data_cfg):
         return
     if data_cfg["path"]:
         where = t["d1_local"].format(path=data_cfg["path"])
@@ -44,9 +50,7 @@ def splits(c: Ctx, split: SplitSummary | None, run: Run | None, train: Run | Non
     """D2: the split sizes and fingerprints of `run`, and the subset the training used where it differs (`train`:
     the train run when `run` is another one)."""
     doc, t = c.doc, c.t
-    doc.h3("D2")
-    if not split:
-        doc.missing("inspect")
+    if not question(c, "D2", split):
         return
     doc.use(run)
     doc.table(t["h_split"], [(k, v, split.fingerprints[k]) for k, v in split.sizes.items()])
@@ -58,9 +62,7 @@ def splits(c: Ctx, split: SplitSummary | None, run: Run | None, train: Run | Non
 
 def test_split(c: Ctx, split: SplitSummary | None) -> None:
     """D3: how the test split was carved."""
-    c.doc.h3("D3")
-    if not split:
-        c.doc.missing("inspect")
+    if not question(c, "D3", split):
         return
     c.doc.add(c.t["d3"].format(frac=f"{split.test_fraction:.0%}", seed=split.seed, fp=split.fingerprint), "")
 
@@ -68,9 +70,7 @@ def test_split(c: Ctx, split: SplitSummary | None) -> None:
 def classes(c: Ctx, ins: Run | None, rec: InspectRecord | None) -> None:
     """D4: the class distribution, drawn and counted."""
     doc, t = c.doc, c.t
-    doc.h3("D4")
-    if not (ins and rec):
-        doc.missing("inspect")
+    if not question(c, "D4", ins and rec):
         return
     doc.use(ins)
     doc.figure(class_distribution_figure(c, ins), "class_distribution.png", t["D4"])
@@ -80,9 +80,7 @@ def classes(c: Ctx, ins: Run | None, rec: InspectRecord | None) -> None:
 def particularities(c: Ctx, rec: InspectRecord | None) -> None:
     """D5: grayscale share, image sizes and the train statistics, with the question they raise."""
     doc, t = c.doc, c.t
-    doc.h3("D5")
-    if not rec:
-        doc.missing("inspect")
+    if not question(c, "D5", rec):
         return
     sizes = sorted({s for v in rec.image_sizes.values() for s in v})
     share = f"{rec.grayscale_share:.2%}"
@@ -104,11 +102,8 @@ def transforms(c: Ctx, data_cfg: dict | None) -> None:
     doc.h3("D7")
     if data_cfg:
         doc.add(t["d7"].format(mean=list(data_cfg["mean"]), std=list(data_cfg["std"])), "")
-    doc.h3("D8")
-    if data_cfg:
+    if question(c, "D8", data_cfg):
         doc.add(augmentations(t, data_cfg), "")
-    else:
-        doc.missing("inspect")
     doc.h3("D9")
     if data_cfg:
         doc.table(t["h_aug"], augmentation_rows(c, data_cfg["augment"]))
@@ -150,19 +145,14 @@ def augmentation_rows(c: Ctx, a: dict) -> list[tuple]:
 
 def samples(c: Ctx, ins: Run | None) -> None:
     """D10: a grid of augmented train images."""
-    c.doc.h3("D10")
-    if ins:
+    if question(c, "D10", ins):
         c.doc.figure(samples_figure(c, ins), "augmented_samples.png", c.t["D10"])
-    else:
-        c.doc.missing("inspect")
 
 
 def batch_shape(c: Ctx, rec: InspectRecord | None, train: Run | None) -> None:
     """D11: the shape of one train batch against the model's input, and the training's batch size where it differs."""
     doc, t = c.doc, c.t
-    doc.h3("D11")
-    if not rec:
-        doc.missing("inspect")
+    if not question(c, "D11", rec):
         return
     b = rec.batch
     match = t["match"] if b["matches_model_input"] else t["mismatch"]
