@@ -67,7 +67,7 @@ class Doc:
         self.used_runs: list[Run] = []
         self._code = False  # inside a ``` block
 
-    def add(self, *lines):
+    def add(self, *lines: object) -> None:
         for line in lines:
             if str(line).startswith("```"):
                 self._code = not self._code
@@ -75,22 +75,22 @@ class Doc:
             else:
                 self.lines.append(line if self._code else localize(str(line), self.lang))
 
-    def num(self, x) -> str:
+    def num(self, x: float) -> str:
         """An integer as this language writes it: 4,000 / 4 000."""
         return localize(f"{int(x):,}", self.lang)
 
-    def h2(self, key):
+    def h2(self, key: str) -> None:
         self.add("", f"## {self.t[key]}", "")
 
-    def h3(self, qid):
+    def h3(self, qid: str) -> None:
         self.add("", f"### {qid}. {self.t[qid]}", "")
 
-    def table(self, header, rows):
+    def table(self, header: list[str], rows) -> None:
         self.add("| " + " | ".join(header) + " |", "|" + "---|" * len(header))
         self.add(*("| " + " | ".join(str(c) for c in row) + " |" for row in rows))
         self.add("")
 
-    def figure(self, src: Path | None, name: str, caption: str):
+    def figure(self, src: Path | None, name: str, caption: str) -> None:
         if src is None or not Path(src).is_file():
             return
         dst = self.figures / name
@@ -98,16 +98,16 @@ class Doc:
             shutil.copyfile(src, dst)
         self.add(f"![{caption}](figures/{name})", f"*{caption}*", "")
 
-    def prompt(self, qid, facts: str = ""):
+    def prompt(self, qid: str, facts: str = "") -> None:
         self.add(
             f"> ✏️ **{self.t['fill']} ({qid}):** {self.t['q_' + qid]}"
             + (f" — *{self.t['measured']}: {facts}*" if facts else ""),
             "",
         )
 
-    def missing(self, kind):
+    def missing(self, kind: str) -> None:
         self.add(f"*{self.t['not_run']}* `{HOW[kind]}`", "")
 
-    def use(self, run: Run):
+    def use(self, run: Run) -> None:
         self.used_runs.append(run)
         self.add(f"<sub>{self.t['source']}: `{run.path}`</sub>", "")

@@ -4,9 +4,11 @@ older version, without that data, gives its own figure)."""
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 
+from ..artifacts.records import LRFindRecord
 from ..artifacts.runs import Run
 from ..data.classes import class_name
 from . import figures
@@ -19,7 +21,7 @@ def csv_rows(path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def class_distribution_figure(c: Ctx, ins: Run):
+def class_distribution_figure(c: Ctx, ins: Run) -> Path:
     path = ins.path / "class_distribution.csv"
     if not path.is_file():
         return ins.path / "class_distribution.png"
@@ -29,7 +31,7 @@ def class_distribution_figure(c: Ctx, ins: Run):
     return figures.save(figures.class_distribution(counts, lang=c.doc.lang), c.doc.figures / "class_distribution.png")
 
 
-def samples_figure(c: Ctx, ins: Run):
+def samples_figure(c: Ctx, ins: Run) -> Path:
     path = ins.path / "augmented_samples.npz"
     if not path.is_file():
         return ins.path / "augmented_samples.png"
@@ -39,7 +41,7 @@ def samples_figure(c: Ctx, ins: Run):
     return figures.save(fig, c.doc.figures / "augmented_samples.png")
 
 
-def lr_figure(c: Ctx, lf: Run, rec):
+def lr_figure(c: Ctx, lf: Run, rec: LRFindRecord) -> Path:
     path = lf.path / "lr_find.csv"
     if not path.is_file():
         return lf.path / "lr_find.png"
@@ -50,7 +52,7 @@ def lr_figure(c: Ctx, lf: Run, rec):
     return figures.save(fig, c.doc.figures / "lr_find.png")
 
 
-def confusion_figure(c: Ctx, ev: Run):
+def confusion_figure(c: Ctx, ev: Run) -> Path:
     path = ev.path / "confusion_matrix.npy"
     if not path.is_file():
         return ev.path / "confusion_matrix.png"
