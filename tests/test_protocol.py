@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import yaml
 
-from tinyimagenet_resnet.reporting.report import localize
-from tinyimagenet_resnet.reporting.sections import g3, within_noise
+from tinyimagenet_resnet.reporting.document import g3, localize
+from tinyimagenet_resnet.reporting.flags import within_noise
 from tinyimagenet_resnet.reporting.text import TEXT
 from tinyimagenet_resnet.sweeps.summary import collect
 

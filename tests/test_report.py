@@ -11,8 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tinyimagenet_resnet.reporting.report import localize
-from tinyimagenet_resnet.reporting.sections import g3
+from tinyimagenet_resnet.reporting.document import g3, localize
 from tinyimagenet_resnet.reporting.text import TEXT
 
 # the tests that read the session's smoke protocol share one worker (the other would wait for it)
@@ -179,7 +178,7 @@ def test_plot_overlays_a_metric_of_a_sweep(workflow, tmp_path):
 
 
 def test_the_architecture_text_follows_the_config():
-    from tinyimagenet_resnet.reporting.report import architecture
+    from tinyimagenet_resnet.reporting.architecture import architecture
 
     base = {"name": "resnet", "blocks": [1, 1, 1], "widths": [8, 16, 32], "dropout": 0.2, "activation": "gelu"}
     rows, _ = architecture({**base, "batch_norm": False}, 200)
@@ -200,7 +199,8 @@ def test_epoch_axes_have_whole_numbers_only():
 
 
 def test_section_zero_names_the_author_and_repository_or_asks_for_them(tmp_path):
-    from tinyimagenet_resnet.reporting.report import ReportOptions, build
+    from tinyimagenet_resnet.reporting.context import ReportOptions
+    from tinyimagenet_resnet.reporting.report import build
 
     for lang in ("en", "fr"):
         asked = build(ReportOptions(lang=lang, out=str(tmp_path / f"a{lang}"), discover=False)).read_text()

@@ -12,8 +12,8 @@ import numpy as np
 from tinyimagenet_resnet.artifacts.records import SplitSummary
 from tinyimagenet_resnet.artifacts.runs import Run
 from tinyimagenet_resnet.reporting import figures
-from tinyimagenet_resnet.reporting.report import NBSP, NNBSP, localize
-from tinyimagenet_resnet.reporting.sections import collapsed, within_noise
+from tinyimagenet_resnet.reporting.document import NBSP, NNBSP, localize
+from tinyimagenet_resnet.reporting.flags import collapsed, within_noise
 
 
 def test_french_typography_leaves_code_paths_and_config_values_alone():

@@ -4,10 +4,12 @@ argparse with GNU-style flags, `--help` from the docstring, and errors as one li
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import sys
 from collections.abc import Callable
 
-from .errors import UserError
+from .errors import UserError, one_line, os_error_line, unexpected_line
 
 
 class UsageError(UserError):
@@ -27,10 +29,6 @@ def run_tool(main: Callable[[list[str] | None], int], argv: list[str] | None = N
     """Run a tool's `main(argv)` inside the error boundary every command shares: a UserError becomes
     `error: <one line>` on stderr and its exit code (2), a file that cannot be written exit 1, ctrl-C exit 130, and
     anything unforeseen one line naming the file that holds its traceback (exit 1; HYDRA_FULL_ERROR=1 raises)."""
-    import os
-
-    from .errors import one_line, os_error_line, unexpected_line
-
     prog = getattr(main, "__module__", "tool").rsplit(".", 1)[-1]
     try:
         return main(argv)
@@ -49,8 +47,6 @@ def run_tool(main: Callable[[list[str] | None], int], argv: list[str] | None = N
 
 
 def _console(module: str) -> None:
-    import importlib
-
     sys.exit(run_tool(importlib.import_module(module).main))
 
 

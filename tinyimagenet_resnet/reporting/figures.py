@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -9,9 +10,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from ..artifacts.files import atomic_path  # noqa: E402
+from ..data.classes import class_name, class_table  # noqa: E402
 
 # The fixed words of the figures, per language (titles, axes, legends); numbers and class names are data.
 WORDS = {
@@ -79,8 +82,6 @@ def words_path(path: Path) -> Path:
 def save(fig, path: Path) -> Path:
     """Write the figure (format from the file suffix, PNG by default) atomically and close it; its words go to a
     sidecar `<name>.png.json` (titles, axis labels, legends), which tests read instead of the pixels."""
-    import json
-
     path = Path(path)
     try:
         words = texts(fig)
@@ -129,8 +130,6 @@ def image_grid(images: np.ndarray, titles: list[str], ncols: int = 8, title: str
 def samples(images: np.ndarray, labels: list[int], pipeline: str, lang: str = "en"):
     """The augmented train samples of task=inspect, each titled with its label and class (its English WordNet
     words in English; its WordNet id in French, where no translation is at hand)."""
-    from ..data.classes import class_name, class_table
-
     wnids = [row[0] for row in class_table()] if lang != "en" else None
     titles = [f"{c}: {class_name(c) if wnids is None else wnids[c]}" for c in labels]
     return image_grid(images, titles, title=WORDS[lang]["samples"].format(pipeline=pipeline))
@@ -158,8 +157,6 @@ def lr_curve(lrs, losses, smoothed, suggestion: float | None, window: tuple | No
 
 def confusion_matrix(cm: np.ndarray, names: list[str], title: str, lang: str = "en"):
     """A readable heatmap for many classes: row-normalised, log colour scale, every 10th class labelled."""
-    from matplotlib.colors import LogNorm
-
     rows = cm.sum(1, keepdims=True)
     norm = np.where(rows > 0, cm / np.maximum(rows, 1), 0.0)
     n = len(cm)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..artifacts import names
 from ..artifacts.runs import Run, expand
-from ..cli import UsageError, parser
+from ..cli import UsageError, parser, run_tool
 from . import figures
 
 
@@ -67,6 +67,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from ..cli import run_tool
-
     sys.exit(run_tool(main))

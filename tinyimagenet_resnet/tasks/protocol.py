@@ -461,7 +461,8 @@ class Protocol:
         return {"dir": str(folder)}
 
     def report(self, again: bool, cfg) -> dict:
-        from ..reporting.report import RUN_KINDS, ReportOptions, build
+        from ..reporting.context import RUN_KINDS, ReportOptions
+        from ..reporting.report import build
 
         runs = {kind: self.state["steps"][kind]["dir"] for kind in RUN_KINDS}  # each run kind is a step
         sweeps = [self.state["steps"][s]["dir"] for s in SWEEPS]
