@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ..compared import GRID_COLUMNS, GRID_KEYS
+
 
 @dataclass
 class SummaryRow:
@@ -46,16 +48,9 @@ class SummaryRow:
         "wall_time_s",
     ]
     # this package's columns, shown where some row has them
-    OWN: ClassVar[tuple[str, ...]] = ("lr", "weight_decay", "blocks", "dropout", "best_val_top1", "val_loss_at_best")
+    OWN: ClassVar[tuple[str, ...]] = (*GRID_COLUMNS, "best_val_top1", "val_loss_at_best")
     # the overrides behind them (not repeated as parameter columns)
-    OWN_KEYS: ClassVar[tuple[str, ...]] = (
-        "optim.lr",
-        "optim.weight_decay",
-        "model/blocks",
-        "model.blocks",
-        "model/dropout",
-        "model.dropout",
-    )
+    OWN_KEYS: ClassVar[tuple[str, ...]] = GRID_KEYS
 
     def to_json(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

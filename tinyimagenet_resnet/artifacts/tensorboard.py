@@ -7,6 +7,7 @@ from pathlib import Path
 from torch.utils.tensorboard import SummaryWriter
 
 from .. import compat
+from ..compared import GRID_COLUMNS
 from . import tb_hparams as hp
 
 
@@ -28,8 +29,7 @@ class TBLogger:
         run outside a sweep (a sweep declares its own, with domains)."""
         file_writer = compat.summary_file_writer(self.writer)
         if with_experiment:
-            compared = ("lr", "weight_decay", "blocks", "dropout")
-            columns = [hp.HParam(k, hp.kind_of(v), swept=k in compared) for k, v in values.items()]
+            columns = [hp.HParam(k, hp.kind_of(v), swept=k in GRID_COLUMNS) for k, v in values.items()]
             columns.append(hp.status_hparam())
             file_writer.add_summary(hp.experiment(columns, list(metrics)))
         for summary in hp.session({**values, "status": status}, status, start_time):

@@ -11,44 +11,14 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from ..artifacts.tb_hparams import HParam, kind_of, status_hparam
+from ..compared import BY_COLUMN, COLUMN_OF_KEY, COMPARED, format_blocks
 from .loader import config_dir
-from .naming import format_blocks
 from .overrides import SWEEPER_KEYS, override_key, override_value
-
-# override key -> column, for this package's own hyper-parameters
-NAMES = {
-    "optim.lr": "lr",
-    "optim.weight_decay": "weight_decay",
-    "model/blocks": "blocks",
-    "model.blocks": "blocks",
-    "model/dropout": "dropout",
-    "model.dropout": "dropout",
-    "optim": "optim",
-    "optim.name": "optim",
-    "scheduler": "scheduler",
-    "data.batch_size": "batch_size",
-    "trainer.epochs": "epochs",
-    "model.activation": "activation",
-    "model.batch_norm": "batch_norm",
-    "seed": "seed",
-}
 
 
 def hparams_of(cfg) -> dict:
     """This package's hyper-parameters of a run, most often compared first (also metrics.json `hparams`)."""
-    return {
-        "lr": float(cfg.optim.lr),
-        "weight_decay": float(cfg.optim.weight_decay),
-        "blocks": format_blocks(cfg.model.blocks),
-        "dropout": float(cfg.model.dropout),
-        "optim": cfg.optim.name,
-        "scheduler": cfg.scheduler.name,
-        "batch_size": int(cfg.data.batch_size),
-        "epochs": int(cfg.trainer.epochs),
-        "activation": cfg.model.activation,
-        "batch_norm": bool(cfg.model.batch_norm),
-        "seed": int(cfg.seed),
-    }
+    return {c.column: c.value(cfg) for c in COMPARED}
 
 
 def _typed(text: str):
@@ -73,7 +43,7 @@ def run_hparams(cfg, overrides) -> dict:
     values = hparams_of(cfg)
     for o in overrides or []:
         key, text = override_key(o), override_value(o)
-        if text is None or key in NAMES or key.startswith(SWEEPER_KEYS) or key in ("data.path", "task"):
+        if text is None or key in COLUMN_OF_KEY or key.startswith(SWEEPER_KEYS) or key in ("data.path", "task"):
             continue
         values[key] = _typed(text)
     return values
@@ -89,12 +59,12 @@ def option_value(group: str, option: str, conf_dir: str | None = None):
 
 
 def _column(key: str, value):
-    name = NAMES.get(key, key)
+    name = COLUMN_OF_KEY.get(key, key)
     if "/" in key:
         return name, option_value(key, str(value))
     if name == "blocks":
         return name, format_blocks(value) if isinstance(value, (list, tuple)) else str(value)
-    if name in ("lr", "weight_decay", "dropout", "seed", "batch_size", "epochs"):
+    if name in BY_COLUMN and BY_COLUMN[name].number:
         return name, float(value)
     return name, value if isinstance(value, (bool, int, float)) else str(value)
 
@@ -136,5 +106,5 @@ def optuna_hparams(distributions: dict, cfg) -> list[HParam]:
         if isinstance(d, CategoricalDistribution):
             swept.append(_discrete(key, d.choices))
         else:
-            swept.append(HParam(NAMES.get(key, key), "float", interval=(d.low, d.high), swept=d.low < d.high))
+            swept.append(HParam(COLUMN_OF_KEY.get(key, key), "float", interval=(d.low, d.high), swept=d.low < d.high))
     return ordered(swept, cfg)

@@ -2,24 +2,8 @@
 
 from __future__ import annotations
 
+from ..compared import BY_COLUMN, NAME_ORDER
 from .overrides import overridden_keys
-
-
-def format_blocks(blocks) -> str:
-    """[2, 2, 2] -> '222' (run names, HParams and summary tables)."""
-    return "".join(str(b) for b in blocks)
-
-
-# (name in the run name, override keys that select it, how to render the resolved value)
-_PARTS = [
-    ("optim", ("optim", "optim.name"), lambda c: c.optim.name),
-    ("lr", ("optim.lr",), lambda c: f"{c.optim.lr:.3g}"),
-    ("wd", ("optim.weight_decay",), lambda c: f"{c.optim.weight_decay:.3g}"),
-    ("blocks", ("model/blocks", "model.blocks"), lambda c: format_blocks(c.model.blocks)),
-    ("dropout", ("model/dropout", "model.dropout"), lambda c: f"{c.model.dropout:.3g}"),
-    ("act", ("model.activation",), lambda c: c.model.activation),
-    ("bn", ("model.batch_norm",), lambda c: str(c.model.batch_norm).lower()),
-]
 
 
 def run_name(cfg, overrides) -> str:
@@ -29,5 +13,6 @@ def run_name(cfg, overrides) -> str:
     if cfg.run_name:
         return str(cfg.run_name)
     keys = overridden_keys(overrides)
-    parts = [f"{name}={render(cfg)}" for name, sources, render in _PARTS if keys & set(sources)]
+    shown = (BY_COLUMN[column] for column in NAME_ORDER)
+    parts = [f"{c.short}={c.label(c.value(cfg))}" for c in shown if keys & set(c.keys)]
     return "_".join(parts) if parts else "default"

@@ -8,7 +8,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ..artifacts.runs import Run
-from .document import MAIN
+from ..config.kinds import COMMAND
 
 
 def _hydra_overrides(hydra_node) -> list[str]:
@@ -20,14 +20,14 @@ def _hydra_overrides(hydra_node) -> list[str]:
 def command_of(run: Run) -> str:
     f = run.path / ".hydra" / "hydra.yaml"
     hydra = (OmegaConf.to_container(OmegaConf.load(f)).get("hydra", {}) if f.is_file() else {}) or {}
-    return " ".join([MAIN, *_quote(run.overrides), *_quote(_hydra_overrides(hydra))])
+    return " ".join([COMMAND, *_quote(run.overrides), *_quote(_hydra_overrides(hydra))])
 
 
 def sweep_command(sweep: Path) -> str:
     f = sweep / "multirun.yaml"
     hydra = OmegaConf.to_container(OmegaConf.load(f).hydra) if f.is_file() else {}
     over = hydra.get("overrides", {}).get("task") or [] if hydra else []
-    return " ".join([MAIN, "-m", *_quote(over), *_quote(_hydra_overrides(hydra))])
+    return " ".join([COMMAND, "-m", *_quote(over), *_quote(_hydra_overrides(hydra))])
 
 
 def _quote(overrides) -> list[str]:

@@ -10,10 +10,6 @@ from ..artifacts.records import InspectRecord
 from ..artifacts.runs import Run
 from .document import Doc
 
-RUN_KINDS = ("inspect", "baselines", "overfit", "lr_find", "train", "evaluate")
-GRIDS = ("lr_wd", "blocks_dropout")
-SWEEP_KINDS = (*GRIDS, "optuna", "optuna_pareto")
-
 
 @dataclass
 class ReportOptions:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from ..artifacts.records import TrainMetrics
 from ..artifacts.runs import Run, expand, is_run
+from ..compared import keys_of
+from ..config.kinds import GRIDS, SWEEP_KINDS
 from .context import ReportOptions
 
 
@@ -25,15 +27,11 @@ def sweep_kind(sweep: Path) -> str:
     """The sweep's `sweep=` choice; for a sweep of plain overrides, blocks_dropout or lr_wd by the keys it varies."""
     jobs = expand([sweep])
     choice = jobs[0].choices.get("sweep") if jobs else None
-    if choice in ("lr_wd", "blocks_dropout", "optuna", "optuna_pareto"):
+    if choice in SWEEP_KINDS:
         return choice
     keys = {o.split("=", 1)[0] for j in jobs for o in j.overrides}
-    return (
-        "blocks_dropout"
-        if keys & {"model/blocks", "model/dropout", "model.blocks", "model.dropout"}
-        and not keys & {"optim.lr", "optim.weight_decay"}
-        else "lr_wd"
-    )
+    lr_wd, blocks_dropout = GRIDS
+    return blocks_dropout if keys & keys_of("blocks", "dropout") and not keys & keys_of("lr", "weight_decay") else lr_wd
 
 
 def discover(cfg: ReportOptions) -> tuple[dict[str, Run], dict[str, Path]]:

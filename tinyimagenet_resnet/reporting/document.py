@@ -8,18 +8,18 @@ import shutil
 from pathlib import Path
 
 from ..artifacts.runs import Run
+from ..config.kinds import COMMAND
 from .text import TEXT
 
-MAIN = "python -m tinyimagenet_resnet.main"
 HOW = {
-    "inspect": f"{MAIN} task=inspect data.path=<data>",
-    "baselines": f"{MAIN} task=baselines data.path=<data>",
-    "overfit": f"{MAIN} experiment=overfit_small data.path=<data>",
-    "lr_find": f"{MAIN} task=lr_find data.path=<data>",
-    "lr_wd": f"{MAIN} sweep=lr_wd data.path=<data>",
-    "blocks_dropout": f"{MAIN} sweep=blocks_dropout data.path=<data> optim.lr=<lr> optim.weight_decay=<wd>",
-    "train": f"{MAIN} data.path=<data> optim.lr=<lr> optim.weight_decay=<wd> model/blocks=<b> model/dropout=<p>",
-    "evaluate": f"{MAIN} task=evaluate ckpt_path=<train run>/checkpoints/best.ckpt data.path=<data>",
+    "inspect": f"{COMMAND} task=inspect data.path=<data>",
+    "baselines": f"{COMMAND} task=baselines data.path=<data>",
+    "overfit": f"{COMMAND} experiment=overfit_small data.path=<data>",
+    "lr_find": f"{COMMAND} task=lr_find data.path=<data>",
+    "lr_wd": f"{COMMAND} sweep=lr_wd data.path=<data>",
+    "blocks_dropout": f"{COMMAND} sweep=blocks_dropout data.path=<data> optim.lr=<lr> optim.weight_decay=<wd>",
+    "train": f"{COMMAND} data.path=<data> optim.lr=<lr> optim.weight_decay=<wd> model/blocks=<b> model/dropout=<p>",
+    "evaluate": f"{COMMAND} task=evaluate ckpt_path=<train run>/checkpoints/best.ckpt data.path=<data>",
 }
 
 NNBSP, NBSP = "\u202f", "\u00a0"  # French typography: a narrow space groups thousands, a no-break space before ":"

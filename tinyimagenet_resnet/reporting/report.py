@@ -15,7 +15,8 @@ from pathlib import Path
 from ..artifacts.files import write_text
 from ..artifacts.runs import is_run
 from ..cli import UsageError, parser, run_tool
-from .context import RUN_KINDS, Ctx, ReportOptions
+from ..config.kinds import RUN_KINDS
+from .context import Ctx, ReportOptions
 from .discovery import discover
 from .document import Doc
 from .sections import SECTIONS

@@ -9,8 +9,9 @@ from importlib import metadata
 import torch
 from omegaconf import OmegaConf
 
+from ..config.kinds import GRIDS, RUN_KINDS, SWEEP_KINDS
 from .commands import command_of, sweep_command
-from .context import GRIDS, RUN_KINDS, SWEEP_KINDS, Ctx
+from .context import Ctx
 from .document import HOW, g3
 
 

@@ -9,8 +9,9 @@ from omegaconf import OmegaConf
 
 from ..artifacts import names
 from ..artifacts.runs import expand
+from ..config.kinds import GRIDS, SWEEP_KINDS
 from ..sweeps.summary import collect
-from .context import GRIDS, SWEEP_KINDS, Ctx
+from .context import Ctx
 from .document import Doc, g3
 from .flags import within_noise
 from .overlay import overlay

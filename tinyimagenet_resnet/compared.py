@@ -53,3 +53,8 @@ NAME_ORDER = ("optim", "lr", "weight_decay", "blocks", "dropout", "activation", 
 # TensorBoard marks as swept for a run outside a sweep.
 GRID_COLUMNS = ("lr", "weight_decay", "blocks", "dropout")
 GRID_KEYS = tuple(key for column in GRID_COLUMNS for key in BY_COLUMN[column].keys)
+
+
+def keys_of(*columns: str) -> set[str]:
+    """The override keys that set these columns: keys_of("lr") == {"optim.lr"}."""
+    return {key for column in columns for key in BY_COLUMN[column].keys}
