@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import compat
 from ..artifacts.files import atomic_path, file_lock, read_json, write_json
-from ..training.progress import Progress
+from ..progress import Progress
 from .dataset import IMAGE_SIZE as SIZE
 from .dataset import decode_image
 from .splits import Split

@@ -11,9 +11,10 @@ from ..artifacts.files import atomic_path, write_csv
 from ..artifacts.records import EvalMetrics
 from ..config.overrides import RUNTIME_KEYS
 from ..data.classes import class_name, class_table
+from ..progress import use_progress_bar
 from ..reporting import figures
 from ..training.checkpoint import eval_weights
-from ..training.engine import evaluate, use_progress_bar
+from ..training.evaluation import evaluate
 from .common import (
     config_from_checkpoint,
     hydra_overrides,
@@ -79,11 +80,11 @@ def run(cfg) -> float:
         meter = evaluate(
             model,
             dm.eval_loader(split, ctx.device),
-            ctx.device,
-            dm.num_classes,
-            ctx.amp_dtype,
-            ctx.channels_last,
-            show,
+            device=ctx.device,
+            num_classes=dm.num_classes,
+            amp_dtype=ctx.amp_dtype,
+            channels_last=ctx.channels_last,
+            show_progress=show,
             desc=split,
             flip=bool(cfg.trainer.tta_flip),
             progress_every_s=float(cfg.trainer.progress_every_s),

@@ -8,11 +8,11 @@ import torch
 
 from ..artifacts.files import write_csv
 from ..artifacts.records import LRFindRecord
+from ..progress import Progress, use_progress_bar
 from ..reporting import figures
-from ..training.engine import to_device, use_progress_bar
+from ..training.batch import to_device
 from ..training.lr_range import range_test
 from ..training.optim import build_optimizer
-from ..training.progress import Progress
 from ..training.runtime import autocast
 from .common import make_model, open_tb, run_context, setup_data
 
