@@ -43,7 +43,7 @@ def _decode_into(out: np.ndarray, table, split: Split, start: int, stop: int) ->
 
 
 def build(path: Path, raw_split, split: Split, threads: int) -> None:
-    import datasets
+    import datasets  # lazy: seconds of import, paid only where the raw data is read
 
     table = raw_split.cast_column("image", datasets.Image(decode=False)).select_columns(["image"])
     with atomic_path(path) as tmp:
