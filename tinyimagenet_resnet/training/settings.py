@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..data.dataset import IMAGE_SIZE
+
 
 @dataclass(frozen=True)
 class TrainSettings:
@@ -23,7 +25,7 @@ class TrainSettings:
     limit_train_batches: int | None
     progress_bar: bool
     started_at: float  # epoch seconds: when the command (or the sweep job) started; rows record time since then
-    train_sizes: tuple[int, ...] = (64,)  # progressive resizing: the train resolutions, in order...
+    train_sizes: tuple[int, ...] = (IMAGE_SIZE,)  # progressive resizing: the train resolutions, in order...
     train_size_fractions: tuple[float, ...] = (1.0,)  # ...and the share of the optimiser steps spent at each
     ema_decay: float | None = None
     tta_flip: bool = False
