@@ -227,6 +227,13 @@ class _InterimLoader(_Loader):
             yield torch.randn(4, 3, 64, 64), torch.randint(0, 3, (4,))
 
 
+def stream_trainer(settings, model, opt, **extra) -> Trainer:
+    """A Trainer on the stand-in stream of train batches and the stand-in val loader."""
+    return Trainer(
+        settings=settings, model=model, optimizer=opt, train_loader=_StreamLoader(), val_loader=_Loader(), **extra
+    )
+
+
 def budgeted_trainer(
     budget_minutes: float,
     evals: int,
@@ -246,15 +253,7 @@ def budgeted_trainer(
     settings = cpu_settings(epochs=1, started_at=time.time())
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     interim_loader = _InterimLoader() if interim else None
-    trainer = Trainer(
-        settings=settings,
-        model=model,
-        optimizer=opt,
-        train_loader=_StreamLoader(),
-        val_loader=_Loader(),
-        interim_val_loader=interim_loader,
-        clock=clock,
-    )
+    trainer = stream_trainer(settings, model, opt, interim_val_loader=interim_loader, clock=clock)
     plan = budget.make_plan(trainer, budget_minutes, evals)
     replan.apply_plan(trainer, plan)
     if scheduler is not None:
@@ -427,15 +426,7 @@ def phases(calibration_s: dict, steady_s: dict, retime: bool = True) -> list[int
     )
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     seen = StepSizes()
-    trainer = Trainer(
-        settings=settings,
-        model=model,
-        optimizer=opt,
-        train_loader=_StreamLoader(),
-        val_loader=_Loader(),
-        callbacks=[seen],
-        clock=clock,
-    )
+    trainer = stream_trainer(settings, model, opt, callbacks=[seen], clock=clock)
     replan.apply_plan(trainer, budget.make_plan(trainer, 1.0, evals=1))
     if not retime:
         trainer.replanner.retime = None
@@ -467,9 +458,7 @@ def test_a_final_validation_over_a_third_of_the_budget_is_said_in_one_line(caplo
     clock = FakeClock(model, 0.5, eval_s=6.0)  # 4 val batches: 24 s of a 60-s budget
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     settings = cpu_settings(epochs=1, started_at=time.time())
-    trainer = Trainer(
-        settings=settings, model=model, optimizer=opt, train_loader=_StreamLoader(), val_loader=_Loader(), clock=clock
-    )
+    trainer = stream_trainer(settings, model, opt, clock=clock)
     with caplog.at_level("WARNING", logger="tinyimagenet_resnet.training.budget"):
         budget.make_plan(trainer, 1.0, evals=1)
     [line] = [r.getMessage() for r in caplog.records if "final validation" in r.getMessage()]

@@ -159,17 +159,14 @@ def run_callbacks(cfg: DictConfig, ctx, model, num_classes: int, split_fingerpri
 
 def run_out_of_memory(exc: BaseException, cfg: DictConfig, model, ctx, num_classes: int) -> OutOfMemory:
     """The one-line error of a run that ran out of memory, with a batch size that fits (training/memory.py)."""
-    return out_of_memory(
-        exc,
-        model,
-        lambda params: build_optimizer(cfg.optim, params),
-        ctx.device,
-        ctx.amp_dtype,
-        ctx.channels_last,
-        num_classes,
-        int(cfg.data.batch_size),
-        int(cfg.data.eval_batch_size or cfg.data.batch_size),
-    )
+    batch = int(cfg.data.batch_size)
+    return out_of_memory(exc, *trial_parts(cfg, model, ctx), num_classes, batch, int(cfg.data.eval_batch_size or batch))
+
+
+def trial_parts(cfg: DictConfig, model, ctx) -> tuple:
+    """What a trial of steps at another batch size takes (training/memory.py): the model, a builder of the run's
+    optimizer, the device, precision and memory format."""
+    return model, lambda params: build_optimizer(cfg.optim, params), ctx.device, ctx.amp_dtype, ctx.channels_last
 
 
 def log_budget_outcome(plan: dict, started_at: float, steps: int) -> None:
@@ -192,14 +189,7 @@ def auto_batch_size(cfg: DictConfig, model, ctx, num_classes: int) -> None:
     steps each; data.auto_batch.max itself when it fits), and optim.lr scaled to it from
     data.auto_batch.lr_reference by data.auto_batch.lr_rule."""
     ab = cfg.data.auto_batch
-    trial = train_trial(
-        model,
-        lambda params: build_optimizer(cfg.optim, params),
-        ctx.device,
-        ctx.amp_dtype,
-        ctx.channels_last,
-        num_classes,
-    )
+    trial = train_trial(*trial_parts(cfg, model, ctx), num_classes)
     largest, failed = largest_fitting(trial, int(ab.max))
     if largest is None:
         raise OutOfMemory(f"data.batch_size=auto: not even a batch of 1 fits on {memory_text(ctx.device)}")
