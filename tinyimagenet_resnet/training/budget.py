@@ -2,14 +2,14 @@
 the run's own model and data, then fix the number of optimiser steps that fit, so that the LR schedule ends at zero
 on the last step and the whole command (start-up, data loading, cache build, compile, validations) ends in time.
 
-The plan is made before the first real step from a short calibration, then revised while the run goes on: every 5% of
-the steps and every 2% of the budget (whichever comes first), the step count is solved again from the seconds each train
-size really took and the time left, so that a calibration that was off (the first steps at a new size are slow, a
-neighbour loads the machine) neither wastes the end of the budget nor overruns it. The LR schedule follows the new count
-at once (its closed form), and the train size never returns to an earlier phase. The plan, with its revisions, is stored
-in every checkpoint: a resumed run continues it (no new calibration) and revises it from its own measurements. A resumed
-run's budget counts the first command's start-up and the training time of every command, not the time the run spent
-stopped nor the start-up of the command that continues it."""
+The plan is made here before the first real step from a short calibration, then revised while the run goes on
+(training/replan.py): every 5% of the steps and every 2% of the budget (whichever comes first), the step count is solved
+again from the seconds each train size really took and the time left, so that a calibration that was off (the first
+steps at a new size are slow, a neighbour loads the machine) neither wastes the end of the budget nor overruns it. The
+LR schedule follows the new count at once (its closed form), and the train size never returns to an earlier phase. The
+plan, with its revisions, is stored in every checkpoint: a resumed run continues it (no new calibration) and revises it
+from its own measurements. A resumed run's budget counts the first command's start-up and the training time of every
+command, not the time the run spent stopped nor the start-up of the command that continues it."""
 
 from __future__ import annotations
 

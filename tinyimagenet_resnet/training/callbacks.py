@@ -1,5 +1,6 @@
 """What happens around the training loop, as named steps the Trainer calls: TensorBoard logging, checkpoints and
-metrics.json. Sweeps add their own (Optuna pruning, sweeps/pruning.py). Callbacks run in list order."""
+metrics.json, the run's progress. Sweeps add their own (Optuna pruning, sweeps/pruning.py), a time budget its
+re-plans (training/replan.py). Callbacks run in list order."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ class TrainState:
     initial_loss: float | None = None
     status: str = "running"
     wall_time_s: float = 0.0
-    plan: dict | None = None  # the BudgetPlan of a time-budgeted run (training/plan.py), kept on resume
+    plan: dict | None = None  # the BudgetPlan of a time-budgeted run (training/budget.py), kept on resume
     size_index: int = 0  # progressive resizing: the index in train_sizes of the latest phase reached
     skipped_steps: int = 0  # fp16: optimiser steps the loss scaler skipped (inf/NaN gradients), counted so far
 
