@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from tinyimagenet_resnet.artifacts.records import TrainMetrics
 from tinyimagenet_resnet.config.loader import compose_config
-from tinyimagenet_resnet.training import budget, runtime
+from tinyimagenet_resnet.training import budget, replan, resizing, runtime, schedules
 from tinyimagenet_resnet.training.engine import Trainer
 from tinyimagenet_resnet.training.optim import build_scheduler
 from tinyimagenet_resnet.training.settings import TrainSettings
@@ -78,21 +78,21 @@ def test_a_resumed_budgeted_run_keeps_its_plan_and_the_time_it_spent(tiny_data, 
 
 def test_size_bounds_never_step_back_and_fit_steps_is_the_largest_count_that_fits():
     fractions = [0.5, 0.3, 0.2]
-    assert budget.size_bounds(100, fractions) == [50, 80]
-    assert [budget.size_index(k, 100, fractions) for k in (0, 49, 50, 79, 80, 99)] == [0, 0, 1, 1, 2, 2]
-    assert budget.size_index(10, 100, fractions, reached=1) == 1  # a re-plan moved the bound: no step back
-    assert budget.steps_by_size(0, 100, fractions) == [50, 30, 20]
-    assert budget.steps_by_size(60, 100, fractions) == [0, 20, 20]
-    assert budget.steps_by_size(40, 100, fractions, reached=1) == [0, 40, 20]
+    assert resizing.size_bounds(100, fractions) == [50, 80]
+    assert [resizing.size_index(k, 100, fractions) for k in (0, 49, 50, 79, 80, 99)] == [0, 0, 1, 1, 2, 2]
+    assert resizing.size_index(10, 100, fractions, reached=1) == 1  # a re-plan moved the bound: no step back
+    assert resizing.steps_by_size(0, 100, fractions) == [50, 30, 20]
+    assert resizing.steps_by_size(60, 100, fractions) == [0, 20, 20]
+    assert resizing.steps_by_size(40, 100, fractions, reached=1) == [0, 40, 20]
     seconds = [1.0, 2.0, 4.0]
     for left in (0.5, 10.0, 123.0, 1000.0):
-        total = budget.fit_steps(0, left, seconds, fractions)
+        total = resizing.fit_steps(0, left, seconds, fractions)
 
         def cost(t):
-            return sum(n * x for n, x in zip(budget.steps_by_size(0, t, fractions), seconds, strict=True))
+            return sum(n * x for n, x in zip(resizing.steps_by_size(0, t, fractions), seconds, strict=True))
 
         assert cost(total) <= left < cost(total + 1)
-    assert budget.fit_steps(30, -5.0, seconds, fractions) == 30  # nothing fits: not one more step
+    assert resizing.fit_steps(30, -5.0, seconds, fractions) == 30  # nothing fits: not one more step
 
 
 def _plan(total=100, step_s=1.0):
@@ -115,18 +115,18 @@ def test_a_replan_follows_the_measured_step_times_and_the_time_left():
     fractions = [0.8, 0.2]
     # calibrated: 80 steps x 1 s + 20 x 4 s = 160 s of training, 10 s start-up, 20 s validation, 4 s reserve
     plan = _plan(total=100)
-    planner = budget.Replanner(plan, [32, 64], fractions)
+    planner = replan.Replanner(plan, [32, 64], fractions)
     assert planner.every == 5
     for _ in range(20):
         planner.add_step(32, 2.0)  # the machine is twice as slow as calibrated
     total = planner.replan(20, 0, elapsed_s=10.0 + 40.0, reached=0)
     # 200 - 4 - 50 - 20 - 1 = 125 s for steps 20.. at 2 s (32 px) and 8 s (64 px, scaled like the 32 px ones)
     assert plan.step_s == {"32": 2.0, "64": 8.0}
-    cost = sum(n * t for n, t in zip(budget.steps_by_size(20, total, fractions), [2.0, 8.0], strict=True))
+    cost = sum(n * t for n, t in zip(resizing.steps_by_size(20, total, fractions), [2.0, 8.0], strict=True))
     assert total < 100 and cost <= 125 < cost + 8.0
     assert plan.total_steps == total and plan.revisions == [[20, total]] and plan.initial_steps == 100
     # on schedule again: the count stays
-    planner2 = budget.Replanner(_plan(total=100), [32, 64], fractions)
+    planner2 = replan.Replanner(_plan(total=100), [32, 64], fractions)
     for _ in range(20):
         planner2.add_step(32, 1.0)
     assert planner2.replan(20, 0, elapsed_s=30.0, reached=0) >= 100
@@ -142,14 +142,14 @@ def test_a_planned_schedule_follows_a_new_length_at_once_and_still_ends_at_zero(
         sched.step()
     lr_before = opt.param_groups[0]["lr"]
     sched.set_total_steps(60)  # re-planned shorter: the LR of step 30 of 60
-    assert opt.param_groups[0]["lr"] == pytest.approx(OmegaConf.to_object(cfg.scheduler).lr_at(0.5, 30, 60))
+    assert opt.param_groups[0]["lr"] == pytest.approx(schedules.lr_at(cfg.scheduler, 0.5, 30, 60))
     assert opt.param_groups[0]["lr"] < lr_before
     for _ in range(29):
         opt.step()
         sched.step()
     assert opt.param_groups[0]["lr"] <= 1e-4 * 0.5  # step 59, the last of 60
     sched.jump_to(10)  # a resume: the LR of its step, no replay
-    assert opt.param_groups[0]["lr"] == pytest.approx(OmegaConf.to_object(cfg.scheduler).lr_at(0.5, 10, 60))
+    assert opt.param_groups[0]["lr"] == pytest.approx(schedules.lr_at(cfg.scheduler, 0.5, 10, 60))
 
 
 def cpu_settings(**changes) -> TrainSettings:
@@ -227,6 +227,13 @@ class _InterimLoader(_Loader):
             yield torch.randn(4, 3, 64, 64), torch.randint(0, 3, (4,))
 
 
+def stream_trainer(settings, model, opt, **extra) -> Trainer:
+    """A Trainer on the stand-in stream of train batches and the stand-in val loader."""
+    return Trainer(
+        settings=settings, model=model, optimizer=opt, train_loader=_StreamLoader(), val_loader=_Loader(), **extra
+    )
+
+
 def budgeted_trainer(
     budget_minutes: float,
     evals: int,
@@ -246,11 +253,9 @@ def budgeted_trainer(
     settings = cpu_settings(epochs=1, started_at=time.time())
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     interim_loader = _InterimLoader() if interim else None
-    trainer = Trainer(
-        settings, model, opt, None, _StreamLoader(), _Loader(), interim_val_loader=interim_loader, clock=clock
-    )
+    trainer = stream_trainer(settings, model, opt, interim_val_loader=interim_loader, clock=clock)
     plan = budget.make_plan(trainer, budget_minutes, evals)
-    trainer.apply_plan(plan)
+    replan.apply_plan(trainer, plan)
     if scheduler is not None:
         trainer.scheduler = build_scheduler(
             compose_config([f"scheduler={scheduler}"]).scheduler, opt, trainer.total_steps
@@ -306,7 +311,7 @@ def test_progressive_resizing_changes_the_train_size_at_the_planned_steps_and_ne
     model.register_forward_hook(lambda m, i, o: seen.append(("train" if m.training else "eval", i[0].shape[-1])))
     settings = cpu_settings(epochs=2, started_at=0.0, train_sizes=(32, 48, 64), train_size_fractions=(0.25, 0.5, 0.25))
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    trainer = Trainer(settings, model, opt, None, _Loader(), _Loader())
+    trainer = Trainer(settings=settings, model=model, optimizer=opt, train_loader=_Loader(), val_loader=_Loader())
     trainer.fit()  # 2 epochs x 4 steps: 2 steps at 32, 4 at 48, 2 at 64
     assert [s for mode, s in seen if mode == "train"] == [32, 32, 48, 48, 48, 48, 64, 64]
     assert {s for mode, s in seen if mode == "eval"} == {64}
@@ -421,8 +426,8 @@ def phases(calibration_s: dict, steady_s: dict, retime: bool = True) -> list[int
     )
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     seen = StepSizes()
-    trainer = Trainer(settings, model, opt, None, _StreamLoader(), _Loader(), callbacks=[seen], clock=clock)
-    trainer.apply_plan(budget.make_plan(trainer, 1.0, evals=1))
+    trainer = stream_trainer(settings, model, opt, callbacks=[seen], clock=clock)
+    replan.apply_plan(trainer, budget.make_plan(trainer, 1.0, evals=1))
     if not retime:
         trainer.replanner.retime = None
     clock.train_s = steady_s
@@ -453,7 +458,7 @@ def test_a_final_validation_over_a_third_of_the_budget_is_said_in_one_line(caplo
     clock = FakeClock(model, 0.5, eval_s=6.0)  # 4 val batches: 24 s of a 60-s budget
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     settings = cpu_settings(epochs=1, started_at=time.time())
-    trainer = Trainer(settings, model, opt, None, _StreamLoader(), _Loader(), clock=clock)
+    trainer = stream_trainer(settings, model, opt, clock=clock)
     with caplog.at_level("WARNING", logger="tinyimagenet_resnet.training.budget"):
         budget.make_plan(trainer, 1.0, evals=1)
     [line] = [r.getMessage() for r in caplog.records if "final validation" in r.getMessage()]

@@ -9,9 +9,9 @@ import re
 from test_budget import FakeClock, _Loader, cpu_settings
 
 from tinyimagenet_resnet.model import ResNet
+from tinyimagenet_resnet.progress import Progress, duration
 from tinyimagenet_resnet.training.callbacks import RunProgress
 from tinyimagenet_resnet.training.engine import Trainer
-from tinyimagenet_resnet.training.progress import Progress, duration
 
 from conftest import only_run_dir, run_main
 
@@ -60,8 +60,9 @@ def test_a_run_of_more_than_an_hour_on_a_cpu_names_the_faster_choices_and_goes_o
     model = ResNet((1, 1, 1), (8, 8, 8), dropout=0.0, num_classes=3)
     clock = FakeClock(model, train_s=600.0, eval_s=0.0)
     settings = cpu_settings(epochs=2, started_at=0.0)
-    trainer = Trainer(settings, model, __import__("torch").optim.SGD(model.parameters(), lr=0.01), None, _Loader(),
-                      _Loader(), [RunProgress(False, 30.0, "cpu", "fp32")], clock=clock)  # fmt: skip
+    optimizer = __import__("torch").optim.SGD(model.parameters(), lr=0.01)
+    trainer = Trainer(settings=settings, model=model, optimizer=optimizer, train_loader=_Loader(), val_loader=_Loader(),
+                      callbacks=[RunProgress(False, 30.0, "cpu", "fp32")], clock=clock)  # fmt: skip
     RunProgress.WARMUP, RunProgress.TIMED = 1, 2
     try:
         with caplog.at_level(logging.INFO, logger="tinyimagenet_resnet.progress"):

@@ -5,12 +5,11 @@ A field declares its type and, in `spec(...)` (config/checks.py), the range a ty
 words of the one-line error (`allowed`). Values live in the YAML files of `conf/` only: each YAML extends its schema
 through its defaults list (`- /schema/<group>/<name>@_here_`), so a wrong type or an unknown key fails at composition
 and `config.validate` checks the ranges before any work. Adding an optimizer or a scheduler is one dataclass here
-(with its `build`) plus one YAML file.
+plus one YAML file, and its entry in training/optim.py or training/schedules.py.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, List, Union
 
@@ -37,30 +36,23 @@ class OptimConfig:
     lr: float = spec("a number > 0", positive)
     weight_decay: float = spec("a number >= 0", non_negative)
 
-    def build(self, params):
-        raise NotImplementedError
-
 
 BETAS = ("two numbers in [0, 1), e.g. [0.9, 0.999]", n_items(2, in_range(0, 1)))
 
 
 @dataclass
 class AdamWConfig(OptimConfig):
+    """torch.optim.AdamW: decoupled weight decay."""
+
     NAME: ClassVar[str] = "adamw"
-    TORCH_CLASS: ClassVar[str] = "AdamW"  # decoupled weight decay
     betas: List[float] = spec(*BETAS)
-
-    def build(self, params):
-        import torch
-
-        cls = getattr(torch.optim, self.TORCH_CLASS)
-        return cls(params, lr=self.lr, weight_decay=self.weight_decay, betas=tuple(self.betas))
 
 
 @dataclass
 class AdamConfig(AdamWConfig):
+    """torch.optim.Adam: L2 weight decay added to the gradient."""
+
     NAME: ClassVar[str] = "adam"
-    TORCH_CLASS: ClassVar[str] = "Adam"  # L2 weight decay added to the gradient
 
 
 @dataclass
@@ -69,13 +61,6 @@ class SGDConfig(OptimConfig):
     momentum: float = spec("a number in [0, 1)", in_range(0, 1))
     nesterov: bool = spec("true|false")
 
-    def build(self, params):
-        import torch
-
-        return torch.optim.SGD(
-            params, lr=self.lr, weight_decay=self.weight_decay, momentum=self.momentum, nesterov=self.nesterov
-        )
-
 
 OPTIMIZERS: dict[str, type[OptimConfig]] = {c.NAME: c for c in (AdamWConfig, AdamConfig, SGDConfig)}
 
@@ -83,36 +68,21 @@ OPTIMIZERS: dict[str, type[OptimConfig]] = {c.NAME: c for c in (AdamWConfig, Ada
 # ------------------------------------------------------------------------------------------------ schedulers
 @dataclass
 class SchedulerConfig:
-    """Base of the `scheduler` group. `lr_at(base, k, total)` is the LR of optimiser step k of `total` in closed
-    form; `build` wraps it in a per-step scheduler (training/optim.py: PlannedLR), or returns None. Closed form, so
-    that a run's length may change while it runs (a time budget re-planned, a finished run extended) and a resumed
-    run jumps straight to its step."""
+    """Base of the `scheduler` group; each subclass is one LR schedule, whose closed form (the LR of optimiser step
+    k of `total`) is in training/schedules.py under its NAME. Closed form, so that a run's length may change while
+    it runs (a time budget re-planned, a finished run extended) and a resumed run jumps straight to its step."""
 
     NAME: ClassVar[str] = ""
     name: str = spec(
         lambda: "|".join(SCHEDULERS) + " (scheduler=" + "|".join(SCHEDULERS) + ")", lambda v: v in SCHEDULERS
     )
 
-    def lr_at(self, base: float, k: int, total: int) -> float:
-        raise NotImplementedError
-
-    def build(self, optimizer, total_steps: int):
-        from ..training.optim import PlannedLR
-
-        return PlannedLR(optimizer, self.lr_at, total_steps)
-
-
-def _anneal(a: float, b: float, t: float) -> float:
-    """Cosine from a (t = 0) to b (t >= 1)."""
-    return b + (a - b) * (1 + math.cos(math.pi * min(max(t, 0.0), 1.0))) / 2
-
 
 @dataclass
 class NoSchedulerConfig(SchedulerConfig):
-    NAME: ClassVar[str] = "none"
+    """A constant LR (no per-step scheduler)."""
 
-    def build(self, optimizer, total_steps: int):
-        return None
+    NAME: ClassVar[str] = "none"
 
 
 @dataclass
@@ -121,9 +91,6 @@ class CosineConfig(SchedulerConfig):
 
     NAME: ClassVar[str] = "cosine"
     eta_min: float = spec("a number >= 0", non_negative)
-
-    def lr_at(self, base: float, k: int, total: int) -> float:
-        return _anneal(base, self.eta_min, k / max(1, total - 1))
 
 
 @dataclass
@@ -135,17 +102,6 @@ class OneCycleConfig(SchedulerConfig):
     NAME: ClassVar[str] = "onecycle"
     pct_start: float = spec("a number in (0, 1)", in_range(0, 1, lo_open=True))
 
-    DIV: ClassVar[float] = 25.0  # the start is lr / 25 (torch's OneCycleLR default)...
-    FINAL_DIV: ClassVar[float] = 1e4  # ...and the last step lr / (25 x 1e4)
-
-    def lr_at(self, base: float, k: int, total: int) -> float:
-        last = max(total - 1, 1)
-        up = max(1, round(self.pct_start * last))
-        start, end = base / self.DIV, base / (self.DIV * self.FINAL_DIV)
-        if k <= up:
-            return _anneal(start, base, k / up)
-        return _anneal(base, end, (k - up) / max(1, last - up))
-
 
 @dataclass
 class LinearConfig(SchedulerConfig):
@@ -154,13 +110,6 @@ class LinearConfig(SchedulerConfig):
 
     NAME: ClassVar[str] = "linear"
     warmup_fraction: float = spec("a number in [0, 1)", in_range(0, 1))
-
-    def lr_at(self, base: float, k: int, total: int) -> float:
-        warmup = round(self.warmup_fraction * total)
-        last = max(total - 1, warmup + 1)
-        if k < warmup:
-            return base * (k + 1) / (warmup + 1)
-        return base * max(0.0, (last - k) / (last - warmup))
 
 
 SCHEDULERS: dict[str, type[SchedulerConfig]] = {

@@ -16,6 +16,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .dataset import IMAGE_SIZE
+
 GRAY = (0.2989, 0.587, 0.114)
 
 
@@ -65,7 +67,7 @@ _JITTER_OPS = (_brightness, _contrast, _saturation, _hue)
 class BatchAugment:
     """Callable on a float batch (B, 3, 64, 64) in [0, 1]; returns the augmented batch (still in [0, 1])."""
 
-    def __init__(self, augment_cfg, size: int = 64):
+    def __init__(self, augment_cfg, size: int = IMAGE_SIZE):
         self.cfg, self.size = augment_cfg, size
 
     def crop_flip_theta(self, n: int, g: torch.Generator, device) -> tuple[torch.Tensor, dict]:

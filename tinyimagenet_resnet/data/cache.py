@@ -16,7 +16,7 @@ import numpy as np
 from .. import compat
 from ..artifacts.files import atomic_path, file_lock, read_json, write_json
 from ..config.paths import default_cache_dir
-from ..training.progress import Progress
+from ..progress import Progress
 from .dataset import IMAGE_SIZE as SIZE
 from .dataset import decode_image
 from .splits import Split
@@ -38,7 +38,7 @@ def _decode_into(out: np.ndarray, table, split: Split, start: int, stop: int) ->
 
 
 def build(path: Path, raw_split, split: Split, threads: int) -> None:
-    import datasets
+    import datasets  # lazy: seconds of import, paid only where the raw data is read
 
     table = raw_split.cast_column("image", datasets.Image(decode=False)).select_columns(["image"])
     with atomic_path(path) as tmp:

@@ -48,7 +48,7 @@ class ImageSplitDataset(torch.utils.data.Dataset):
     """Items are (transformed image, label) for the rows of `split.indices` in the raw HF split."""
 
     def __init__(self, raw_split, split: Split, transform):
-        import datasets
+        import datasets  # lazy: seconds of import, paid only where the raw data is read
 
         self.table = raw_split.cast_column("image", datasets.Image(decode=False)).select_columns(["image"])
         self.split = split

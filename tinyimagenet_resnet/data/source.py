@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +46,7 @@ def _data_files(root: Path, train_files: str | None, val_files: str | None) -> d
 def load_raw(data_cfg):
     """Return (a `datasets.DatasetDict` with `train` and `valid` splits (images still encoded), the source's name,
     the source's identity: '' for the hub, else a digest of the files that keys every cache built from them)."""
-    import datasets
+    import datasets  # lazy: seconds of import, paid only where the raw data is read
 
     if data_cfg.path is None:
         name = data_cfg.hub_name
@@ -99,9 +101,6 @@ def load_raw(data_cfg):
 def files_identity(root: Path, data_files: dict | None) -> str:
     """A digest of the dataset's files as this machine sees them: each file's absolute path, size, modification
     time and inode. Another folder, or a file written again, gives another identity (and new caches)."""
-    import hashlib
-    import os
-
     h = hashlib.sha256()
     for split, files in sorted(split_files(root, data_files).items()):
         for f in files:
@@ -126,7 +125,7 @@ def _first_line(exc: BaseException) -> str:
 def check_files(root: Path, data_files: dict | None) -> None:
     """Each parquet file of the dataset has a readable footer and the `image` and `label` columns; the file that
     does not is named in one line (before `datasets` tries to convert them all)."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # lazy: loaded with datasets, only where the raw data is read
 
     for split, files in split_files(root, data_files).items():
         rows = 0
@@ -155,7 +154,7 @@ def check_files(root: Path, data_files: dict | None) -> None:
 
 def unreadable_file(root: Path, data_files: dict | None) -> str | None:
     """After `datasets` failed to convert the files: the first one whose data pyarrow cannot read, as one line."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # lazy: loaded with datasets, only where the raw data is read
 
     for files in split_files(root, data_files).values():
         for f in files:
@@ -174,7 +173,7 @@ def locate(root: Path | None, data_files: dict | None, split: str, index: int) -
     """Where row `index` of a split comes from: ' (<file>, row <n>)', or '' when it cannot be told (the hub)."""
     if root is None:
         return ""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # lazy: loaded with datasets, only where the raw data is read
 
     start = 0
     for f in split_files(root, data_files).get(split, []):
@@ -188,7 +187,7 @@ def locate(root: Path | None, data_files: dict | None, split: str, index: int) -
 def _stale(raw, root: Path, data_files: dict | None) -> bool:
     """datasets keys the cache of a local folder on its name and the files' mtimes, so two folders of the same name
     (a regenerated copy, say) can share a stale cache. Compare row counts with the parquet footers (cheap)."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # lazy: loaded with datasets, only where the raw data is read
 
     for split, files in split_files(root, data_files).items():
         if files and split in raw and len(raw[split]) != sum(pq.read_metadata(f).num_rows for f in files):
@@ -208,7 +207,7 @@ def labels_of(raw_split) -> np.ndarray:
 def check_raw(raw, source: str, num_classes: int, root: Path | None = None, data_files: dict | None = None) -> None:
     """Refuse a dataset without the expected splits/columns, an empty split, or a label that is missing or outside
     0..num_classes-1 (naming the split, the row and, for a local copy, its file)."""
-    import pyarrow.compute as pc
+    import pyarrow.compute as pc  # lazy: loaded with datasets, only where the raw data is read
 
     for split in ("train", "valid"):
         if split not in raw:

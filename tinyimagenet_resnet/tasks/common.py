@@ -9,8 +9,10 @@ from pathlib import Path
 
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from .. import STARTED_AT
 from ..artifacts.files import write_text
 from ..artifacts.trackers import Trackers, open_trackers
 from ..config.loader import from_checkpoint
@@ -65,10 +67,6 @@ def hydra_overrides() -> list[str]:
 
 
 def run_context(cfg: DictConfig) -> RunContext:
-    from hydra.types import RunMode
-
-    from .. import STARTED_AT
-
     hc = HydraConfig.get()
     absolute_paths(cfg)
     started_at = time.time() if hc.mode == RunMode.MULTIRUN else STARTED_AT

@@ -4,6 +4,7 @@ the confusion matrix and the most confused class pairs, rebuilt from the checkpo
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -11,9 +12,11 @@ from ..artifacts.files import atomic_path, write_csv
 from ..artifacts.records import EvalMetrics
 from ..config.overrides import RUNTIME_KEYS
 from ..data.classes import class_name, class_table
+from ..progress import use_progress_bar
 from ..reporting import figures
 from ..training.checkpoint import eval_weights
-from ..training.engine import evaluate, use_progress_bar
+from ..training.evaluation import evaluate
+from ..training.metrics import ClassificationMeter
 from .common import (
     config_from_checkpoint,
     hydra_overrides,
@@ -72,30 +75,51 @@ def run(cfg) -> float:
         )
     model = make_model(cfg, dm.num_classes, ctx.device, ctx.channels_last)
     model.load_state_dict(eval_weights(ckpt))
-    show = use_progress_bar(cfg.trainer.progress_bar)
     tb = open_tb(ctx)
     meters, results = {}, {}
     for split in ("val", "test"):
-        meter = evaluate(
-            model,
-            dm.eval_loader(split, ctx.device),
-            ctx.device,
-            dm.num_classes,
-            ctx.amp_dtype,
-            ctx.channels_last,
-            show,
-            desc=split,
-            flip=bool(cfg.trainer.tta_flip),
-            progress_every_s=float(cfg.trainer.progress_every_s),
-        )
-        meters[split], results[split] = meter, meter.compute()
+        meters[split] = evaluate_split(cfg, ctx, model, dm, split)
+        results[split] = meters[split].compute()
         tb.scalars(results[split].tags(split), int(ckpt["epoch"]))
     cm = meters["test"].confusion.cpu().numpy()
-    per_class = meters["test"].per_class_accuracy().cpu().numpy()
+    write_per_class(ctx.run_dir / "per_class_accuracy.csv", cm, meters["test"].per_class_accuracy().cpu().numpy())
+    confused = top_confusions(cm, int(cfg.evaluate.top_confusions))
+    write_confusions(ctx.run_dir, tb, cm, confused, results["test"].accuracy, len(dm.splits["test"]))
+    EvalMetrics(
+        checkpoint=str(cfg.ckpt_path),
+        epoch=int(ckpt["epoch"]),
+        trained_config=ckpt["config"]["model"],
+        val=results["val"],
+        test=results["test"],
+        top_confusions=confused,
+    ).write(ctx.run_dir)
+    tb.close()
+    log_results(results, confused)
+    return float(results["test"].accuracy)
+
+
+def evaluate_split(cfg, ctx, model, dm, split: str) -> ClassificationMeter:
+    """The checkpoint's model over one split, with the run's precision, memory format and test-time flip."""
+    return evaluate(
+        model,
+        dm.eval_loader(split, ctx.device),
+        device=ctx.device,
+        num_classes=dm.num_classes,
+        amp_dtype=ctx.amp_dtype,
+        channels_last=ctx.channels_last,
+        show_progress=use_progress_bar(cfg.trainer.progress_bar),
+        desc=split,
+        flip=bool(cfg.trainer.tta_flip),
+        progress_every_s=float(cfg.trainer.progress_every_s),
+    )
+
+
+def write_per_class(path: Path, cm: np.ndarray, per_class: np.ndarray) -> None:
+    """per_class_accuracy.csv: each class's test support and accuracy (empty for a class with no test image)."""
     support = cm.sum(1)
     table = class_table()
     write_csv(
-        ctx.run_dir / "per_class_accuracy.csv",
+        path,
         ["label", "wnid", "name", "support", "accuracy"],
         (
             [
@@ -105,33 +129,27 @@ def run(cfg) -> float:
                 int(support[c]),
                 f"{per_class[c]:.6f}" if support[c] else "",
             ]
-            for c in range(dm.num_classes)
+            for c in range(len(cm))
         ),
     )
-    confused = top_confusions(cm, int(cfg.evaluate.top_confusions))
+
+
+def write_confusions(run_dir: Path, tb, cm: np.ndarray, confused: list[dict], top1: float, images: int) -> None:
+    """top_confusions.csv, confusion_matrix.npy, and the matrix's figure as PNG and in TensorBoard."""
     write_csv(
-        ctx.run_dir / "top_confusions.csv",
+        run_dir / "top_confusions.csv",
         ["true", "true_name", "predicted", "predicted_name", "count", "share_of_true"],
         confused,
     )
-    with atomic_path(ctx.run_dir / "confusion_matrix.npy") as tmp, open(tmp, "wb") as f:
+    with atomic_path(run_dir / "confusion_matrix.npy") as tmp, open(tmp, "wb") as f:
         np.save(f, cm)
-    names = [class_name(c) for c in range(dm.num_classes)]
-    fig = figures.confusion_matrix(
-        cm, names, f"Test confusion matrix ({len(dm.splits['test'])} images, top-1 {results['test'].accuracy:.2%})"
-    )
+    names = [class_name(c) for c in range(len(cm))]
+    fig = figures.confusion_matrix(cm, names, f"Test confusion matrix ({images} images, top-1 {top1:.2%})")
     tb.figure("test/confusion_matrix", fig)
-    figures.save(fig, ctx.run_dir / "confusion_matrix.png")
-    out = EvalMetrics(
-        checkpoint=str(cfg.ckpt_path),
-        epoch=int(ckpt["epoch"]),
-        trained_config=ckpt["config"]["model"],
-        val=results["val"],
-        test=results["test"],
-        top_confusions=confused,
-    )
-    out.write(ctx.run_dir)
-    tb.close()
+    figures.save(fig, run_dir / "confusion_matrix.png")
+
+
+def log_results(results: dict, confused: list[dict]) -> None:
     for split in ("val", "test"):
         m = results[split]
         log.info(
@@ -152,4 +170,3 @@ def run(cfg) -> float:
             100 * r["share_of_true"],
             r["true_name"],
         )
-    return float(results["test"].accuracy)

@@ -10,6 +10,7 @@ import io
 import logging
 import math
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,6 +20,7 @@ from ..artifacts import names
 from ..artifacts.files import atomic_path, write_csv
 from ..artifacts.records import InspectRecord
 from ..data.classes import class_name
+from ..data.dataset import IMAGE_SIZE
 from ..errors import DataError
 from ..model import count_parameters
 from ..reporting import figures
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 
 def image_headers(raw_split, indices: np.ndarray, split_name: str) -> tuple[Counter, Counter]:
     """Modes and sizes from the JPEG headers (no full decode)."""
-    import datasets
+    import datasets  # lazy: seconds of import, paid only where the raw data is read
 
     table = raw_split.cast_column("image", datasets.Image(decode=False)).select_columns(["image"])
     wanted = np.zeros(len(table), dtype=bool)
@@ -90,29 +92,8 @@ def run(cfg) -> float:
     dm = setup_data(cfg, ctx.run_dir)
     tb = open_tb(ctx)
     out: dict = {"sizes": {k: len(v) for k, v in dm.splits.items()}, "split": dm.summary().to_json()}
-
-    counts = {k: np.bincount(v.labels, minlength=dm.num_classes) for k, v in dm.splits.items()}
-    write_csv(
-        ctx.run_dir / "class_distribution.csv",
-        ["label", "name", *counts],
-        ([c, class_name(c), *(int(counts[k][c]) for k in counts)] for c in range(dm.num_classes)),
-    )
-    out["class_counts"] = {
-        k: {"min": int(c.min()), "max": int(c.max()), "classes_present": int((c > 0).sum())} for k, c in counts.items()
-    }
-    fig = figures.class_distribution(counts)
-    tb.figure("inspect/class_distribution", fig)
-    figures.save(fig, ctx.run_dir / "class_distribution.png")
-
-    out["image_modes"], out["image_sizes"] = {}, {}
-    for name, split in dm.splits.items():
-        modes, sizes = image_headers(dm.raw[split.source_split], split.indices, split.source_split)
-        out["image_modes"][name] = dict(modes)
-        out["image_sizes"][name] = dict(sizes)
-    n_all = sum(sum(m.values()) for m in out["image_modes"].values())
-    n_gray = sum(m.get("L", 0) for m in out["image_modes"].values())
-    out["grayscale_share"] = n_gray / max(n_all, 1)
-
+    out["class_counts"] = class_distribution(dm, ctx.run_dir, tb)
+    out.update(image_formats(dm))
     train_plain = dm.dataset("train", train_augment=False)
     out["train_stats"] = channel_stats(train_plain, cfg.inspect.stats_images, int(cfg.seed))
     out["train_stats"]["configured_mean"] = list(cfg.data.mean)
@@ -120,26 +101,8 @@ def run(cfg) -> float:
 
     model = make_model(cfg, dm.num_classes, ctx.device, ctx.channels_last)
     x, y = dm.sample_batch(ctx.device)  # a batch as training makes it (the configured pipeline)
-
-    mean, std = torch.tensor(list(cfg.data.mean))[:, None, None], torch.tensor(list(cfg.data.std))[:, None, None]
-    shown = x[: int(cfg.inspect.grid_images)].cpu()
-    imgs = (shown * std + mean).permute(0, 2, 3, 1).numpy()
-    labels = [int(label) for label in y[: len(shown)]]
-    fig = figures.samples(imgs, labels, str(cfg.data.pipeline))
-    tb.figure("inspect/augmented_samples", fig)
-    figures.save(fig, ctx.run_dir / "augmented_samples.png")
-    with atomic_path(ctx.run_dir / "augmented_samples.npz") as tmp, open(tmp, "wb") as f:  # the report's French one
-        np.savez_compressed(f, images=(np.clip(imgs, 0, 1) * 255).astype(np.uint8), labels=np.array(labels))
-
-    out["batch"] = {
-        "x_shape": list(x.shape),
-        "x_dtype": str(x.dtype),
-        "y_shape": list(y.shape),
-        "x_mean": float(x.mean()),
-        "x_std": float(x.std()),
-        "model_input_shape": ["B", 3, 64, 64],
-        "matches_model_input": list(x.shape[1:]) == [3, 64, 64],
-    }
+    sample_grid(cfg, x, y, ctx.run_dir, tb)
+    out["batch"] = batch_check(x, y)
     out["parameters"] = count_parameters(model)
     x, y = x.to(ctx.device), y.to(ctx.device)
     model.train()
@@ -150,7 +113,68 @@ def run(cfg) -> float:
     tb.scalars({names.INITIAL_LOSS: out["initial_loss"]["loss"]}, 0)
     InspectRecord(**out).write(ctx.run_dir)
     tb.close()
+    log_summary(cfg, out, dm.num_classes)
+    return out["initial_loss"]["loss"]
 
+
+def class_distribution(dm, run_dir: Path, tb) -> dict:
+    """class_distribution.csv and its figure (PNG and TensorBoard); returns each split's min and max class count and
+    its classes present."""
+    counts = {k: np.bincount(v.labels, minlength=dm.num_classes) for k, v in dm.splits.items()}
+    write_csv(
+        run_dir / "class_distribution.csv",
+        ["label", "name", *counts],
+        ([c, class_name(c), *(int(counts[k][c]) for k in counts)] for c in range(dm.num_classes)),
+    )
+    fig = figures.class_distribution(counts)
+    tb.figure("inspect/class_distribution", fig)
+    figures.save(fig, run_dir / "class_distribution.png")
+    return {
+        k: {"min": int(c.min()), "max": int(c.max()), "classes_present": int((c > 0).sum())} for k, c in counts.items()
+    }
+
+
+def image_formats(dm) -> dict:
+    """Image modes and sizes of each split (JPEG headers), and the share of grayscale images over all splits."""
+    out: dict = {"image_modes": {}, "image_sizes": {}}
+    for name, split in dm.splits.items():
+        modes, sizes = image_headers(dm.raw[split.source_split], split.indices, split.source_split)
+        out["image_modes"][name] = dict(modes)
+        out["image_sizes"][name] = dict(sizes)
+    n_all = sum(sum(m.values()) for m in out["image_modes"].values())
+    n_gray = sum(m.get("L", 0) for m in out["image_modes"].values())
+    out["grayscale_share"] = n_gray / max(n_all, 1)
+    return out
+
+
+def sample_grid(cfg, x: torch.Tensor, y: torch.Tensor, run_dir: Path, tb) -> None:
+    """The first images of the batch, un-normalised and named by class: PNG, TensorBoard, and an .npz of the
+    images (what the report's French edition draws)."""
+    mean, std = torch.tensor(list(cfg.data.mean))[:, None, None], torch.tensor(list(cfg.data.std))[:, None, None]
+    shown = x[: int(cfg.inspect.grid_images)].cpu()
+    imgs = (shown * std + mean).permute(0, 2, 3, 1).numpy()
+    labels = [int(label) for label in y[: len(shown)]]
+    fig = figures.samples(imgs, labels, str(cfg.data.pipeline))
+    tb.figure("inspect/augmented_samples", fig)
+    figures.save(fig, run_dir / "augmented_samples.png")
+    with atomic_path(run_dir / "augmented_samples.npz") as tmp, open(tmp, "wb") as f:  # the report's French one
+        np.savez_compressed(f, images=(np.clip(imgs, 0, 1) * 255).astype(np.uint8), labels=np.array(labels))
+
+
+def batch_check(x: torch.Tensor, y: torch.Tensor) -> dict:
+    """One batch's shapes and statistics, and whether it is what the model takes."""
+    return {
+        "x_shape": list(x.shape),
+        "x_dtype": str(x.dtype),
+        "y_shape": list(y.shape),
+        "x_mean": float(x.mean()),
+        "x_std": float(x.std()),
+        "model_input_shape": ["B", 3, IMAGE_SIZE, IMAGE_SIZE],
+        "matches_model_input": list(x.shape[1:]) == [3, IMAGE_SIZE, IMAGE_SIZE],
+    }
+
+
+def log_summary(cfg, out: dict, num_classes: int) -> None:
     log.info(
         "Splits %s; grayscale %.2f%% of images; sizes %s",
         out["sizes"],
@@ -166,18 +190,19 @@ def run(cfg) -> float:
         list(cfg.data.std),
     )
     log.info(
-        "Batch %s %s -> model input (B, 3, 64, 64): %s; %s parameters",
+        "Batch %s %s -> model input (B, 3, %d, %d): %s; %s parameters",
         out["batch"]["x_shape"],
         out["batch"]["x_dtype"],
+        IMAGE_SIZE,
+        IMAGE_SIZE,
         "ok" if out["batch"]["matches_model_input"] else "MISMATCH",
         f"{out['parameters']:,}",
     )
     log.info(
         "Initial loss %.4f vs ln(%d) = %.4f; gradients finite and non-zero for all %d parameters: %s",
         out["initial_loss"]["loss"],
-        dm.num_classes,
+        num_classes,
         out["initial_loss"]["ln_num_classes"],
-        grads["parameters"],
-        grads["all_finite_and_nonzero"],
+        out["gradients"]["parameters"],
+        out["gradients"]["all_finite_and_nonzero"],
     )
-    return out["initial_loss"]["loss"]

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import torch
 
 from ..artifacts.files import write_csv
 from ..artifacts.records import LRFindRecord
+from ..progress import Progress, use_progress_bar
 from ..reporting import figures
-from ..training.engine import to_device, use_progress_bar
-from ..training.lr_range import range_test
+from ..training.batch import to_device
+from ..training.lr_range import RangeTestResult, range_test
 from ..training.optim import build_optimizer
-from ..training.progress import Progress
 from ..training.runtime import autocast
 from .common import make_model, open_tb, run_context, setup_data
 
@@ -75,8 +76,18 @@ def run(cfg) -> float | None:
         min_drop=float(lf.min_drop),
     )
     watch.close()
+    write_outputs(cfg, ctx.run_dir, tb, result)
+    tb.close()
+    log_suggestion(result, float(lf.min_drop))
+    return result.suggestion
+
+
+def write_outputs(cfg, run_dir: Path, tb, result: RangeTestResult) -> None:
+    """lr_find.csv (the curve), lr_find.json (the suggestion and the test's settings), the curve's figure as PNG
+    and in TensorBoard."""
+    lf = cfg.lr_find
     write_csv(
-        ctx.run_dir / "lr_find.csv",
+        run_dir / "lr_find.csv",
         ["step", "lr", "loss", "smoothed_loss"],
         zip(range(len(result.lrs)), result.lrs, result.losses, result.smoothed, strict=True),
     )
@@ -88,11 +99,13 @@ def run(cfg) -> float | None:
         optimizer=cfg.optim.name,
         weight_decay=float(cfg.optim.weight_decay),
         batch_size=int(cfg.data.batch_size),
-    ).write(ctx.run_dir)
+    ).write(run_dir)
     fig = figures.lr_curve(result.lrs, result.losses, result.smoothed, result.suggestion, result.window)
     tb.figure("lr_find/curve", fig)
-    figures.save(fig, ctx.run_dir / "lr_find.png")
-    tb.close()
+    figures.save(fig, run_dir / "lr_find.png")
+
+
+def log_suggestion(result: RangeTestResult, min_drop: float) -> None:
     if result.suggestion:
         log.info(
             "Suggested lr %.3g; stable window %.3g .. %.3g (%d iterations%s)",
@@ -107,6 +120,5 @@ def run(cfg) -> float | None:
             "No clear descent: the smoothed loss never fell by lr_find.min_drop=%g of its start; raise "
             "lr_find.num_iters or data.batch_size (200 classes need a few hundred steps), or widen "
             "lr_find.min_lr/max_lr",
-            float(lf.min_drop),
+            min_drop,
         )
-    return result.suggestion

@@ -31,8 +31,8 @@ from ..artifacts.files import write_json
 from ..artifacts.records import LRFindRecord, TrainMetrics
 from ..artifacts.runs import Run, expand
 from ..errors import UserError
+from ..progress import duration
 from ..sweeps.summary import collect
-from ..training.progress import duration
 from .protocol_time import ProtocolClock
 
 log = logging.getLogger(__name__)

@@ -11,12 +11,14 @@ from ..config.hparams import hparams_of, run_hparams
 from ..config.overrides import RUNTIME_KEYS
 from ..errors import ConfigError
 from ..model import count_parameters
+from ..progress import use_progress_bar
 from ..sweeps.pruning import pruning_callback
 from ..training.budget import BudgetPlan, describe, make_plan
 from ..training.callbacks import Checkpointing, MetricsFile, RunProgress, TensorBoardLogging
-from ..training.engine import Trainer, use_progress_bar
+from ..training.engine import Trainer
 from ..training.memory import OutOfMemory, is_oom, largest_fitting, memory_text, out_of_memory, scaled_lr, train_trial
 from ..training.optim import build_optimizer, build_scheduler
+from ..training.replan import apply_plan
 from ..training.runtime import precision_name
 from ..training.settings import TrainSettings
 from .common import (
@@ -72,27 +74,8 @@ def run(cfg: DictConfig) -> float:
     if cfg.data.batch_size == "auto":
         auto_batch_size(cfg, model, ctx, dm.num_classes)
     optimizer = build_optimizer(cfg.optim, model.parameters())
-    tb = open_tb(ctx, purge_step=ckpt["state"]["global_step"] if ckpt else None)
     split = dm.summary()
-    callbacks = [
-        TensorBoardLogging(
-            tb, run_hparams(cfg, ctx.overrides), in_sweep=ctx.multirun, started_at=ctx.started_at, run_dir=ctx.run_dir
-        ),
-        Checkpointing(ctx.run_dir / "checkpoints"),
-        MetricsFile(
-            ctx.run_dir,
-            dm.num_classes,
-            run_name=ctx.name,
-            params=count_parameters(model),
-            split=split.fingerprint,
-            hparams=hparams_of(cfg),
-            precision=precision_name(ctx.amp_dtype),
-            device=str(ctx.device),
-        ),
-    ]
-    callbacks += [cb for cb in (pruning_callback(cfg),) if cb is not None]
-    bar = use_progress_bar(t.progress_bar)
-    callbacks.append(RunProgress(bar, float(t.progress_every_s), str(ctx.device), precision_name(ctx.amp_dtype)))
+    callbacks = run_callbacks(cfg, ctx, model, dm.num_classes, split.fingerprint, ckpt)
     settings = TrainSettings.from_config(
         cfg,
         ctx.device,
@@ -104,39 +87,25 @@ def run(cfg: DictConfig) -> float:
         ctx.compile,
     )
     interim = dm.eval_loader("val", ctx.device, subset=t.interim_val_images) if t.interim_val_images else None
-    trainer = Trainer(
-        settings,
-        model,
-        optimizer,
-        None,
-        dm.train_loader(ctx.device),
-        dm.eval_loader("val", ctx.device),
-        callbacks,
+    trainer = build_trainer(
+        cfg,
+        ckpt,
+        settings=settings,
+        model=model,
+        optimizer=optimizer,
+        train_loader=dm.train_loader(ctx.device),
+        val_loader=dm.eval_loader("val", ctx.device),
+        callbacks=callbacks,
         checkpoint_meta={"config": resolved(cfg), "split": split.to_json()},
         interim_val_loader=interim,
     )
-    if t.budget_minutes:
-        plan_budget(trainer, t, ckpt)
-    trainer.scheduler = build_scheduler(cfg.scheduler, optimizer, trainer.total_steps)
-    if ckpt is not None:
-        trainer.restore(ckpt)
     try:
         state = trainer.fit()
     except Exception as exc:  # noqa: BLE001 - only an allocation failure is handled here
         if not is_oom(exc):
             raise
         del trainer, optimizer
-        raise out_of_memory(
-            exc,
-            model,
-            lambda params: build_optimizer(cfg.optim, params),
-            ctx.device,
-            ctx.amp_dtype,
-            ctx.channels_last,
-            dm.num_classes,
-            int(cfg.data.batch_size),
-            int(cfg.data.eval_batch_size or cfg.data.batch_size),
-        ) from None
+        raise run_out_of_memory(exc, cfg, model, ctx, dm.num_classes) from None
     log.info(
         "Best val top-1 %.4f at epoch %s; checkpoints in %s",
         state.best.val_accuracy or 0.0,
@@ -144,19 +113,75 @@ def run(cfg: DictConfig) -> float:
         ctx.run_dir / "checkpoints",
     )
     if state.plan:
-        plan = state.plan
-        log.info(
-            "Budget %.1f min: the run took %.1f min for %d steps (planned %d at the start, %d after %d re-plans; "
-            "end expected at %.1f min)",
-            plan["budget_s"] / 60,
-            (time.time() - ctx.started_at) / 60,
-            state.global_step,
-            plan.get("initial_steps") or plan["total_steps"],
-            plan["total_steps"],
-            len(plan.get("revisions") or []),
-            plan["budget_s"] / 60 - plan["reserve_s"] / 60,
-        )
+        log_budget_outcome(state.plan, ctx.started_at, state.global_step)
     return objective_values(cfg, state, count_parameters(model))
+
+
+def build_trainer(cfg: DictConfig, ckpt: dict | None, **parts) -> Trainer:
+    """The run's Trainer (`parts`: its keyword arguments but the scheduler), set up in the one order that works: a
+    time budget is planned first (its calibration times the trainer's own steps), then the LR schedule spans the
+    planned steps, then a checkpoint's state is restored (the schedule jumps to its step)."""
+    trainer = Trainer(**parts)
+    if cfg.trainer.budget_minutes:
+        plan_budget(trainer, cfg.trainer, ckpt)
+    trainer.scheduler = build_scheduler(cfg.scheduler, trainer.optimizer, trainer.total_steps)
+    if ckpt is not None:
+        trainer.restore(ckpt)
+    return trainer
+
+
+def run_callbacks(cfg: DictConfig, ctx, model, num_classes: int, split_fingerprint, ckpt: dict | None) -> list:
+    """What surrounds the run's loop, in call order: TensorBoard (and the other trackers), checkpoints,
+    metrics.json, Optuna pruning in a sweep, then the progress bar or lines."""
+    t = cfg.trainer
+    tb = open_tb(ctx, purge_step=ckpt["state"]["global_step"] if ckpt else None)
+    callbacks = [
+        TensorBoardLogging(
+            tb, run_hparams(cfg, ctx.overrides), in_sweep=ctx.multirun, started_at=ctx.started_at, run_dir=ctx.run_dir
+        ),
+        Checkpointing(ctx.run_dir / "checkpoints"),
+        MetricsFile(
+            ctx.run_dir,
+            num_classes,
+            run_name=ctx.name,
+            params=count_parameters(model),
+            split=split_fingerprint,
+            hparams=hparams_of(cfg),
+            precision=precision_name(ctx.amp_dtype),
+            device=str(ctx.device),
+        ),
+    ]
+    callbacks += [cb for cb in (pruning_callback(cfg),) if cb is not None]
+    bar = use_progress_bar(t.progress_bar)
+    callbacks.append(RunProgress(bar, float(t.progress_every_s), str(ctx.device), precision_name(ctx.amp_dtype)))
+    return callbacks
+
+
+def run_out_of_memory(exc: BaseException, cfg: DictConfig, model, ctx, num_classes: int) -> OutOfMemory:
+    """The one-line error of a run that ran out of memory, with a batch size that fits (training/memory.py)."""
+    batch = int(cfg.data.batch_size)
+    return out_of_memory(exc, *trial_parts(cfg, model, ctx), num_classes, batch, int(cfg.data.eval_batch_size or batch))
+
+
+def trial_parts(cfg: DictConfig, model, ctx) -> tuple:
+    """What a trial of steps at another batch size takes (training/memory.py): the model, a builder of the run's
+    optimizer, the device, precision and memory format."""
+    return model, lambda params: build_optimizer(cfg.optim, params), ctx.device, ctx.amp_dtype, ctx.channels_last
+
+
+def log_budget_outcome(plan: dict, started_at: float, steps: int) -> None:
+    """How a budgeted run used its time, against its plan and re-plans."""
+    log.info(
+        "Budget %.1f min: the run took %.1f min for %d steps (planned %d at the start, %d after %d re-plans; "
+        "end expected at %.1f min)",
+        plan["budget_s"] / 60,
+        (time.time() - started_at) / 60,
+        steps,
+        plan.get("initial_steps") or plan["total_steps"],
+        plan["total_steps"],
+        len(plan.get("revisions") or []),
+        plan["budget_s"] / 60 - plan["reserve_s"] / 60,
+    )
 
 
 def auto_batch_size(cfg: DictConfig, model, ctx, num_classes: int) -> None:
@@ -164,14 +189,7 @@ def auto_batch_size(cfg: DictConfig, model, ctx, num_classes: int) -> None:
     steps each; data.auto_batch.max itself when it fits), and optim.lr scaled to it from
     data.auto_batch.lr_reference by data.auto_batch.lr_rule."""
     ab = cfg.data.auto_batch
-    trial = train_trial(
-        model,
-        lambda params: build_optimizer(cfg.optim, params),
-        ctx.device,
-        ctx.amp_dtype,
-        ctx.channels_last,
-        num_classes,
-    )
+    trial = train_trial(*trial_parts(cfg, model, ctx), num_classes)
     largest, failed = largest_fitting(trial, int(ab.max))
     if largest is None:
         raise OutOfMemory(f"data.batch_size=auto: not even a batch of 1 fits on {memory_text(ctx.device)}")
@@ -225,5 +243,5 @@ def plan_budget(trainer: Trainer, t, ckpt: dict | None) -> None:
                 t.budget_evals,
             )
         plan = make_plan(trainer, float(t.budget_minutes), int(t.budget_evals))
-    trainer.apply_plan(plan)
+    apply_plan(trainer, plan)
     log.info("%s", describe(plan, trainer.train_loader.batch_size, trainer.train_loader.num_samples))

@@ -1,5 +1,6 @@
 """What happens around the training loop, as named steps the Trainer calls: TensorBoard logging, checkpoints and
-metrics.json. Sweeps add their own (Optuna pruning, sweeps/pruning.py). Callbacks run in list order."""
+metrics.json, the run's progress. Sweeps add their own (Optuna pruning, sweeps/pruning.py), a time budget its
+re-plans (training/replan.py). Callbacks run in list order."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from pathlib import Path
 from ..artifacts import names
 from ..artifacts.records import TrainMetrics
 from ..artifacts.tensorboard import TBLogger
+from ..progress import Progress, duration
+from ..progress import log as progress_log
 from . import checkpoint
-from .progress import Progress, duration
-from .progress import log as progress_log
+from .engine import Trainer
 
 
 class Callback:
@@ -33,6 +35,9 @@ class Callback:
 
     def on_log_step(self, trainer, step: int, loss: float) -> None:
         """Every `trainer.log_every_n_steps` steps, with the current step's loss."""
+
+    def on_validation(self, trainer, final: bool, seconds: float) -> None:
+        """After a validation (`final`: the run's last, on the whole val split), with the seconds it took."""
 
     def on_epoch_end(self, trainer, row) -> None:
         """After each epoch (validation included), with its EpochRow."""
@@ -92,19 +97,19 @@ class TensorBoardLogging(Callback):
 
 
 class Checkpointing(Callback):
-    """`best.ckpt` when val top-1 improved, `last.ckpt` after every epoch and on an interrupt."""
+    """`best.ckpt` when val top-1 improved, `last.ckpt` after every epoch and on an interrupt; the trainer is told
+    its last checkpoint (what an interrupted run names to resume from)."""
 
     def __init__(self, ckpt_dir: Path):
         self.ckpt_dir = Path(ckpt_dir)
-        self.last: Path | None = None
 
-    def on_epoch_end(self, trainer, row):
+    def on_epoch_end(self, trainer: Trainer, row):
         if trainer.state.best.epoch == row.epoch:
             checkpoint.save(trainer, self.ckpt_dir / "best.ckpt")
-        self.last = checkpoint.save(trainer, self.ckpt_dir / "last.ckpt")
+        trainer.last_checkpoint = checkpoint.save(trainer, self.ckpt_dir / "last.ckpt")
 
-    def on_interrupt(self, trainer):
-        self.last = checkpoint.save(trainer, self.ckpt_dir / "last.ckpt")
+    def on_interrupt(self, trainer: Trainer):
+        trainer.last_checkpoint = checkpoint.save(trainer, self.ckpt_dir / "last.ckpt")
 
 
 class MetricsFile(Callback):
@@ -192,8 +197,8 @@ class RunProgress(Callback):
         vals = [
             e for e in range(state.epoch, s.epochs) if e + 1 >= s.epochs or (e + 1) % s.val_every_n_epochs == 0
         ]  # fmt: skip
-        val_s = sum(trainer._val_loader(e + 1 >= s.epochs).num_samples * per_image_eval for e in vals)
-        total = steps_left * step_s + val_s + (trainer.clock() - trainer._fit_t0)
+        val_s = sum(trainer.val_loader_for(e + 1 >= s.epochs).num_samples * per_image_eval for e in vals)
+        total = steps_left * step_s + val_s + (trainer.clock() - trainer.fit_t0)
         progress_log.info(
             "%d epochs (%s steps): about %s on this machine (%s, %s, %.2f s/step), validations included",
             s.epochs,

@@ -1,5 +1,5 @@
 """Checkpoints: what one holds (assembled here, with its format version), written atomically, loaded with one-line
-errors, and restored into a Trainer so that training continues exactly where it stopped.
+errors; `Trainer.restore` (training/engine.py) continues a run exactly where one stopped.
 
 Format (CKPT_VERSION 1): version, model, optimizer, scheduler (for information: a resume recomputes the LR of its step),
 scaler (state dicts), ema (the weight average, when
@@ -17,7 +17,8 @@ import torch
 
 from ..artifacts.files import atomic_path
 from ..errors import CheckpointError
-from .runtime import get_rng_state, set_rng_state
+from .engine import Trainer
+from .runtime import get_rng_state
 
 CKPT_VERSION = 1
 REQUIRED_KEYS = ("model", "optimizer", "epoch", "config")
@@ -33,7 +34,7 @@ def atomic_save(obj, path: Path) -> Path:
     return Path(path)
 
 
-def assemble(trainer) -> dict:
+def assemble(trainer: Trainer) -> dict:
     s = trainer.state
     return {
         "version": CKPT_VERSION,
@@ -50,28 +51,8 @@ def assemble(trainer) -> dict:
     }
 
 
-def save(trainer, path: Path) -> Path:
+def save(trainer: Trainer, path: Path) -> Path:
     return atomic_save(assemble(trainer), path)
-
-
-def restore(trainer, ckpt: dict) -> None:
-    """Weights, optimizer, scheduler, scaler, epoch, best, history, RNG states: exactly where `ckpt` stopped."""
-    from .engine import TrainState
-
-    trainer.model.load_state_dict(ckpt["model"])
-    state = TrainState.from_json(ckpt["state"])
-    trainer.optimizer.load_state_dict(ckpt["optimizer"])
-    if trainer.scheduler is not None:
-        # The schedule's closed form at the checkpoint's step, over the run's length now: exact for the same length,
-        # and an extended run (trainer.epochs raised) gets the LR of its new, longer schedule.
-        trainer.scheduler.jump_to(min(state.global_step, trainer.total_steps - 1))
-    if ckpt.get("scaler"):
-        trainer.scaler.load_state_dict(ckpt["scaler"])
-    if trainer.ema is not None and ckpt.get("ema"):
-        trainer.ema.load_state_dict(ckpt["ema"])
-    trainer.state = state
-    trainer.state.status = "running"
-    set_rng_state(ckpt["rng"])
 
 
 def load_checkpoint(path, key: str = "ckpt_path") -> dict:

@@ -12,6 +12,7 @@ fp16 autocast where the installed torch supports it (torch.amp.is_autocast_avail
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -81,8 +82,6 @@ def defaults_for(device: torch.device) -> DeviceDefaults:
 def fp16_autocast(device_type: str) -> bool:
     """The installed torch runs fp16 autocast on this kind of device (older ones refuse it on a CPU, with a
     warning, and run fp32)."""
-    import warnings
-
     if not torch.amp.is_autocast_available(device_type):
         return False
     with warnings.catch_warnings(record=True) as caught:

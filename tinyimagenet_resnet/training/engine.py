@@ -1,6 +1,6 @@
 """The training engine: epochs of optimisation and validation, in the order they happen. What surrounds the loop
-(TensorBoard, checkpoints, metrics.json, pruning) is a list of callbacks (training/callbacks.py); checkpoint
-assembly and restore are in training/checkpoint.py; the plan of a time-budgeted run in training/budget.py."""
+(TensorBoard, checkpoints, metrics.json, progress, pruning, a time budget's re-plans) is a list of callbacks called
+on named hooks (training/callbacks.py, training/replan.py); a checkpoint's format is in training/checkpoint.py."""
 
 from __future__ import annotations
 
@@ -8,140 +8,35 @@ import contextlib
 import logging
 import math
 import signal
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .. import compat
-from ..artifacts.records import Best, EpochRow, SplitMetrics, progress_from_json, progress_to_json
+from ..artifacts.records import EpochRow, SplitMetrics
 from ..errors import DivergedError, Interrupted
-from . import checkpoint
-from .budget import Replanner, remeasure, size_index
+from .batch import resize, to_device
 from .ema import EMA
-from .metrics import ClassificationMeter
-from .progress import Progress
-from .runtime import autocast
+from .evaluation import evaluate
+from .resizing import size_index
+from .runtime import autocast, set_rng_state
 from .settings import TrainSettings
+from .state import EpochSums, TrainState
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainState:
-    """Where training stands; stored in every checkpoint (`state`) and restored on resume."""
-
-    epoch: int = 0  # completed epochs
-    global_step: int = 0
-    samples_into_epoch: int = 0  # > 0 only in a checkpoint written by an interrupt mid-epoch...
-    epoch_loss_sum: float = 0.0  # ...with the train loss and accuracy sums of that epoch's first part
-    epoch_correct: int = 0
-    best: Best = field(default_factory=Best)
-    history: list[EpochRow] = field(default_factory=list)
-    initial_loss: float | None = None
-    status: str = "running"
-    wall_time_s: float = 0.0
-    plan: dict | None = None  # the BudgetPlan of a time-budgeted run (training/budget.py), kept on resume
-    size_index: int = 0  # progressive resizing: the index in train_sizes of the latest phase reached
-    skipped_steps: int = 0  # fp16: optimiser steps the loss scaler skipped (inf/NaN gradients), counted so far
-
-    def record(self, row: EpochRow) -> bool:
-        """Append a finished epoch; True when it is the new best (val top-1)."""
-        self.epoch = row.epoch
-        self.history.append(row)
-        if self.best.beaten_by(row):
-            self.best = Best.of(row)
-            return True
-        return False
-
-    def to_json(self) -> dict:
-        return progress_to_json(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> TrainState:
-        return progress_from_json(cls, data)
-
-
-def to_device(batch, device: torch.device, channels_last: bool):
-    x, y = batch
-    x = x.to(device, non_blocking=True)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x, y.to(device, non_blocking=True)
-
-
-def resize(x: torch.Tensor, size: int, channels_last: bool) -> torch.Tensor:
-    """A batch at `size`x`size` (antialiased bilinear), for progressive resizing; unchanged at its own size."""
-    if x.shape[-1] == size:
-        return x
-    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-
-def use_progress_bar(setting) -> bool:
-    """`trainer.progress_bar`: auto = a bar on an interactive terminal, else progress lines (training/progress.py)."""
-    if setting == "auto":
-        return sys.stderr.isatty()
-    return bool(setting)
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    loader,
-    device,
-    num_classes: int,
-    amp_dtype=None,
-    channels_last=True,
-    show_progress=False,
-    desc="eval",
-    flip: bool = False,
-    max_batches: int | None = None,
-    progress_every_s: float | None = None,
-) -> ClassificationMeter:
-    """One pass over `loader` in eval mode; returns the filled meter (metrics, confusion matrix). `flip` averages
-    the logits of each image and its mirror image (test-time augmentation). Progress: a bar (`show_progress`), or
-    a line every `progress_every_s` seconds (None: none)."""
-    was_training = model.training
-    model.eval()
-    meter = ClassificationMeter(num_classes, device)
-    loss_fn = nn.CrossEntropyLoss(reduction="sum")
-    n = len(loader) if max_batches is None else min(len(loader), max_batches)
-    watch = None
-    if show_progress or progress_every_s is not None:
-        watch = Progress(desc, n, bar=show_progress, every_s=progress_every_s or 30.0, unit="batch",
-                         images_per_unit=getattr(loader, "batch_size", None))  # fmt: skip
-    for i, batch in enumerate(loader):
-        if max_batches is not None and i >= max_batches:
-            break
-        if watch is not None and i:
-            watch.update(1)
-        x, y = to_device(batch, device, channels_last)
-        with autocast(device, amp_dtype):
-            logits = model(x).float()
-            if flip:
-                mirrored = x.flip(3)
-                if channels_last:
-                    mirrored = mirrored.contiguous(memory_format=torch.channels_last)
-                logits = (logits + model(mirrored).float()) / 2
-        meter.update(logits, y, loss_fn(logits, y))
-    if watch is not None:
-        watch.close()
-    model.train(was_training)
-    return meter
 
 
 class Trainer:
     def __init__(
         self,
+        *,
         settings: TrainSettings,
         model: nn.Module,
-        optimizer,
-        scheduler,
+        optimizer: torch.optim.Optimizer,
+        scheduler=None,
         train_loader,
         val_loader,
         callbacks=(),
@@ -149,9 +44,10 @@ class Trainer:
         interim_val_loader=None,
         clock: Callable[[], float] = time.perf_counter,
     ):
-        """`checkpoint_meta` goes into every checkpoint as is (the resolved config, the split summary).
-        `interim_val_loader`, when given, validates every epoch but the last (a subset of val: cheaper). `clock`
-        is where step, validation and budget times come from (seconds; a test injects its own)."""
+        """`scheduler`: a per-step LR scheduler (training/optim.py: PlannedLR) or None. `checkpoint_meta` goes into
+        every checkpoint as is (the resolved config, the split summary). `interim_val_loader`, when given, validates
+        every epoch but the last (a subset of val: cheaper). `clock` is where step, validation and budget times come
+        from (seconds; a test injects its own)."""
         self.clock = clock
         self.s, self.model, self.optimizer, self.scheduler = settings, model, optimizer, scheduler
         self.train_loader, self.val_loader, self.interim_val_loader = train_loader, val_loader, interim_val_loader
@@ -165,18 +61,33 @@ class Trainer:
         self.forward = torch.compile(model) if settings.compile else model
         self.ema = EMA(model, settings.ema_decay) if settings.ema_decay else None
         self.state = TrainState()
-        self.replanner: Replanner | None = None  # a time-budgeted run's (apply_plan)
-        self._fit_t0: float | None = None  # the clock at the start of the training time so far (resumes included)
+        self.replanner = None  # a time-budgeted run's Replanner (training/replan.py: apply_plan sets it)
+        self.last_checkpoint: Path | None = None  # the latest last.ckpt written (the checkpointing callback's)
+        self.fit_t0: float | None = None  # the clock at the start of the training time so far (resumes included)
+        self.batch: tuple[torch.Tensor, torch.Tensor] | None = None  # the train batch in hand (x, y)
         self._stop_signal: str | None = None
-        self._batch = None  # the train batch in hand (x, y)
 
     def _emit(self, hook: str, *args) -> None:
         for cb in self.callbacks:
             getattr(cb, hook)(self, *args)
 
     def restore(self, ckpt: dict) -> None:
-        """Continue exactly where `ckpt` stopped (training/checkpoint.py)."""
-        checkpoint.restore(self, ckpt)
+        """Weights, optimizer, scheduler, scaler, epoch, best, history, RNG states: continue exactly where `ckpt`
+        (training/checkpoint.py) stopped."""
+        self.model.load_state_dict(ckpt["model"])
+        state = TrainState.from_json(ckpt["state"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.scheduler is not None:
+            # The schedule's closed form at the checkpoint's step, over the run's length now: exact for the same
+            # length, and an extended run (trainer.epochs raised) gets the LR of its new, longer schedule.
+            self.scheduler.jump_to(min(state.global_step, self.total_steps - 1))
+        if ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        if self.ema is not None and ckpt.get("ema"):
+            self.ema.load_state_dict(ckpt["ema"])
+        self.state = state
+        self.state.status = "running"
+        set_rng_state(ckpt["rng"])
         best = self.state.best
         log.info(
             "Resumed at epoch %d (global step %d, best val top-1 %s)",
@@ -186,20 +97,6 @@ class Trainer:
         )
 
     # ---------------------------------------------------------------- the schedule of a run
-    def apply_plan(self, plan) -> None:
-        """Run the steps of a time budget's plan (training/budget.py) in its epochs, revising it as the run goes."""
-        self.s = self.s.replace(total_steps=plan.total_steps, epochs=plan.epochs)
-        self.train_loader.set_steps_per_epoch(plan.steps_per_epoch)
-        self.state.plan = plan.to_json()
-        self.replanner = Replanner(
-            plan, self.s.train_sizes, self.s.train_size_fractions, retime=self._retime, clock=self.clock
-        )
-
-    def _retime(self, current: int, ahead: list[int]) -> dict[int, float]:
-        """Seconds per step at these train sizes, timed now on the batch in hand (a budget's re-plan asks)."""
-        x, y = self._batch
-        return remeasure(self, x, y, current, ahead)
-
     def set_total_steps(self, total: int) -> None:
         """A new length for a running budgeted run: the schedule and the train sizes follow it from this step."""
         self.s = self.s.replace(total_steps=total)
@@ -217,20 +114,16 @@ class Trainer:
         return self.s.total_steps or self.s.epochs * self.batches_per_epoch()
 
     def epoch_end(self, epoch: int) -> int:
-        """The global step at which `epoch` ends. A budgeted run cuts its epochs from one stream of steps, and its
-        last epoch ends with the run, wherever a re-plan moved the end."""
-        if self.replanner is not None:
-            spe = self.replanner.plan.steps_per_epoch
-            return self.total_steps if epoch + 1 >= self.s.epochs else min((epoch + 1) * spe, self.total_steps)
-        return min(epoch * self.batches_per_epoch() + self.batches_per_epoch(), self.total_steps)
+        """The global step at which `epoch` ends: every epoch but the last after its steps (a budget plan's, else
+        the batches of an epoch); the last with the run, wherever a budget's re-plan moved the end."""
+        if epoch + 1 >= self.s.epochs:
+            return self.total_steps
+        return min((epoch + 1) * (self.s.steps_per_epoch or self.batches_per_epoch()), self.total_steps)
 
     def phase_at(self, step: int) -> int:
         """The index in trainer.train_sizes of the train resolution at global step `step` (progressive resizing);
         never back to an earlier phase than already reached (a re-planned budget moves the bounds)."""
         return size_index(step, self.total_steps, self.s.train_size_fractions, self.state.size_index)
-
-    def resize(self, x: torch.Tensor, size: int) -> torch.Tensor:
-        return resize(x, size, self.s.channels_last)
 
     # ---------------------------------------------------------------- signals
     def _on_signal(self, signum, frame):
@@ -272,61 +165,52 @@ class Trainer:
         return loss, logits
 
     def train_epoch(self, epoch: int) -> tuple[float, float]:
-        """Optimise over one epoch; returns (mean train loss, train accuracy)."""
+        """Optimise over one epoch, from where a resume left it; returns (mean train loss, train accuracy)."""
         s, state = self.s, self.state
         self.model.train()
-        # mid-epoch after a resume: skip the batches already trained on, and go on from their sums
-        skip = state.samples_into_epoch // self.train_loader.batch_size
-        if self.replanner is None:  # an epoch of the data (or of limit_train_batches), as planned from its start
-            end = state.global_step + min(self.batches_per_epoch() - skip, self.total_steps - state.global_step)
-        loss_sum = torch.full((), state.epoch_loss_sum, dtype=torch.float64, device=s.device)
-        correct = torch.full((), state.epoch_correct, dtype=torch.long, device=s.device)
-        seen = state.samples_into_epoch
-        first_bad = torch.full((), -1, dtype=torch.long, device=s.device)
-        batches = self.train_loader.epoch(epoch, skip)
+        sums = EpochSums(state, s.device)
+        # mid-epoch after a resume: skip the batches already trained on (their sums are in `sums`)
+        batches = self.train_loader.epoch(epoch, state.samples_into_epoch // self.train_loader.batch_size)
         self._emit("on_epoch_start", epoch)
-        mark = self.clock()
-        while state.global_step < (end if self.replanner is None else self.epoch_end(epoch)):
-            x, y = self._batch = to_device(next(batches), s.device, s.channels_last)
-            state.size_index = self.phase_at(state.global_step)
-            size = s.train_sizes[state.size_index]
-            loss, logits = self.step(self.resize(x, size), y)
-            if state.initial_loss is None:
-                state.initial_loss = float(loss.detach())
-                log.info("Initial loss %.4f (ln %d = %.4f)", state.initial_loss, s.num_classes, math.log(s.num_classes))
-                self._emit("on_initial_loss", state.initial_loss)
-            # Record the first non-finite step on the device; checked without a per-step host sync.
-            first_bad = torch.where(
-                (first_bad < 0) & ~torch.isfinite(loss.detach()),
-                torch.full_like(first_bad, state.global_step),
-                first_bad,
-            )
+        while state.global_step < self.epoch_end(epoch):
+            x, y = self.batch = to_device(next(batches), s.device, s.channels_last)
+            loss, logits = self._sized_step(x, y)
+            sums.add(loss, logits, y, state.global_step)
             state.global_step += 1
-            if self.replanner is not None:
-                now = self.clock()
-                self.replanner.add_step(size, now - mark)
-                mark = now
-                if self.replanner.due(state.global_step):
-                    self.set_total_steps(
-                        self.replanner.replan(state.global_step, epoch, self.elapsed_budget_s(), state.size_index)
-                    )
-                    state.plan = self.replanner.plan.to_json()
-                    mark = self.clock()  # a re-plan (and a re-timing) is not a train step's time
+            state.samples_into_epoch += y.numel()
             if self.scheduler is not None and state.global_step < self.total_steps:
                 self.scheduler.step()  # not after the last step: the schedule ends on it
-            loss_sum += loss.detach().double() * y.numel()
-            correct += (logits.detach().argmax(1) == y).sum()
-            seen += y.numel()
-            state.samples_into_epoch += y.numel()
             self._emit("on_step", state.global_step)
             if state.global_step % s.log_every_n_steps == 0 or self._stop_signal:
-                self._check_finite(first_bad, epoch)
-                self._count_skipped()
-                self._emit("on_log_step", state.global_step, float(loss.detach()))
+                self._log_step(sums, epoch, loss)
             if self._stop_signal:
-                state.epoch_loss_sum, state.epoch_correct = float(loss_sum), int(correct)
+                sums.save_to(state)
                 self._interrupt()
-        self._check_finite(first_bad, epoch)
+        self._end_epoch(sums, epoch)
+        return sums.means()
+
+    def _sized_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step at the train size of this point of the run; the very first step's loss is reported."""
+        state = self.state
+        state.size_index = self.phase_at(state.global_step)
+        loss, logits = self.step(resize(x, self.s.train_sizes[state.size_index], self.s.channels_last), y)
+        if state.initial_loss is None:
+            state.initial_loss = float(loss.detach())
+            n = self.s.num_classes
+            log.info("Initial loss %.4f (ln %d = %.4f)", state.initial_loss, n, math.log(n))
+            self._emit("on_initial_loss", state.initial_loss)
+        return loss, logits
+
+    def _log_step(self, sums: EpochSums, epoch: int, loss: torch.Tensor) -> None:
+        """Every log_every_n_steps (and on a stop): the host syncs to check the losses and count skipped steps."""
+        self._check_finite(sums.first_bad, epoch)
+        self._count_skipped()
+        self._emit("on_log_step", self.state.global_step, float(loss.detach()))
+
+    def _end_epoch(self, sums: EpochSums, epoch: int) -> None:
+        """Checks at the end of the epoch's steps; the next epoch starts with no sums."""
+        state = self.state
+        self._check_finite(sums.first_bad, epoch)
         if self._count_skipped():
             log.info(
                 "fp16: the loss scaler has skipped %d step(s) with inf/NaN gradients so far (scale now %g)",
@@ -334,8 +218,6 @@ class Trainer:
                 self.scaler.get_scale(),
             )
         state.samples_into_epoch, state.epoch_loss_sum, state.epoch_correct = 0, 0.0, 0
-        n = max(seen, 1)
-        return float(loss_sum) / n, float(correct) / n
 
     def _count_skipped(self) -> int:
         """Move the device's count of skipped fp16 steps into the state; returns how many were new."""
@@ -349,15 +231,9 @@ class Trainer:
     def _interrupt(self):
         """Stop on SIGINT/SIGTERM: last.ckpt (and metrics.json) as the run stands, then Interrupted."""
         self.state.status = "interrupted"
-        self.state.wall_time_s = self.clock() - self._fit_t0  # a resumed budget counts this epoch's time
+        self.state.wall_time_s = self.clock() - self.fit_t0  # a resumed budget counts this epoch's time
         self._emit("on_interrupt")
-        ckpt = next((cb.last for cb in self.callbacks if getattr(cb, "last", None)), None)
-        raise Interrupted(self._stop_signal, ckpt)
-
-    def elapsed_budget_s(self) -> float:
-        """Seconds of a budgeted run's budget spent: its start-up and calibration, then its training time (across
-        resumes; the time a run spent stopped does not count)."""
-        return self.replanner.plan.planned_at_s + self.clock() - self._fit_t0
+        raise Interrupted(self._stop_signal, self.last_checkpoint)
 
     def _check_finite(self, first_bad: torch.Tensor, epoch: int) -> None:
         bad_step = int(first_bad)
@@ -365,11 +241,12 @@ class Trainer:
             self.state.status = "diverged"
             raise DivergedError(epoch + 1, bad_step, float("nan"))
 
+    # ---------------------------------------------------------------- validation
     def eval_model(self) -> nn.Module:
         """What validation and the checkpoints' evaluation use: the weight average when trainer.ema_decay is set."""
         return self.ema.model if self.ema is not None else self.forward
 
-    def _val_loader(self, final: bool):
+    def val_loader_for(self, final: bool):
         """The full val split for the final validation, the interim subset (when set) before it."""
         return self.val_loader if final or self.interim_val_loader is None else self.interim_val_loader
 
@@ -377,12 +254,12 @@ class Trainer:
         s = self.s
         meter = evaluate(
             self.eval_model(),
-            self._val_loader(final),
-            s.device,
-            s.num_classes,
-            s.amp_dtype,
-            s.channels_last,
-            s.progress_bar and max_batches is None,
+            self.val_loader_for(final),
+            device=s.device,
+            num_classes=s.num_classes,
+            amp_dtype=s.amp_dtype,
+            channels_last=s.channels_last,
+            show_progress=s.progress_bar and max_batches is None,
             desc="val",
             flip=s.tta_flip,
             max_batches=max_batches,
@@ -390,52 +267,31 @@ class Trainer:
         )
         return meter.compute()
 
+    def _validate_epoch(self, epoch: int, final: bool) -> SplitMetrics | None:
+        """The epoch's validation, when one is due (every val_every_n_epochs, and the last); hooks get its time."""
+        if not final and (epoch + 1) % self.s.val_every_n_epochs != 0:
+            return None
+        t_val = self.clock()
+        n = self.val_loader_for(final).num_samples
+        log.info("epoch %d/%d: validating on %s images", epoch + 1, self.s.epochs, f"{n:,}")
+        val = self.validate(final)
+        self._emit("on_validation", final, self.clock() - t_val)
+        return val
+
+    # ---------------------------------------------------------------- the loop
     def unfinished(self) -> bool:
         """An epoch is still to train or to validate. A run stopped on the last step of an epoch has trained it
         (`samples_into_epoch` > 0, even at the run's last step) but not validated or recorded it: a resume does."""
         s = self.state
         return s.epoch < self.s.epochs and (s.global_step < self.total_steps or s.samples_into_epoch > 0)
 
-    def _last_epoch(self, epoch: int) -> bool:
-        return epoch + 1 >= self.s.epochs or self.state.global_step >= self.total_steps
-
-    # ---------------------------------------------------------------- the loop
     def fit(self) -> TrainState:
-        t_start = self._fit_t0 = self.clock() - self.state.wall_time_s
+        self.fit_t0 = self.clock() - self.state.wall_time_s
         self._emit("on_fit_start")
         try:
             with self._signals_stop_after_the_step():
                 while self.unfinished():
-                    epoch, t0 = self.state.epoch, self.clock()
-                    train_loss, train_acc = self.train_epoch(epoch)
-                    final = self._last_epoch(epoch)
-                    t_val = self.clock()
-                    val = None
-                    if final or (epoch + 1) % self.s.val_every_n_epochs == 0:
-                        n = self._val_loader(final).num_samples
-                        log.info("epoch %d/%d: validating on %s images", epoch + 1, self.s.epochs, f"{n:,}")
-                        val = self.validate(final)
-                    if self.replanner is not None and val is not None:
-                        self.replanner.add_validation(final, self.clock() - t_val)
-                    row = EpochRow(
-                        epoch + 1,
-                        train_loss,
-                        train_acc,
-                        self.optimizer.param_groups[0]["lr"],
-                        self.clock() - t0,
-                        step=self.state.global_step,
-                        wall_s=round(time.time() - self.s.started_at, 3),
-                        train_size=self.s.train_sizes[self.state.size_index],
-                    ).with_val(val)
-                    improved = self.state.record(row)
-                    self.state.wall_time_s = self.clock() - t_start
-                    self._log_epoch(row, improved)
-                    if not row.finite():
-                        self.state.status = "diverged"
-                        raise DivergedError(
-                            row.epoch, self.state.global_step, row.val_loss if row.val_loss is not None else math.nan
-                        )
-                    self._emit("on_epoch_end", row)
+                    self._run_epoch(self.state.epoch)
                     if self._stop_signal and self.unfinished():  # a signal during validation: stop at the epoch's end
                         self._interrupt()
             self.state.status = "ok"
@@ -445,8 +301,34 @@ class Trainer:
                 self.state.status = "failed"
             raise
         finally:
-            self.state.wall_time_s = self.clock() - t_start
+            self.state.wall_time_s = self.clock() - self.fit_t0
             self._emit("on_fit_end")
+
+    def _run_epoch(self, epoch: int) -> None:
+        """Train, validate when due, record the row (new best or not), check it is finite, then the epoch's hooks."""
+        t0 = self.clock()
+        train_loss, train_acc = self.train_epoch(epoch)
+        final = epoch + 1 >= self.s.epochs or self.state.global_step >= self.total_steps
+        val = self._validate_epoch(epoch, final)
+        row = EpochRow(
+            epoch + 1,
+            train_loss,
+            train_acc,
+            self.optimizer.param_groups[0]["lr"],
+            self.clock() - t0,
+            step=self.state.global_step,
+            wall_s=round(time.time() - self.s.started_at, 3),
+            train_size=self.s.train_sizes[self.state.size_index],
+        ).with_val(val)
+        improved = self.state.record(row)
+        self.state.wall_time_s = self.clock() - self.fit_t0
+        self._log_epoch(row, improved)
+        if not row.finite():
+            self.state.status = "diverged"
+            raise DivergedError(
+                row.epoch, self.state.global_step, row.val_loss if row.val_loss is not None else math.nan
+            )
+        self._emit("on_epoch_end", row)
 
     def _log_epoch(self, row: EpochRow, improved: bool) -> None:
         val = (

@@ -12,6 +12,7 @@ import copy
 import gc
 import logging
 import math
+import traceback
 from collections.abc import Callable
 
 import torch
@@ -141,10 +142,8 @@ def eval_trial(model: torch.nn.Module, device, amp_dtype, channels_last: bool):
 
 def in_evaluation(exc: BaseException) -> bool:
     """The error came from an evaluation pass (validation, task=evaluate), not a train step."""
-    import traceback
-
     return any(
-        f.name == "evaluate" and f.filename.endswith("engine.py") for f in traceback.extract_tb(exc.__traceback__)
+        f.name == "evaluate" and f.filename.endswith("evaluation.py") for f in traceback.extract_tb(exc.__traceback__)
     )
 
 

@@ -1,25 +1,47 @@
-"""The optimizer and the LR schedule from the `optim` and `scheduler` config nodes (each schema dataclass in
-config/schema.py builds its own torch object)."""
+"""The optimizer and the LR schedule from the `optim` and `scheduler` config nodes: a table from the optimizer
+config's NAME to its torch class and its own arguments, and a per-step scheduler over a closed-form schedule
+(training/schedules.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig
 
 from ..compat import set_scheduler_last_lr
+from .schedules import schedule_of
 
 
-def build_optimizer(optim_cfg, params) -> torch.optim.Optimizer:
-    return OmegaConf.to_object(optim_cfg).build(params)
+def _betas(cfg: DictConfig) -> dict:
+    return {"betas": tuple(cfg.betas)}
 
 
-def build_scheduler(sched_cfg, optimizer: torch.optim.Optimizer, total_steps: int):
+def _momentum(cfg: DictConfig) -> dict:
+    return {"momentum": cfg.momentum, "nesterov": cfg.nesterov}
+
+
+# optim NAME -> (torch class, its arguments beyond lr and weight_decay)
+OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], Callable[[DictConfig], dict]]] = {
+    "adamw": (torch.optim.AdamW, _betas),  # decoupled weight decay
+    "adam": (torch.optim.Adam, _betas),  # L2 weight decay added to the gradient
+    "sgd": (torch.optim.SGD, _momentum),
+}
+
+
+def build_optimizer(optim_cfg: DictConfig, params) -> torch.optim.Optimizer:
+    cls, extra = OPTIMIZERS[optim_cfg.name]
+    return cls(params, lr=optim_cfg.lr, weight_decay=optim_cfg.weight_decay, **extra(optim_cfg))
+
+
+def build_scheduler(sched_cfg: DictConfig, optimizer: torch.optim.Optimizer, total_steps: int):
     """A per-step LR scheduler over `total_steps` optimiser steps, or None (`scheduler=none`, the course default)."""
-    return OmegaConf.to_object(sched_cfg).build(optimizer, total_steps)
+    lr_at = schedule_of(sched_cfg)
+    return PlannedLR(optimizer, lr_at, total_steps) if lr_at is not None else None
 
 
 class PlannedLR(torch.optim.lr_scheduler.LRScheduler):
-    """The LR of each optimiser step from a closed form `lr_at(base_lr, step, total_steps)` (the scheduler config's).
+    """The LR of each optimiser step from a closed form `lr_at(base_lr, step, total_steps)` (training/schedules.py).
     `total_steps` may change while the run goes on (`set_total_steps`: a time budget re-planned), and a resumed run
     jumps to its step (`jump_to`) instead of replaying the schedule."""
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .. import compat
+from .devices import choose, cpu_defaults, defaults_for
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -58,8 +59,6 @@ def set_rng_state(state: dict) -> None:
 
 def device_defaults(device: torch.device):
     """The row of the device table (training/devices.py) for `device`."""
-    from .devices import cpu_defaults, defaults_for
-
     if device.type == "cpu":
         return cpu_defaults(
             cpu_has_native_bf16(), compat.mkldnn_fp16_supported(), torch.backends.cpu.get_cpu_capability()
@@ -71,8 +70,6 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     """Autocast dtype, or None for plain fp32. `auto` = what the device table gives (training/devices.py): bf16 on
     CUDA sm >= 8.0 and on CPUs with native bf16 (AVX512-BF16 or AMX: 2.65x faster than fp32 there, BENCHMARKS.md),
     fp16 with loss scaling on CUDA sm 7.x and MPS, fp32 elsewhere (an AVX2-only CPU emulates bf16: 14x slower)."""
-    from .devices import choose
-
     return choose(str(precision), False, device_defaults(device))[0]
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..data.dataset import IMAGE_SIZE
+
 
 @dataclass(frozen=True)
 class TrainSettings:
@@ -23,11 +25,12 @@ class TrainSettings:
     limit_train_batches: int | None
     progress_bar: bool
     started_at: float  # epoch seconds: when the command (or the sweep job) started; rows record time since then
-    train_sizes: tuple[int, ...] = (64,)  # progressive resizing: the train resolutions, in order...
+    train_sizes: tuple[int, ...] = (IMAGE_SIZE,)  # progressive resizing: the train resolutions, in order...
     train_size_fractions: tuple[float, ...] = (1.0,)  # ...and the share of the optimiser steps spent at each
     ema_decay: float | None = None
     tta_flip: bool = False
-    total_steps: int | None = None  # a budget plan's step count (None: epochs x batches per epoch)
+    total_steps: int | None = None  # a budget plan's step count (None: epochs x batches per epoch)...
+    steps_per_epoch: int | None = None  # ...and the steps of each of its epochs (None: the batches of an epoch)
     loss_scale: float = 65536.0  # fp16: the loss scaler's first scale
     progress_every_s: float = 30.0  # without a progress bar: a progress line every this many seconds of work
 

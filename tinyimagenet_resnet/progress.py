@@ -10,10 +10,18 @@ The ETA covers the whole piece of work (a training's is the run's, not the epoch
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 
 log = logging.getLogger("tinyimagenet_resnet.progress")
+
+
+def use_progress_bar(setting) -> bool:
+    """`trainer.progress_bar`: auto = a bar on an interactive terminal, else progress lines."""
+    if setting == "auto":
+        return sys.stderr.isatty()
+    return bool(setting)
 
 
 def duration(seconds: float) -> str:
@@ -52,7 +60,7 @@ class Progress:
         self.last_line = self.t0
         self.bar = None
         if bar:
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm  # lazy: tqdm.auto probes for a notebook; a run that logs lines never pays it
 
             self.bar = tqdm(total=self.total, initial=self.done, desc=self._desc(), unit=unit, leave=False,
                             dynamic_ncols=True)  # fmt: skip
