@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from ..cli import UsageError
+
 COMMANDS = {
     "throughput": "tinyimagenet_resnet.bench.throughput",
     "sweep": "tinyimagenet_resnet.bench.sweep",
@@ -14,8 +16,6 @@ COMMANDS = {
 
 
 def main(argv=None) -> int:
-    from ..cli import UsageError
-
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in ("-h", "--help"):
         print(__doc__.strip(), "\n\ncommands: " + ", ".join(COMMANDS) + " (each takes --help)")

@@ -16,12 +16,14 @@ from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
+from torch.utils.flop_counter import FlopCounterMode
 
 from ..artifacts.files import write_json
 from ..cli import UsageError, parser
 from ..config.choices import Pipeline
 from ..config.loader import compose_config
 from ..data.datamodule import DataModule
+from ..data.dataset import IMAGE_SIZE
 from ..model import ResNet, count_parameters
 from ..training.runtime import autocast, cpu_has_native_bf16, select_device
 
@@ -94,9 +96,7 @@ def cpu_facts() -> dict:
     return facts
 
 
-def flops_per_image(blocks, device, size: int = 64) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
+def flops_per_image(blocks, device, size: int = IMAGE_SIZE) -> float:
     model = ResNet(blocks).to(device)
     x = torch.randn(2, 3, size, size, device=device)
     with FlopCounterMode(display=False) as counter:
@@ -105,7 +105,7 @@ def flops_per_image(blocks, device, size: int = 64) -> float:
 
 
 def train_step_throughput(
-    blocks, device, batch_size, steps, warmup, channels_last, amp_dtype, compile_, size: int = 64
+    blocks, device, batch_size, steps, warmup, channels_last, amp_dtype, compile_, size: int = IMAGE_SIZE
 ) -> dict:
     torch.manual_seed(0)
     model = ResNet(blocks).to(device)

@@ -122,9 +122,10 @@ def rows_of(name: str, run_dir: Path) -> list[dict]:
 
 
 def machine() -> dict:
+    # lazy: the benchmark's own process only launches runs; torch (2 s of start-up) is for these facts alone
     import torch
 
-    from .throughput import cpu_facts
+    from .throughput import cpu_facts  # lazy: imports torch
 
     return {
         "cpu": cpu_facts(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from omegaconf import OmegaConf
 
+from ..data.dataset import IMAGE_SIZE
 from ..model import build_model
 
 # model keys added after 0.1.0, with the value every earlier run had
@@ -46,7 +47,7 @@ def architecture(model_cfg, num_classes: int) -> tuple[list, int]:
 
         hooks.append(module.register_forward_hook(hook))
     with torch.no_grad():
-        model(torch.zeros(1, 3, 64, 64))
+        model(torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE))
     for h in hooks:
         h.remove()
     return rows, sum(p.numel() for p in model.parameters())
