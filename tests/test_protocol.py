@@ -19,7 +19,7 @@ import yaml
 from tinyimagenet_resnet.reporting.report import localize
 from tinyimagenet_resnet.reporting.sections import g3, within_noise
 from tinyimagenet_resnet.reporting.text import TEXT
-from tinyimagenet_resnet.sweeps.summary import collect
+from tinyimagenet_resnet.sweeps.rows import collect
 
 from conftest import copy_protocol, protocol_args, run_main
 

@@ -60,7 +60,7 @@ def report() -> None:
 
 
 def summarize() -> None:
-    _console("tinyimagenet_resnet.sweeps.summary")
+    _console("tinyimagenet_resnet.sweeps.summarize")
 
 
 def plot() -> None:

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from ..artifacts import names
 from ..artifacts.records import BaselinesRecord, EvalMetrics, InspectRecord, LRFindRecord, SplitSummary, TrainMetrics
 from ..artifacts.runs import Run, expand
-from ..sweeps.summary import collect
+from ..sweeps.rows import collect
 from .figures import curves, save
 from .overlay import overlay
 

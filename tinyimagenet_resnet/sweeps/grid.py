@@ -32,7 +32,7 @@ from ..artifacts.records import TrainMetrics
 from ..artifacts.runs import Run, is_run
 from ..config.overrides import RUNTIME_KEYS, override_key, override_value, seed_sweep
 from ..errors import ConfigError, UserError, one_line
-from .summary import FAILURE_FILE
+from .rows import FAILURE_FILE
 
 log = logging.getLogger(__name__)
 

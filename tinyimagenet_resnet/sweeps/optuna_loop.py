@@ -153,7 +153,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         sys.exit(1)
 
     def _finish(self, study, folder: Path) -> None:
-        from .summary import write_summary
+        from .tables import write_summary
 
         self._write_results(study, folder)
         rows = write_summary(folder, self.config.hydra.sweeper, self.config, study)
@@ -409,7 +409,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         """Where the trial ran and its summary row (one user attribute per column, numbers as numbers), so that
         any worker's summary lists every worker's trials, also those of machines whose run directories it cannot
         see, and optuna-dashboard can sort and filter by them."""
-        from .summary import job_row, row_attrs
+        from .rows import job_row, row_attrs
 
         run_dir = OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir") if ret.hydra_cfg else None
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")

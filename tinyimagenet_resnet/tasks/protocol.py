@@ -31,7 +31,7 @@ from ..artifacts.files import write_json
 from ..artifacts.records import LRFindRecord, TrainMetrics
 from ..artifacts.runs import Run, expand
 from ..errors import UserError
-from ..sweeps.summary import collect
+from ..sweeps.rows import collect
 from ..training.progress import duration
 from .protocol_time import ProtocolClock
 
