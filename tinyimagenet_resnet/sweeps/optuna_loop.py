@@ -449,7 +449,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             results["solutions"] = [{"params": t.params, "values": list(t.values), "trial": t.number} for t in front]
             log.info("Pareto front of %d trials: %s", len(front), [t.number for t in front])
             if len(self.directions) == 2 and front:
-                from ..reporting.figures import pareto_figure
+                from .pareto import pareto_figure  # lazy: matplotlib costs 1 s of start-up, paid by two objectives only
 
                 pareto_figure(study, self.directions, folder / "pareto.png")
         write_text(folder / "optimization_results.yaml", OmegaConf.to_yaml(OmegaConf.create(results)))
