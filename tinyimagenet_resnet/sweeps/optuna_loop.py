@@ -207,6 +207,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         return study, folder
 
     def _declare_hparams(self, folder: Path, space: Space, study_name: str) -> None:
+        """TensorBoard's HParams columns of the searched parameters, with their domains, in the study's folder."""
         # lazy: TensorBoard's protobufs cost 0.5 s of start-up, paid only by a study that logs to TensorBoard
         from ..artifacts.hparams import write_experiment
         from ..artifacts.names import HP_METRICS  # lazy: with the line above, only where TensorBoard logs
