@@ -148,7 +148,7 @@ def test_hydra_full_error_shows_the_unexpected_traceback(tiny_data, tmp_path):
 
 def test_a_console_command_s_unexpected_error_is_one_line_too(tmp_path):
     code = (
-        "import sys, tinyimagenet_resnet.sweeps.summarize as s\n"
+        "import sys, tinyimagenet_resnet.sweeps.summary as s\n"
         "def broken(*a, **k):\n"
         "    raise KeyError('a bug nobody foresaw')\n"
         "s.write_summary = broken\n"

@@ -191,7 +191,7 @@ def test_two_workers_finish_one_study_with_exactly_n_trials(tiny_data, tmp_path,
     moved = sweep / "3"
     moved.rename(tmp_path / "elsewhere")
     subprocess.run(
-        [sys.executable, "-m", "tinyimagenet_resnet.sweeps.summarize", str(sweep)],
+        [sys.executable, "-m", "tinyimagenet_resnet.sweeps.summary", str(sweep)],
         cwd=tmp_path,
         check=True,
         capture_output=True,

@@ -57,7 +57,7 @@ def test_lr_wd_grid_without_dash_m_and_a_correct_summary(tiny_data, tmp_path):
     (sweep / "summary.md").unlink()
     (sweep / "summary.csv").unlink()
     out = subprocess.run(
-        [sys.executable, "-m", "tinyimagenet_resnet.sweeps.summarize", str(sweep)],
+        [sys.executable, "-m", "tinyimagenet_resnet.sweeps.summary", str(sweep)],
         capture_output=True,
         text=True,
         check=True,
@@ -88,12 +88,12 @@ def test_summarize_an_interrupted_sweep(tiny_data, tmp_path):
     (sweep,) = sweep_dirs(tmp_path)
     (sweep / "1" / "metrics.json").unlink()  # as if job 1 had been killed before its first epoch ended
     subprocess.run(
-        [sys.executable, "-m", "tinyimagenet_resnet.sweeps.summarize", str(sweep)], check=True, capture_output=True
+        [sys.executable, "-m", "tinyimagenet_resnet.sweeps.summary", str(sweep)], check=True, capture_output=True
     )
     rows = summary_rows(sweep)
     assert [r["status"] for r in rows] == ["ok", "failed"] and rows[1]["job"] == "1"
     bad = subprocess.run(
-        [sys.executable, "-m", "tinyimagenet_resnet.sweeps.summarize", str(tmp_path / "nope")],
+        [sys.executable, "-m", "tinyimagenet_resnet.sweeps.summary", str(tmp_path / "nope")],
         capture_output=True,
         text=True,
     )

@@ -60,7 +60,7 @@ def report() -> None:
 
 
 def summarize() -> None:
-    _console("tinyimagenet_resnet.sweeps.summarize")
+    _console("tinyimagenet_resnet.sweeps.summary")
 
 
 def plot() -> None:

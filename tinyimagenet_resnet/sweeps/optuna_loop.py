@@ -19,13 +19,13 @@ from omegaconf import OmegaConf
 from .. import compat
 from ..artifacts.files import read_json, write_json, write_text
 from ..errors import ConfigError, UserError
+from .callback import uses_tensorboard
 from .heartbeat import Heartbeat
 from .outcome import Tally, record_result
 from .results import write_results
 from .signature import check_signature, study_signature
 from .storage import HEARTBEAT_S, make_storage, redacted, study_lock
 from .study import counted_trials, mark_interrupted
-from .summary import uses_tensorboard
 from .tables import write_summary
 
 OptunaSweeperImpl, _ = compat.optuna_sweeper_impl()

@@ -1,75 +1,36 @@
-"""The Hydra callback of every multirun: repeats each grid point with `seeds` seeds, opens the MLflow parent run,
-declares TensorBoard's HParams columns, and writes the summary tables at the end."""
+"""The `tinyimagenet-summarize` command: (re)builds the summary tables of any sweep folder, also an interrupted
+one."""
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
-from hydra.experimental.callback import Callback
-from omegaconf import OmegaConf, read_write
+from omegaconf import OmegaConf
 
-from ..artifacts.names import HP_METRICS
-from ..artifacts.trackers import start_mlflow_parent
-from ..config.overrides import override_key, override_value, seed_sweep
-from ..errors import UserError
-from .tables import write_summary
-
-log = logging.getLogger(__name__)
+from ..cli import UsageError, parser, run_tool
+from .tables import fmt, write_summary
 
 
-class SummaryCallback(Callback):
-    """Repeats every grid point with `seeds` seeds, and writes summary.md / summary.csv into the sweep directory at
-    the end of every multirun."""
-
-    def on_multirun_start(self, config, **kwargs) -> None:
-        seeds = OmegaConf.select(config, "seeds", default=1) or 1
-        if seeds > 1:
-            add_seed_sweep(config, int(seeds))
-        mlflow_cfg = OmegaConf.select(config, "logger.mlflow", default=None)
-        if mlflow_cfg is not None:  # one parent run per sweep, its jobs its children
-            sweep_dir = Path(config.hydra.sweep.dir)
-            try:
-                start_mlflow_parent(sweep_dir, mlflow_cfg.tracking_uri, mlflow_cfg.experiment, str(sweep_dir))
-            except UserError as exc:  # mlflow not installed: one line, before any job
-                print(f"error: {exc}", file=sys.stderr)
-                sys.exit(exc.exit_code)
-        if "ResumableOptunaSweeper" in str(config.hydra.sweeper.get("_target_", "")) or not uses_tensorboard(config):
-            return  # that sweeper declares its search space's columns itself, in its study's folder
-        # lazy: TensorBoard's protobufs cost 0.5 s of start-up; Hydra builds this callback for every run
-        from ..artifacts.hparams import write_experiment
-        from ..config.hparams import grid_hparams  # lazy: it imports the TensorBoard protobufs too
-
-        params = config.hydra.sweeper.get("params") or {}
-        overrides = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
-        write_experiment(Path(config.hydra.sweep.dir), grid_hparams(overrides, config), list(HP_METRICS), "grid sweep")
-
-    def on_multirun_end(self, config, **kwargs) -> None:
-        if "ResumableOptunaSweeper" in str(config.hydra.sweeper.get("_target_", "")):
-            return  # that sweeper writes the summary of its study's folder itself, also when it stops early
-        sweep_dir = Path(config.hydra.sweep.dir)
-        if sweep_dir.is_dir():
-            rows = write_summary(sweep_dir, config.hydra.get("sweeper"), config)
-            log.info("Sweep summary (%d runs): %s", len(rows), sweep_dir / "summary.md")
+def main(argv=None) -> int:
+    """`tinyimagenet-summarize SWEEP_DIR [...]`. For an Optuna sweep it also lists the trials that workers on other
+    machines recorded in the shared study (run it from the folder the sweep was started in, where a relative
+    storage path points)."""
+    p = parser("tinyimagenet-summarize", main.__doc__)
+    p.add_argument("sweep_dirs", nargs="+", type=Path, help="multirun/<date>/<time> or multirun/optuna/<study>")
+    args = p.parse_args(argv)
+    for sweep in args.sweep_dirs:
+        if not sweep.is_dir():
+            raise UsageError(f"sweep_dir={str(sweep)!r}: no such folder; allowed: a multirun/<date>/<time> folder")
+        recorded = sweep / "multirun.yaml"
+        config = OmegaConf.load(recorded) if recorded.is_file() else None
+        rows = write_summary(sweep, OmegaConf.select(config, "hydra.sweeper") if config else None, config)
+        print(f"{sweep}: {len(rows)} runs -> {sweep / 'summary.md'}")
+        for r in rows[:10]:
+            value = fmt(r.values[0] if r.values else r.best_val_top1, "best_val_top1")
+            print(f"  {r.rank:>3}. {r.run_name:<50} value={value} status={r.status}")
+    return 0
 
 
-def uses_tensorboard(config) -> bool:
-    """`logger` includes TensorBoard (runs of version 0.1.0 have no `logger` node: TensorBoard only)."""
-    logger = OmegaConf.select(config, "logger", default=None)
-    return logger is None or logger.get("tensorboard") is not None
-
-
-def add_seed_sweep(config, seeds: int) -> None:
-    """`seeds=3`: the sweep's command-line overrides get `seed=<seed>,<seed+1>,<seed+2>` (replacing a single
-    `seed=`), so the sweeper runs every point of its grid once per seed. Called before Hydra creates the sweeper,
-    which reads these overrides. A seed sweep the user wrote (`seed=1,5,9`) is kept as it is."""
-    task = config.hydra.overrides.task
-    if any(override_key(o) == "seed" and "," in (override_value(o) or "") for o in task):
-        return
-    base = int(config.seed)
-    with read_write(task):
-        swept = seed_sweep(list(task), base, seeds)
-        task.clear()
-        task.extend(swept)
-    log.info("seeds=%d: every configuration runs with seed %s", seeds, ", ".join(str(base + i) for i in range(seeds)))
+if __name__ == "__main__":
+    sys.exit(run_tool(main))
