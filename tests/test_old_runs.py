@@ -18,7 +18,7 @@ from tinyimagenet_resnet.artifacts.records import (
     TrainMetrics,
     read_metrics,
 )
-from tinyimagenet_resnet.sweeps.summary import collect
+from tinyimagenet_resnet.sweeps.rows import collect
 from tinyimagenet_resnet.training.checkpoint import CKPT_VERSION, load_checkpoint
 
 from conftest import run_main

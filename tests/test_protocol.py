@@ -19,7 +19,7 @@ import yaml
 from tinyimagenet_resnet.reporting.document import g3, localize
 from tinyimagenet_resnet.reporting.flags import within_noise
 from tinyimagenet_resnet.reporting.text import TEXT
-from tinyimagenet_resnet.sweeps.summary import collect
+from tinyimagenet_resnet.sweeps.rows import collect
 
 from conftest import copy_protocol, protocol_args, run_main
 

@@ -237,29 +237,3 @@ def time_to_accuracy(rows: list[dict], title: str):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
-
-
-def pareto_figure(study, directions: list[str], path: Path) -> Path:
-    """Every completed trial of a two-objective study as a point, the Pareto front joined as a step line and
-    labelled with trial numbers; axes named after the study's metric names."""
-    trials = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and t.values]
-    front = sorted(study.best_trials, key=lambda t: t.values[1])
-    names = list(study.metric_names or ["objective 0", "objective 1"])
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    ax.scatter([t.values[1] for t in trials], [t.values[0] for t in trials], s=18, c="0.6", label="trials")
-    ax.plot(
-        [t.values[1] for t in front],
-        [t.values[0] for t in front],
-        "o-",
-        c="C3",
-        drawstyle="steps-post",
-        label="Pareto front",
-    )
-    for t in front:
-        ax.annotate(str(t.number), (t.values[1], t.values[0]), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set_xlabel(f"{names[1]} ({directions[1]})")
-    ax.set_ylabel(f"{names[0]} ({directions[0]})")
-    ax.set_title(f"Study {study.study_name}: {len(front)} of {len(trials)} trials on the front")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return save(fig, path)

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from ..artifacts import names
 from ..artifacts.runs import expand
 from ..config.kinds import GRIDS, SWEEP_KINDS
-from ..sweeps.summary import collect
+from ..sweeps.rows import collect
 from .context import Ctx
 from .document import Doc, g3
 from .flags import within_noise

@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobStatus
 from omegaconf import OmegaConf
@@ -32,7 +33,7 @@ from ..artifacts.records import TrainMetrics
 from ..artifacts.runs import Run, is_run
 from ..config.overrides import RUNTIME_KEYS, override_key, override_value, seed_sweep
 from ..errors import ConfigError, UserError, one_line
-from .summary import FAILURE_FILE
+from .rows import FAILURE_FILE
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,10 @@ class GridSweeper(BasicSweeper):
     """BasicSweeper's grid, resumable per job (see the module's docstring)."""
 
     def sweep(self, arguments: list[str]):
-        assert self.config is not None and self.launcher is not None
+        if self.config is None or self.launcher is None:
+            raise RuntimeError(
+                "GridSweeper.sweep() called before setup(): Hydra sets the config and the launcher first"
+            )
         jobs = grid_jobs(self.params, arguments)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         try:
@@ -260,8 +264,6 @@ def compat_exception(ret) -> BaseException | None:
 def register() -> None:
     """Hydra's `hydra/sweeper=basic` (the default of every -m command) becomes this grid sweeper: the same keys, the
     same jobs in the same order, numbered the same way."""
-    from hydra.core.config_store import ConfigStore
-
     ConfigStore.instance().store(
         group="hydra/sweeper", name="basic", node=GridSweeperConf, provider="tinyimagenet_resnet", replace=True
     )

@@ -22,6 +22,7 @@ class ResumableOptunaSweeper(OptunaSweeper):
     def __init__(
         self, sampler, direction, storage, study_name, n_trials, n_jobs, max_failure_rate, custom_search_space, params
     ) -> None:
+        # lazy: optuna costs 0.5 s of start-up; main imports this module for every command, sweep or not
         from .optuna_loop import ResumableOptunaSweeperImpl
 
         super().__init__(

@@ -20,7 +20,7 @@ class OptunaPruning(Callback):
         self.trial = trial
 
     def on_epoch_end(self, trainer, row):
-        import optuna
+        import optuna  # lazy: optuna costs 0.5 s of start-up; every training run imports this module
 
         if not row.validated:  # an epoch without validation (trainer.val_every_n_epochs)
             return
@@ -44,7 +44,7 @@ def pruning_callback(cfg) -> OptunaPruning | None:
     if list(opt.get("objectives") or ["val_top1"]) != ["val_top1"]:  # it reports val top-1, so only for that
         log.info("optuna: objectives %s: no per-epoch val top-1 reports, no pruning", list(opt.objectives))
         return None
-    import optuna
+    import optuna  # lazy: optuna costs 0.5 s of start-up, paid only by a job that is an Optuna trial
 
     sweeper = HydraConfig.get().sweeper
     storage = make_storage(sweeper.storage)

@@ -15,16 +15,25 @@ import contextlib
 import functools
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .. import compat
-from ..artifacts.files import file_lock
+from ..artifacts.files import check_writable, file_lock
+from ..errors import EnvironmentFault
 
 log = logging.getLogger(__name__)
 
 JOURNAL = "journal:"
+HEARTBEAT_S = 30  # seconds between two heartbeats of a running trial, for an app without this package's `optuna` node
+GRACE_BEATS = 3  # heartbeats a trial may miss before it counts as interrupted (its grace period, by default)
+
+
+def default_grace(heartbeat_s: int, grace_s: int | None = None) -> int:
+    """Seconds without a heartbeat after which a running trial is stale: `grace_s`, else GRACE_BEATS heartbeats."""
+    return int(grace_s or GRACE_BEATS * heartbeat_s)
 
 
 def _local_path(url: str) -> Path | None:
@@ -40,8 +49,6 @@ def redacted(url) -> str | None:
     """A storage URL fit for logs and result files: the password of a database URL replaced by ***."""
     if url is None:
         return None
-    import re
-
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", str(url))
 
 
@@ -54,27 +61,34 @@ def check_storage(url: str | None, timeout_s: int = 5) -> None:
     installed, a server that does not answer within `timeout_s`. One line naming the (redacted) URL and what to do."""
     if url is None:
         return
-    from ..artifacts.files import check_writable
-    from ..errors import EnvironmentFault
-
     key = f"hydra.sweeper.storage={redacted(url)!r}"
     path = _local_path(url)
     if path is not None:
-        if path.is_dir():
-            raise EnvironmentFault(f"{key}: {path} is a folder; allowed {STORAGES}")
-        if path.is_file() and url.startswith("sqlite:///"):
-            with open(path, "rb") as f:
-                head = f.read(16)
-            if head and head != b"SQLite format 3\x00":
-                raise EnvironmentFault(f"{key}: {path} is not an SQLite database; choose another file or study")
-        if path.is_file() and url.startswith(JOURNAL) and path.stat().st_size:
-            with open(path, "rb") as f:
-                first = f.readline(4096).strip()
-            if not first.startswith(b"{"):
-                raise EnvironmentFault(f"{key}: {path} is not an Optuna journal; choose another file or study")
-        check_writable(path.parent, "hydra.sweeper.storage")
-        return
-    import sqlalchemy
+        _check_file(url, path, key)
+    else:
+        _check_server(url, key, timeout_s)
+
+
+def _check_file(url: str, path: Path, key: str) -> None:
+    """A sqlite or journal storage: a file of its kind (or none yet) in a folder that can be written."""
+    if path.is_dir():
+        raise EnvironmentFault(f"{key}: {path} is a folder; allowed {STORAGES}")
+    if path.is_file() and url.startswith("sqlite:///"):
+        with open(path, "rb") as f:
+            head = f.read(16)
+        if head and head != b"SQLite format 3\x00":
+            raise EnvironmentFault(f"{key}: {path} is not an SQLite database; choose another file or study")
+    if path.is_file() and url.startswith(JOURNAL) and path.stat().st_size:
+        with open(path, "rb") as f:
+            first = f.readline(4096).strip()
+        if not first.startswith(b"{"):
+            raise EnvironmentFault(f"{key}: {path} is not an Optuna journal; choose another file or study")
+    check_writable(path.parent, "hydra.sweeper.storage")
+
+
+def _check_server(url: str, key: str, timeout_s: int) -> None:
+    """A database server: its driver installed, the URL well formed, the server answering within `timeout_s`."""
+    import sqlalchemy  # lazy: SQLAlchemy costs 0.6 s of start-up, paid only by a command whose storage is a server
 
     try:
         timeout = {"connect_timeout": timeout_s} if url.startswith(("postgresql", "mysql")) else {}
@@ -100,7 +114,7 @@ def make_storage(
     url: str | None, heartbeat_s: int | None = None, grace_s: int | None = None, stale_callback: Callable | None = None
 ):
     """The storage behind `url`, with heartbeats every `heartbeat_s` seconds when given."""
-    import optuna
+    import optuna  # lazy: optuna costs 0.5 s of start-up; a training run imports this module and opens no study
 
     if url is None:
         return None
@@ -111,18 +125,18 @@ def make_storage(
     if heartbeat_s:
         beat = {
             "heartbeat_interval": int(heartbeat_s),
-            "grace_period": int(grace_s or 3 * heartbeat_s),
+            "grace_period": default_grace(heartbeat_s, grace_s),
             "heartbeat_stale_trial_callback": stale_callback,
         }
     if url.startswith(JOURNAL):
-        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock  # lazy: as optuna above
 
         # The open(O_EXCL) lock also works on NFS, where the default symlink lock may not.
         backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
         return _journal_heartbeat_storage()(backend, **beat)
     if url.startswith("postgresql"):
         # Workers started together on an empty database would race to create optuna's tables.
-        import sqlalchemy
+        import sqlalchemy  # lazy: SQLAlchemy costs 0.6 s of start-up, paid only with a database server
 
         engine = sqlalchemy.create_engine(url)
         try:
@@ -136,8 +150,8 @@ def make_storage(
 @functools.cache
 def _journal_heartbeat_storage():
     """The class, built on first use so that optuna is imported only when a sweep needs it."""
-    from optuna.storages.journal import JournalStorage
-    from optuna.trial import TrialState
+    from optuna.storages.journal import JournalStorage  # lazy: optuna costs 0.5 s of start-up (see the docstring)
+    from optuna.trial import TrialState  # lazy: as the line above
 
     class _HeartbeatJournalStorage(JournalStorage, compat.optuna_base_heartbeat()):
         """Optuna's journal storage plus heartbeats (a system attribute with the time of the last beat), so that
@@ -153,7 +167,7 @@ def _journal_heartbeat_storage():
         ):
             super().__init__(backend)
             self.heartbeat_interval = heartbeat_interval
-            self.grace_period = grace_period if grace_period is not None else 2 * (heartbeat_interval or 0)
+            self.grace_period = default_grace(heartbeat_interval or 0, grace_period)
             self.stale_callback = heartbeat_stale_trial_callback
 
         def record_heartbeat(self, trial_id: int) -> None:
@@ -185,7 +199,7 @@ def _pg_key(name: str) -> int:
 
 @contextlib.contextmanager
 def _pg_advisory_lock(engine, key: int) -> Iterator[None]:
-    from sqlalchemy import text
+    from sqlalchemy import text  # lazy: SQLAlchemy costs 0.6 s of start-up, paid only with a database server
 
     with engine.connect() as conn:
         conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})

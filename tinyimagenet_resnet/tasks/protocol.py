@@ -32,7 +32,7 @@ from ..artifacts.records import LRFindRecord, TrainMetrics
 from ..artifacts.runs import Run, expand
 from ..errors import UserError
 from ..progress import duration
-from ..sweeps.summary import collect
+from ..sweeps.rows import collect
 from .protocol_time import ProtocolClock
 
 log = logging.getLogger(__name__)
