@@ -159,7 +159,7 @@ def check_command_line(argv: list[str]) -> tuple[list[str], object]:
     on the existing folder a single run will write into (None for a fresh one: run_folder.claim). Raises UserError
     (one line: Hydra's own messages span a dozen lines), AlreadyFinished for a finished run."""
     if "task=protocol" in argv:  # before a sweep= below makes it a multirun (whose errors are the jobs')
-        from .tasks.protocol import check_overrides
+        from .tasks.protocol_state import check_overrides
 
         check_overrides([a for a in argv if not a.startswith("-")])
     # A named sweep runs as a multirun without `-m`. Its config sets hydra.mode=MULTIRUN, but Hydra rejects
