@@ -95,7 +95,7 @@ def copy_protocol(root: Path, cwd: Path, steps_from: str) -> Path:
     """A copy of the protocol at `root` under `cwd/protocol/default`, as if it had been stopped just before step
     `steps_from`: that step and the ones after it are pending again and their folders are gone. The absolute paths
     the state records (step folders, commands) are rewritten to the copy."""
-    from tinyimagenet_resnet.tasks.protocol import STEPS
+    from tinyimagenet_resnet.tasks.protocol_scales import STEPS
 
     copy = cwd / "protocol" / "default"
     later = STEPS[STEPS.index(steps_from) :]

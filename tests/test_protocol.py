@@ -247,7 +247,7 @@ def test_a_failing_step_is_marked_failed_and_named_in_one_line(tmp_path):
 def test_the_lr_range_test_suggests_an_lr_on_a_real_shard_at_the_smoke_protocols_settings(real_data, tmp_path):
     """The smoke scale's range test (its model, batch, 200 iterations from 1e-4 to 0.3) on one real shard (~3 min
     of one core in fp32). The full-width model at the defaults takes ~9 minutes: BENCHMARKS.md has its curves."""
-    from tinyimagenet_resnet.tasks.protocol import SCALES
+    from tinyimagenet_resnet.tasks.protocol_scales import SCALES
 
     smoke = SCALES["smoke"]
     args = [

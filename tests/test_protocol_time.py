@@ -5,8 +5,8 @@ import pytest
 
 from tinyimagenet_resnet.config.loader import compose_config
 from tinyimagenet_resnet.sweeps.grid import grid_jobs
-from tinyimagenet_resnet.tasks.protocol import SCALES, grid_configs, sweep_params
-from tinyimagenet_resnet.tasks.protocol_time import StepWork, estimate, model_cost, work_of
+from tinyimagenet_resnet.tasks.protocol_scales import SCALES
+from tinyimagenet_resnet.tasks.protocol_time import StepWork, estimate, grid_configs, model_cost, sweep_params, work_of
 
 
 def configs(name: str, scale: str, handoff=(), composed=None) -> list:

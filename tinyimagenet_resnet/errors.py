@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import tempfile
+import time
+import traceback
 from pathlib import Path
 
 
@@ -32,8 +36,6 @@ class EnvironmentFault(UserError):
 def os_error_line(exc: OSError, then: str = "run the same command again") -> str:
     """An OSError while writing as one line: what failed, where, what to do (`then`: what to do once there is
     space again; the entry point says whether a checkpoint lets the run continue)."""
-    import errno
-
     where = exc.filename or "a file"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"no space left on the device while writing {where}; free some space, then {then}"
@@ -80,10 +82,6 @@ def unexpected_line(exc: BaseException, what: str, log_file: Path | None) -> str
     """An exception nobody foresaw, as one line: what ran, where it failed (the innermost frame of this package),
     and the log file that received its traceback (`log_file`, e.g. the run's main.log; a new file in the temporary
     folder when there is none)."""
-    import tempfile
-    import time
-    import traceback
-
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if "tinyimagenet_resnet" in f.filename]
     where = f" in {Path(frames[-1].filename).name}:{frames[-1].lineno} ({frames[-1].name})" if frames else ""
     if log_file is None:

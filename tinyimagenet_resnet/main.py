@@ -6,19 +6,23 @@ Run `python -m tinyimagenet_resnet.main --help` for the config groups and keys.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import shutil
 import sys
 import warnings
 from pathlib import Path
+from typing import NoReturn
 
 import hydra
+from hydra.conf import HydraConf
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from . import run_folder
+from .artifacts.trackers import check_tracking_uri
 from .config import resolvers, schema
 from .config.flags import INFO_FLAGS, MULTIRUN_FLAGS
 from .config.loader import check_group_choices, config_dir, preflight
@@ -36,6 +40,8 @@ from .run_folder import RESULTS, AlreadyFinished, resume_command
 from .scale import launchers
 from .scale.placement import placed
 from .sweeps import grid, optuna_sweeper
+from .sweeps.storage import check_storage
+from .tasks.protocol_state import check_overrides
 
 log = logging.getLogger("tinyimagenet_resnet")
 
@@ -50,9 +56,7 @@ warnings.filterwarnings("ignore", message=r"hydra\.utils\.instantiate\(\) resolv
 
 
 def _task(name: str):
-    """The task's `run(cfg)`; imported lazily so `--help` and config errors stay fast."""
-    import importlib
-
+    """The task's `run(cfg)`; imported only when it runs, so `--help` and config errors stay fast."""
     return importlib.import_module(f"tinyimagenet_resnet.tasks.{name}").run
 
 
@@ -63,7 +67,7 @@ def _remove_if_untouched(run_dir: Path) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _fail(run_dir: Path, line: str, code: int):
+def _fail(run_dir: Path, line: str, code: int) -> NoReturn:
     _remove_if_untouched(run_dir)
     print(f"error: {line}", file=sys.stderr)
     sys.exit(code)
@@ -76,6 +80,35 @@ def _after_fault(run_dir: Path) -> str:
     if last.is_file():
         return f"continue the run with: {resume_command(last)}"
     return "start the run again: it wrote no checkpoint to continue from"
+
+
+def _user_failure(exc: UserError | OSError | KeyboardInterrupt, run_dir: Path) -> tuple[str, int]:
+    """The line and exit code of a failure the user can fix (a UserError, a folder or disk, ctrl-C before training);
+    the folder of a run out of memory before any checkpoint is removed."""
+    if isinstance(exc, UserError):
+        if getattr(exc, "discard_run", False) and not (run_dir / "checkpoints").is_dir():
+            shutil.rmtree(run_dir, ignore_errors=True)  # out of memory before any checkpoint: nothing to keep
+        return one_line(exc), exc.exit_code
+    if isinstance(exc, OSError):  # a folder that cannot be written, a full disk
+        return os_error_line(exc, _after_fault(run_dir)), EnvironmentFault.exit_code
+    # ctrl-C before training began (the trainer handles it from then on)
+    return "interrupted before training began: nothing was trained, nothing to resume", 130
+
+
+def _exit_interrupted(exc: Interrupted, multirun: bool, hc: HydraConf) -> NoReturn:
+    """A training stopped by a signal, its last.ckpt written: say how to continue it, exit 130 (SIGINT) or 143."""
+    how = resume_command(exc.ckpt)
+    if multirun and grid.CONTINUE.get("command"):  # a job of a grid: the grid goes on, this job from its ckpt
+        how = grid.CONTINUE["command"]
+        log.warning("Interrupted by %s during job %s; continue the grid with: %s", exc.signame, hc.job.num, how)
+        print(
+            f"interrupted by {exc.signame} during job {hc.job.num}; continue the grid with:\n  {how}",
+            file=sys.stderr,
+        )
+    else:
+        log.warning("Interrupted by %s; resume with: %s", exc.signame, how)
+        print(f"interrupted by {exc.signame}; resume with:\n  {how}", file=sys.stderr)
+    sys.exit(130 if exc.signame == "SIGINT" else 143)
 
 
 def run(cfg: DictConfig):
@@ -91,38 +124,17 @@ def run(cfg: DictConfig):
         check_device(str(cfg.trainer.device))  # before any data is loaded
         with placed(cfg, multirun):
             return _task(str(cfg.task))(cfg)
-    except UserError as exc:
+    except (UserError, OSError, KeyboardInterrupt) as exc:
         if full_error:
             raise
-        if getattr(exc, "discard_run", False) and not (run_dir / "checkpoints").is_dir():
-            shutil.rmtree(run_dir, ignore_errors=True)  # out of memory before any checkpoint: nothing to keep
-        _fail(run_dir, one_line(exc), exc.exit_code)
-    except OSError as exc:  # a folder that cannot be written, a full disk
-        if full_error:
-            raise
-        _fail(run_dir, os_error_line(exc, _after_fault(run_dir)), EnvironmentFault.exit_code)
-    except KeyboardInterrupt:  # ctrl-C before training began (the trainer handles it from then on)
-        if full_error:
-            raise
-        _fail(run_dir, "interrupted before training began: nothing was trained, nothing to resume", 130)
+        _fail(run_dir, *_user_failure(exc, run_dir))
     except DivergedError as exc:
         log.error("%s", exc)  # to the console and main.log; metrics.json already says status: diverged
-        if multirun or os.environ.get("HYDRA_FULL_ERROR") == "1":
+        if full_error:
             raise
         sys.exit(exc.exit_code)
     except Interrupted as exc:
-        how = resume_command(exc.ckpt)
-        if multirun and grid.CONTINUE.get("command"):  # a job of a grid: the grid goes on, this job from its ckpt
-            how = grid.CONTINUE["command"]
-            log.warning("Interrupted by %s during job %s; continue the grid with: %s", exc.signame, hc.job.num, how)
-            print(
-                f"interrupted by {exc.signame} during job {hc.job.num}; continue the grid with:\n  {how}",
-                file=sys.stderr,
-            )
-        else:
-            log.warning("Interrupted by %s; resume with: %s", exc.signame, how)
-            print(f"interrupted by {exc.signame}; resume with:\n  {how}", file=sys.stderr)
-        sys.exit(130 if exc.signame == "SIGINT" else 143)
+        _exit_interrupted(exc, multirun, hc)
     except Exception as exc:  # noqa: BLE001 - the error boundary: what we did not foresee is one line too
         if full_error:
             raise
@@ -135,7 +147,7 @@ def check_device(name: str) -> None:
     """`trainer.device` exists on this machine (auto always does)."""
     if name == "auto":
         return
-    import torch
+    import torch  # lazy: torch costs ~2.5 s of start-up, which --help and a config error must not pay
 
     if name.startswith("cuda"):
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -160,8 +172,6 @@ def check_command_line(argv: list[str]) -> tuple[list[str], object]:
     on the existing folder a single run will write into (None for a fresh one: run_folder.claim). Raises UserError
     (one line: Hydra's own messages span a dozen lines), AlreadyFinished for a finished run."""
     if "task=protocol" in argv:  # before a sweep= below makes it a multirun (whose errors are the jobs')
-        from .tasks.protocol import check_overrides
-
         check_overrides([a for a in argv if not a.startswith("-")])
     # A named sweep runs as a multirun without `-m`. Its config sets hydra.mode=MULTIRUN, but Hydra rejects
     # comma-separated overrides (`optim.lr=1e-3,1e-2`) while it composes to read that mode, so add the flag here.
@@ -187,13 +197,9 @@ def check_services(checked) -> None:
     if checked.multirun:
         grid.check_command(sweeper, checked.overrides, checked.jobs[0])
     if sweeper is not None and "Optuna" in str(sweeper.get("_target_", "")):
-        from .sweeps.storage import check_storage
-
         check_storage(sweeper.get("storage"))
     mlflow = OmegaConf.select(checked.jobs[0], "logger.mlflow")
     if mlflow is not None:
-        from .artifacts.trackers import check_tracking_uri
-
         check_tracking_uri(mlflow.tracking_uri)
 
 

@@ -80,19 +80,18 @@ def check_finished(target: Target, cfg: DictConfig, overrides: list[str]) -> Non
     """Raise AlreadyFinished when the command would continue a finished run. The command's overrides are checked
     against the checkpoint first, as the train task does (another architecture, a changed setting: their own
     line); an unreadable checkpoint is left to the task, which says what is wrong with it."""
-    # the train task's own checks: imported only for a command that continues a run (torch is loaded by then)
-    from .tasks.common import config_from_checkpoint, load_for_model
-    from .tasks.train import RESUME_KEYS
+    # lazy: the train task's own checks load torch (~2.5 s): only a command that continues a run pays it
+    from .tasks import common, train
 
     ckpt_file = Path(str(cfg.ckpt_path)).expanduser() if cfg.ckpt_path else target.folder / "checkpoints" / "last.ckpt"
     if not ckpt_file.is_file():
         return
     try:
-        ckpt, saved = load_for_model(ckpt_file)
+        ckpt, saved = common.load_for_model(ckpt_file)
     except UserError:
         return
     task_overrides = [o for o in overrides if not override_key(o).startswith("hydra")]
-    resumed = config_from_checkpoint(cfg, saved, task_overrides, RESUME_KEYS, "continuing a run")
+    resumed = common.config_from_checkpoint(cfg, saved, task_overrides, train.RESUME_KEYS, "continuing a run")
     state = ckpt.get("state") or {}
     if finished(state, int(resumed.trainer.epochs)):
         best = (state.get("best") or {}).get("val/accuracy")

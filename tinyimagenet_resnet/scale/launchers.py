@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 
+from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from ..compat import RAY_LAUNCHER_CONFIG
@@ -40,7 +41,7 @@ def missing_plugin(choice: str) -> str | None:
 
 def gpu_count() -> int:
     """GPUs this machine shows (0 without CUDA). Read through torch only when a launcher config asks."""
-    import torch
+    import torch  # lazy: the entry point registers this resolver at start-up; torch costs ~2.5 s there
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
@@ -58,8 +59,8 @@ def gpu_share(jobs_per_gpu) -> float:
 
 
 def register() -> None:
-    from hydra.core.config_store import ConfigStore
-
+    """Register each installed launcher plugin's config as `<name>_schema`, and the resolvers our launcher configs
+    use (`tir.gpu_count`, `tir.parallel_jobs`, `tir.gpu_share`)."""
     cs = ConfigStore.instance()
     for name in LAUNCHERS:
         schema = _schema(name)

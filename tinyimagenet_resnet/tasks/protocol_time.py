@@ -9,17 +9,32 @@ left)`.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-log = logging.getLogger(__name__)
+import torch
+import yaml
+
+from .. import STARTED_AT
+from ..config.loader import compose_config, config_dir
+from ..config.overrides import override_key
+from ..model import ResNet
+from ..sweeps.grid import grid_jobs
+from ..training.memory import train_trial
+from ..training.runtime import resolve_precision, select_device
+from .protocol_scales import SWEEPS
 
 FULL = {"train": 90_000, "val": 10_000, "test": 10_000}  # Tiny ImageNet-200's splits (train after the test carve)
 EVAL_COST = 1 / 3  # an image's forward pass, as a share of its train step (forward + backward + update)
 FIXED_S = {"inspect": 30.0, "baselines": 2.0, "report": 8.0}  # work besides train steps: decoding, figures
 JOB_START_S = 1.5  # a grid job in the sweep's process (no new interpreter)
+COST_FREE = ("optim.lr", "optim.weight_decay", "model/dropout", "model.dropout", "seed")  # same cost whatever value
+# what a single step adds to its scale's settings, as composed for its cost (the checkpoint to evaluate is not known)
+STEP_TASKS = {"inspect": ["task=inspect"], "baselines": ["task=baselines"], "lr_find": ["task=lr_find"],
+              "overfit": ["experiment=overfit_small"], "evaluate": []}  # fmt: skip
 
 
 @dataclass
@@ -132,11 +147,6 @@ def model_cost(model: tuple) -> float:
 def time_step(model: tuple, batch: int, device, amp_dtype, channels_last: bool, repeats: int = 1) -> float:
     """Seconds of one real train step of `model` at `batch` on this machine (random images; 2 warm-up steps, then
     2 x `repeats` timed)."""
-    import torch
-
-    from ..model import ResNet
-    from ..training.memory import train_trial
-
     net = ResNet(model[0], model[1], dropout=0.1, num_classes=200).to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -165,3 +175,44 @@ def estimate(works: dict[str, StepWork], startup_s: float, timer) -> ProtocolClo
         train[name] = w.steps * per_image * model_cost(w.model) * w.batch if w.steps else 0.0
         fixed[name] = w.fixed_s + w.processes * startup_s
     return ProtocolClock(train, fixed)
+
+
+def grid_configs(jobs: list[list[str]], compose) -> list:
+    """The config of each job of a grid for its cost: jobs that differ only in COST_FREE keys cost the same, so
+    one of them is composed (~0.8 s a job) and stands for the others."""
+    composed: dict[tuple, object] = {}
+    out = []
+    for job in jobs:
+        key = tuple(o for o in job if override_key(o) not in COST_FREE)
+        if key not in composed:
+            composed[key] = compose(job)
+        out.append(composed[key])
+    return out
+
+
+def sweep_params(name: str) -> dict:
+    """The values a grid's YAML sweeps over (`hydra.sweeper.params` of conf/sweep/<name>.yaml)."""
+    data = yaml.safe_load((Path(config_dir()) / "sweep" / f"{name}.yaml").read_text()) or {}
+    return {k: str(v) for k, v in (((data.get("hydra") or {}).get("sweeper") or {}).get("params") or {}).items()}
+
+
+def step_configs(name: str, args: list[str]) -> list:
+    """The configs of a step's jobs, composed from the step's arguments: one for a single run, one per job of a
+    grid (`grid_configs`)."""
+    if name in SWEEPS:
+        return grid_configs(grid_jobs(sweep_params(name), [f"sweep={name}", *args]), compose_config)
+    return [compose_config([*STEP_TASKS.get(name, []), *args])]
+
+
+def plan_clock(steps: list[str], args_of: Callable[[str], list[str]], device_name, precision) -> ProtocolClock:
+    """The clock of `steps` (each composed from `args_of(step)`), with one train step timed on `device_name` at
+    `precision` (trainer.device and trainer.precision)."""
+    startup = max(2.0, time.time() - STARTED_AT)  # a step's process start: imports, composing (not this one's)
+    works = {name: work_of(name, step_configs(name, args_of(name))) for name in steps}
+    device = select_device(device_name)
+    amp = resolve_precision(precision, device)
+
+    def timer(model, batch):
+        return time_step(model, batch, device, amp, device.type != "cpu" or min(model[1]) > 8)
+
+    return estimate(works, startup, timer)

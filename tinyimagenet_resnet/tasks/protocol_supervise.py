@@ -1,0 +1,118 @@
+"""The protocol's child processes: each step is the entry point run in a process group of its own, which dies with
+the protocol (PR_SET_PDEATHSIG on Linux), receives the protocol's ctrl-C and SIGTERM, and is ended on a re-run when a
+killed protocol left some of it running.
+
+    proc = start(args, record)           # record: the step's entry in state.json (its commands and process group)
+    stop = outcome(name, proc.returncode, wait_forwarding(proc), allow_failure=False)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..errors import UserError
+
+MAIN = [sys.executable, "-m", "tinyimagenet_resnet.main"]
+
+
+class StepFailed(UserError):
+    """A step's process failed (exit 1): its output says why; a re-run skips the finished steps."""
+
+    exit_code = 1
+
+
+class ProtocolInterrupted(UserError):
+    """ctrl-C or SIGTERM stopped the protocol (exit 130 or 143); a re-run goes on from there."""
+
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: receive SIGKILL when the protocol process dies (Linux; elsewhere nothing)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except (OSError, AttributeError):  # not Linux: the child may outlive a killed protocol
+        pass
+
+
+def start(args: list[str], record: dict) -> subprocess.Popen:
+    """Start the entry point with `args` in its own process group (its launcher's workers included), recording the
+    command and the group in `record` so that a re-run after a SIGKILL of the protocol can end what is left of it."""
+    cmd = [*MAIN, *args]
+    record.setdefault("commands", []).append("python -m tinyimagenet_resnet.main " + shlex.join(args))
+    record["command"] = record["commands"][0]
+    proc = subprocess.Popen(
+        cmd,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        start_new_session=sys.platform != "win32",
+    )
+    record["pgid"] = proc.pid if sys.platform != "win32" else None
+    return proc
+
+
+def wait_forwarding(proc: subprocess.Popen) -> list[str]:
+    """Wait for `proc`, passing ctrl-C and SIGTERM on to its group (a training stops cleanly, writing its
+    last.ckpt); the names of the signals that arrived meanwhile."""
+    stopped: list[str] = []
+
+    def forward(signum, frame):
+        stopped.append(signal.Signals(signum).name)
+        try:
+            if sys.platform != "win32":
+                os.killpg(proc.pid, signum)
+            else:
+                proc.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return stopped
+
+
+def outcome(name: str, code: int, stopped: list[str], allow_failure: bool) -> str | None:
+    """Raise ProtocolInterrupted for step `name` stopped by a signal, StepFailed for one that failed (unless
+    `allow_failure`); else the signal that arrived as it finished (the protocol stops before the next step) or None."""
+    if stopped and code != 0:
+        raise ProtocolInterrupted(
+            f"protocol interrupted by {stopped[0]} during step {name}; run the same command again: finished "
+            "steps are skipped and an interrupted training continues from its last.ckpt",
+            exit_code=143 if stopped[0] == "SIGTERM" else 130,
+        )
+    if code != 0 and not allow_failure:
+        raise StepFailed(
+            f"protocol step {name} failed (exit {code}); its output is above; fix the cause and run "
+            "the same command again: finished steps are skipped"
+        )
+    return stopped[0] if stopped else None
+
+
+def end_group(pgid: int) -> bool:
+    """SIGKILL what is left of process group `pgid` (a launcher's workers, or a child where the parent-death signal
+    does not exist); whether it was ended. Only a group whose leader is still one of ours: a pid can be reused by
+    another program."""
+    try:
+        ours = "tinyimagenet_resnet" in Path(f"/proc/{pgid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        ours = False  # gone, or no /proc (macOS): nothing we can safely end
+    if not ours:
+        return False
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    time.sleep(0.5)
+    return True
