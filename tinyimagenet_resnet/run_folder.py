@@ -15,6 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from .artifacts.files import LockTimeout, file_lock
+from .config.kinds import COMMAND
 from .config.overrides import override_key, override_value
 from .config.resolvers import resume_target
 from .errors import UserError
@@ -37,7 +38,7 @@ def results_in(folder: Path) -> list[str]:
 
 def resume_command(ckpt: Path | str | None) -> str:
     """The command that continues a run; the data location and every setting come from the checkpoint."""
-    return f"python -m tinyimagenet_resnet.main {shlex.quote(f'ckpt_path={ckpt}')}"
+    return f"{COMMAND} {shlex.quote(f'ckpt_path={ckpt}')}"
 
 
 @dataclass

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import date
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from ..artifacts.files import write_json
 from ..cli import UsageError, parser
+from ..config.kinds import command_argv
 from ..scale.launchers import gpu_count
 
 
@@ -30,9 +30,7 @@ def run_sweep(args, parallel: int, gpus: int, workdir: Path) -> dict:
     lrs = ",".join(f"{1e-3 * (1 + i / args.trials):.6g}" for i in range(args.trials))  # distinct trials
     placement = [f"trainer.jobs_per_gpu={parallel}"] if gpus else [f"hydra.launcher.n_jobs={parallel}"]
     cmd = [
-        sys.executable,
-        "-m",
-        "tinyimagenet_resnet.main",
+        *command_argv(),
         "-m",
         "hydra/launcher=joblib",
         *placement,

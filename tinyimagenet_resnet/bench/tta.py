@@ -28,6 +28,7 @@ from ..artifacts.files import write_csv, write_json
 from ..artifacts.records import TrainMetrics
 from ..artifacts.runs import Run
 from ..cli import UsageError, parser
+from ..config.kinds import command_argv
 from ..reporting import figures
 
 RECIPES = {
@@ -67,9 +68,7 @@ def run_recipe(name: str, overrides: list[str], args, out: Path) -> Path:
     folder.mkdir(parents=True)
     run_dir = folder / "run"
     cmd = [
-        sys.executable,
-        "-m",
-        "tinyimagenet_resnet.main",
+        *command_argv(),
         *overrides,
         f"data.path={Path(args.data_path).resolve()}",
         f"trainer.budget_minutes={args.budget:g}",

@@ -31,6 +31,7 @@ from .. import compat
 from ..artifacts.files import read_json, write_json
 from ..artifacts.records import TrainMetrics
 from ..artifacts.runs import Run, is_run
+from ..config.kinds import COMMAND
 from ..config.overrides import RUNTIME_KEYS, override_key, override_value, seed_sweep
 from ..errors import ConfigError, UserError, one_line
 from .rows import FAILURE_FILE
@@ -156,7 +157,7 @@ def continue_command(sweep_dir: Path) -> str:
     args = [a for a in sys.argv[1:] if override_key(a) != "hydra.sweep.dir"]
     if not any(override_key(a) == "sweep_name" for a in args):
         args.append(f"hydra.sweep.dir={sweep_dir.resolve()}")
-    return shlex.join(["python", "-m", "tinyimagenet_resnet.main", *args])
+    return shlex.join([*shlex.split(COMMAND), *args])
 
 
 BasicSweeper = compat.basic_sweeper()

@@ -3,6 +3,8 @@ WD grid around lr_find's suggestion. Data only, and the one function that format
 
 from __future__ import annotations
 
+from ..config.kinds import GRIDS
+
 # The settings of each scale, step by step (Hydra overrides; the user's own come after them and win).
 # smoke: minutes on a 2-core CPU, narrow widths, small subsets, 1-3 epochs: every section gets real numbers.
 # cpu: full widths on subsets, a few hours on a CPU with native bf16. full: the course on the full data (a GPU).
@@ -70,8 +72,8 @@ SCALES: dict[str, dict[str, list[str]]] = {
 # LR grid around lr_find's suggestion (factors), and the weight decays beside it, per scale
 LR_FACTORS = {"smoke": (0.5, 2.0), "cpu": (1 / 3, 1.0, 3.0), "full": (0.1, 1 / 3, 1.0, 3.0, 10.0)}
 WEIGHT_DECAYS = {"smoke": (0.0, 1e-4), "cpu": (0.0, 1e-4), "full": (0.0, 1e-5, 1e-4, 1e-3)}
-STEPS = ("inspect", "baselines", "overfit", "lr_find", "lr_wd", "blocks_dropout", "train", "evaluate", "report")
-SWEEPS = ("lr_wd", "blocks_dropout")
+SWEEPS = GRIDS
+STEPS = ("inspect", "baselines", "overfit", "lr_find", *SWEEPS, "train", "evaluate", "report")
 
 
 def sig3(x: float) -> str:

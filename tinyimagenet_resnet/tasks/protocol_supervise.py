@@ -17,9 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..config.kinds import COMMAND, command_argv
 from ..errors import UserError
-
-MAIN = [sys.executable, "-m", "tinyimagenet_resnet.main"]
 
 
 class StepFailed(UserError):
@@ -47,8 +46,8 @@ def _die_with_parent() -> None:
 def start(args: list[str], record: dict) -> subprocess.Popen:
     """Start the entry point with `args` in its own process group (its launcher's workers included), recording the
     command and the group in `record` so that a re-run after a SIGKILL of the protocol can end what is left of it."""
-    cmd = [*MAIN, *args]
-    record.setdefault("commands", []).append("python -m tinyimagenet_resnet.main " + shlex.join(args))
+    cmd = [*command_argv(), *args]
+    record.setdefault("commands", []).append(f"{COMMAND} " + shlex.join(args))
     record["command"] = record["commands"][0]
     proc = subprocess.Popen(
         cmd,
