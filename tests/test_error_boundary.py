@@ -7,7 +7,7 @@ import sqlite3
 import subprocess
 
 import pytest
-from test_reliability_faults import injected
+from test_faults import injected
 
 from conftest import TINY_ARGS, one_error_line, refusal, run_main
 

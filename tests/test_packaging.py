@@ -1,5 +1,6 @@
 """The configs are found after an editable install (this test session) and after a plain, non-editable install."""
 
+import configparser
 import os
 import shutil
 import subprocess
@@ -61,3 +62,15 @@ def test_plain_install_ships_the_configs(tmp_path, tiny_data):
     assert str(target) in where and str(REPO) not in where
     run_main([f"data.path={tiny_data}", *TINY_ARGS, "trainer.epochs=1", "model/blocks=b333"], cwd=work, env=env)
     assert list((work / "outputs").glob("*/*/checkpoints/best.ckpt"))
+
+
+def test_every_package_folder_is_listed_for_a_plain_install():
+    """setup.cfg lists the packages by hand (conf/ is mapped in as a package): a new subpackage left out of it fails
+    only in a plain install, so the list is checked against the folders here."""
+    setup = configparser.ConfigParser()
+    setup.read(REPO / "setup.cfg")
+    listed = set(setup["options"]["packages"].split())
+    found = {
+        ".".join(init.parent.relative_to(REPO).parts) for init in (REPO / "tinyimagenet_resnet").rglob("__init__.py")
+    }
+    assert found <= listed, f"add to setup.cfg [options] packages: {sorted(found - listed)}"

@@ -166,7 +166,7 @@ def test_a_same_named_dataset_folder_with_one_label_changed_is_read_as_it_is(tin
 
 @pytest.mark.parametrize("checkpointed", [False, True])
 def test_a_full_disk_says_how_to_go_on_only_when_a_checkpoint_lets_it(tiny_data, tmp_path, checkpointed):
-    from test_reliability_faults import injected
+    from test_faults import injected
 
     # the disk fills at the first checkpoint (nothing to continue), or at the second (last.ckpt of epoch 1 exists)
     nth = 3 if checkpointed else 1  # epoch 1 writes best.ckpt and last.ckpt
