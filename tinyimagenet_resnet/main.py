@@ -25,7 +25,8 @@ from . import run_folder
 from .artifacts.trackers import check_tracking_uri
 from .config import resolvers, schema
 from .config.flags import INFO_FLAGS, MULTIRUN_FLAGS
-from .config.loader import check_group_choices, config_dir, preflight
+from .config.loader import check_group_choices, preflight
+from .config.paths import config_dir
 from .config.validate import validate_config
 from .errors import (
     DivergedError,

@@ -12,8 +12,8 @@ from omegaconf import OmegaConf
 
 from ..artifacts.tb_hparams import HParam, kind_of, status_hparam
 from ..compared import BY_COLUMN, COLUMN_OF_KEY, COMPARED, format_blocks
-from .loader import config_dir
 from .overrides import SWEEPER_KEYS, override_key, override_value
+from .paths import config_dir
 
 
 def hparams_of(cfg) -> dict:

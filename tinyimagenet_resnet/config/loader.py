@@ -21,20 +21,11 @@ from ..errors import ConfigError
 from ..scale.launchers import missing_plugin
 from .flags import FLAGS_WITH_VALUE, INFO_FLAGS, MULTIRUN_FLAGS
 from .overrides import override_key, override_value
-from .paths import default_cache_dir
+from .paths import config_dir, default_cache_dir
 from .schema import BY_NAME, register
 from .validate import allowed_at, field_allowed, plain, validate_config
 
 log = logging.getLogger(__name__)
-
-
-def config_dir() -> str:
-    """`conf/` of a clone (editable install, or running from the source tree), else the copy shipped in the wheel."""
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here.parent / "conf", here / "conf"):
-        if (candidate / "config.yaml").is_file():
-            return str(candidate)
-    raise RuntimeError(f"tinyimagenet_resnet: config folder not found next to {here}")
 
 
 # How to bring an optional node into the config, for the one line that names a key set under it while it is null.

@@ -10,8 +10,8 @@ import yaml
 from omegaconf import OmegaConf
 
 from .choices import Task
-from .loader import config_dir
 from .overrides import without
+from .paths import config_dir
 
 _STARTED = datetime.now()
 

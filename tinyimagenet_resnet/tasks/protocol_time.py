@@ -19,8 +19,9 @@ import torch
 import yaml
 
 from .. import STARTED_AT
-from ..config.loader import compose_config, config_dir
+from ..config.loader import compose_config
 from ..config.overrides import override_key
+from ..config.paths import config_dir
 from ..model import ResNet
 from ..sweeps.grid import grid_jobs
 from ..training.memory import train_trial
