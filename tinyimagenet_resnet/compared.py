@@ -1,6 +1,7 @@
 """The hyper-parameters runs are compared by: one row each, the one home of their override keys, column, short name
 and format. Run names (config/naming.py), the HParams table and metrics.json `hparams` (config/hparams.py), the
-sweep summary's columns (artifacts/records.py) and TensorBoard's swept columns (artifacts/tensorboard.py) read it."""
+sweep summary's own columns (artifacts/summary_row.py) and TensorBoard's swept columns (artifacts/tensorboard.py)
+read it."""
 
 from __future__ import annotations
 
