@@ -16,7 +16,8 @@ from ..config.overrides import override_key, override_value, seed_sweep
 from ..errors import UserError
 from .tables import write_summary
 
-log = logging.getLogger(__name__)
+# main.log names the logger on every line: these lines keep the name they have always had
+log = logging.getLogger("tinyimagenet_resnet.sweeps.summary")
 
 
 class SummaryCallback(Callback):

@@ -18,7 +18,8 @@ from optuna.trial import TrialState
 from .. import compat
 from .rows import job_row, row_attrs
 
-log = logging.getLogger(__name__)
+# main.log names the logger on every line: these lines keep the name they have always had
+log = logging.getLogger("tinyimagenet_resnet.sweeps.optuna_loop")
 
 
 @dataclass

@@ -12,7 +12,8 @@ from omegaconf import OmegaConf
 from ..artifacts.files import write_text
 from .storage import redacted
 
-log = logging.getLogger(__name__)
+# main.log names the logger on every line: these lines keep the name they have always had
+log = logging.getLogger("tinyimagenet_resnet.sweeps.optuna_loop")
 
 
 def write_results(study, folder: Path, storage_url, n_trials: int, directions: list) -> None:

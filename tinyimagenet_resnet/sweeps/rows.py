@@ -14,7 +14,8 @@ from ..compared import format_blocks
 from ..config.overrides import SWEEPER_KEYS, override_key, override_value
 from .storage import make_storage
 
-log = logging.getLogger(__name__)
+# main.log names the logger on every line: these lines keep the name they have always had
+log = logging.getLogger("tinyimagenet_resnet.sweeps.summary")
 
 FAILURE_FILE = "failure.json"  # a failed grid job's one-line reason, written by the grid sweeper
 STATUS = {"ok": "ok", "pruned": "pruned"}  # every other status of a job (running, diverged, ...) is a failure

@@ -12,7 +12,8 @@ from ..config.overrides import RUNTIME_KEYS, override_key, override_value
 from ..errors import ConfigError
 from .storage import redacted
 
-log = logging.getLogger(__name__)
+# main.log names the logger on every line: these lines keep the name they have always had
+log = logging.getLogger("tinyimagenet_resnet.sweeps.optuna_loop")
 
 
 def distribution_text(as_json: str) -> str:

@@ -14,7 +14,8 @@ from ..artifacts.summary_row import SummaryRow
 from .rows import collect, study_rows
 from .seeds import differing, seed_section
 
-log = logging.getLogger(__name__)
+# main.log names the logger on every line: these lines keep the name they have always had
+log = logging.getLogger("tinyimagenet_resnet.sweeps.summary")
 
 
 def directions_of(sweeper) -> list[str]:
