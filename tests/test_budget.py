@@ -14,7 +14,7 @@ from tinyimagenet_resnet.artifacts.records import TrainMetrics
 from tinyimagenet_resnet.config.loader import compose_config
 from tinyimagenet_resnet.training import budget, replan, resizing, runtime, schedules
 from tinyimagenet_resnet.training.engine import Trainer
-from tinyimagenet_resnet.training.optim import build_scheduler
+from tinyimagenet_resnet.training.optim import build_optimizer, build_scheduler
 from tinyimagenet_resnet.training.settings import TrainSettings
 
 from conftest import only_run_dir, popen_main, run_main, wait_for_epoch
@@ -39,6 +39,23 @@ def test_each_schedule_with_an_end_reaches_about_zero_on_the_last_step(name):
         sched.step()
     assert max(lrs) == pytest.approx(0.5, rel=0.01)
     assert lrs[-1] <= 1e-4 * 0.5, lrs[-5:]
+
+
+def test_the_group_option_decides_what_is_built_not_a_name_key_set_against_it():
+    """`optim=adamw optim.name=adam` builds AdamW, as its fields are AdamW's; a cosine node renamed linear still
+    follows cosine (its fields are cosine's: linear's would be missing)."""
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    cfg = compose_config(["optim=adamw", "optim.name=adam", "scheduler=cosine", "scheduler.name=linear"])
+    opt = build_optimizer(cfg.optim, params)
+    assert type(opt) is torch.optim.AdamW
+    sched = build_scheduler(cfg.scheduler, opt, 10)
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    cosine = compose_config(["scheduler=cosine"]).scheduler
+    assert lrs == pytest.approx([schedules.lr_at(cosine, lrs[0], k, 10) for k in range(10)])
 
 
 def test_a_budget_without_a_schedule_only_stops_the_run_through_the_entry_point(tiny_data, tmp_path):

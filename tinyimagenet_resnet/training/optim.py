@@ -10,7 +10,7 @@ import torch
 from omegaconf import DictConfig
 
 from ..compat import set_scheduler_last_lr
-from .schedules import schedule_of
+from .schedules import node_name, schedule_of
 
 
 def _betas(cfg: DictConfig) -> dict:
@@ -30,7 +30,7 @@ OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], Callable[[DictConfig], 
 
 
 def build_optimizer(optim_cfg: DictConfig, params) -> torch.optim.Optimizer:
-    cls, extra = OPTIMIZERS[optim_cfg.name]
+    cls, extra = OPTIMIZERS[node_name(optim_cfg)]
     return cls(params, lr=optim_cfg.lr, weight_decay=optim_cfg.weight_decay, **extra(optim_cfg))
 
 

@@ -47,10 +47,17 @@ def linear(base: float, k: int, total: int, *, warmup_fraction: float) -> float:
 SCHEDULES: dict[str, Callable[..., float]] = {"cosine": cosine, "onecycle": onecycle, "linear": linear}
 
 
+def node_name(node: DictConfig) -> str:
+    """What a group node is: the NAME of its schema class (the group option chose it, and its fields are that
+    class's), else its `name` key (a node without a schema)."""
+    return getattr(OmegaConf.get_type(node), "NAME", "") or node.name
+
+
 def schedule_of(sched_cfg: DictConfig) -> Callable[[float, int, int], float] | None:
     """`lr_at(base, k, total)` of the `scheduler` config node, its fields bound; None for `scheduler=none`."""
     params = OmegaConf.to_container(sched_cfg, resolve=True)
-    fn = SCHEDULES.get(params.pop("name"))
+    params.pop("name")
+    fn = SCHEDULES.get(node_name(sched_cfg))
     return functools.partial(fn, **params) if fn is not None else None
 
 
