@@ -53,9 +53,11 @@ NAME_ORDER = ("optim", "lr", "weight_decay", "blocks", "dropout", "activation", 
 # What the course's two grids (LR x WD, blocks x dropout) compare: the sweep summary's own columns, and the columns
 # TensorBoard marks as swept for a run outside a sweep.
 GRID_COLUMNS = ("lr", "weight_decay", "blocks", "dropout")
-GRID_KEYS = tuple(key for column in GRID_COLUMNS for key in BY_COLUMN[column].keys)
 
 
-def keys_of(*columns: str) -> set[str]:
+def keys_of(*columns: str) -> frozenset[str]:
     """The override keys that set these columns: keys_of("lr") == {"optim.lr"}."""
-    return {key for column in columns for key in BY_COLUMN[column].keys}
+    return frozenset(key for column in columns for key in BY_COLUMN[column].keys)
+
+
+GRID_KEYS = keys_of(*GRID_COLUMNS)

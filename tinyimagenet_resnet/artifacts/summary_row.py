@@ -50,7 +50,7 @@ class SummaryRow:
     # this package's columns, shown where some row has them
     OWN: ClassVar[tuple[str, ...]] = (*GRID_COLUMNS, "best_val_top1", "val_loss_at_best")
     # the overrides behind them (not repeated as parameter columns)
-    OWN_KEYS: ClassVar[tuple[str, ...]] = GRID_KEYS
+    OWN_KEYS: ClassVar[frozenset[str]] = GRID_KEYS
 
     def to_json(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -62,7 +62,7 @@ def table(
     """Columns and cells of summary.csv: rank, job, run name, the parameters that differ between jobs, this
     package's columns where some job has them, one column per objective, seed, status, time."""
     params = []
-    own_keys = set(SummaryRow.OWN_KEYS) if any(r.lr is not None for r in rows) else set()
+    own_keys = SummaryRow.OWN_KEYS if any(r.lr is not None for r in rows) else set()
     for r in rows:
         for k in r.params:
             if k not in params and k not in own_keys and k != "seed":
