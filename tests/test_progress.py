@@ -17,9 +17,10 @@ from conftest import only_run_dir, run_main
 
 TIME = r"\d+ (s|min \d\d s)"
 TRAIN_LINE = re.compile(rf"train: step (\d+)/36 \(epoch ([12])/2\) \| [\d.]+ img/s \| elapsed {TIME}( \| ETA {TIME})?$")
+# the precision is the CPU's own (precision=auto: bf16 where the CPU has native bf16, fp32 elsewhere)
 ESTIMATE = re.compile(
-    r"2 epochs \(36 steps\): about \d+ (s|min \d\d s) on this machine \(cpu, fp32, [\d.]+ s/step\), validations "
-    r"included$"
+    r"2 epochs \(36 steps\): about \d+ (s|min \d\d s) on this machine \(cpu, (fp32|bf16), [\d.]+ s/step\), "
+    r"validations included$"
 )
 EVERY = ["trainer.progress_bar=false", "trainer.progress_every_s=0.05"]
 
