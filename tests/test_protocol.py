@@ -1,13 +1,11 @@
 """`task=protocol`: the whole course protocol as one resumable command, on the tiny fixture in the real
-parquet layout, through the real entry point in subprocesses; and the LR range test's defaults on a real shard."""
+parquet layout, through the real entry point in subprocesses (its LR range test on a real shard: test_real_data.py)."""
 
 import json
 import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -21,7 +19,7 @@ from tinyimagenet_resnet.reporting.flags import within_noise
 from tinyimagenet_resnet.reporting.text import TEXT
 from tinyimagenet_resnet.sweeps.rows import collect
 
-from conftest import copy_protocol, protocol_args, run_main
+from conftest import copy_protocol, popen_main, protocol_args, run_main
 
 # the tests that read the session's smoke protocol share one worker (the other would wait for it)
 pytestmark = pytest.mark.xdist_group("smoke_protocol")
@@ -152,13 +150,7 @@ def test_sigkill_during_full_training_then_the_same_command_finishes_it_without_
     args = protocol_args(tiny_data)
     root = copy_protocol(clean, tmp_path, steps_from="train")  # the six steps before training, as they finished
     before = events(root)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tinyimagenet_resnet.main", *args],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = popen_main(args, tmp_path)
     metrics = root / "train" / "metrics.json"
     deadline = time.time() + 600
     while time.time() < deadline:  # until the full training has finished its first epoch
@@ -241,25 +233,3 @@ def test_a_failing_step_is_marked_failed_and_named_in_one_line(tmp_path):
     state = json.loads((tmp_path / "protocol" / "default" / "state.json").read_text())
     assert state["steps"]["inspect"]["status"] == "failed"
     assert events(tmp_path / "protocol" / "default") == [("inspect", "start"), ("inspect", "failed")]
-
-
-@pytest.mark.slow
-def test_the_lr_range_test_suggests_an_lr_on_a_real_shard_at_the_smoke_protocols_settings(real_data, tmp_path):
-    """The smoke scale's range test (its model, batch, 200 iterations from 1e-4 to 0.3) on one real shard (~3 min
-    of one core in fp32). The full-width model at the defaults takes ~9 minutes: BENCHMARKS.md has its curves."""
-    from tinyimagenet_resnet.tasks.protocol_scales import SCALES
-
-    smoke = SCALES["smoke"]
-    args = [
-        "task=lr_find",
-        f"data.path={real_data}",
-        "data.train_files=data/train-00000-*",
-        *smoke["all"],
-        *(a for a in smoke["lr_find"] if not a.startswith("data.train_subset")),  # the shard is smaller
-    ]
-    run_main(args, cwd=tmp_path, timeout=900)
-    [rec] = [json.loads(p.read_text()) for p in tmp_path.glob("outputs/*/*/lr_find.json")]
-    assert rec["suggested_lr"] is not None, rec
-    assert 1e-5 < rec["suggested_lr"] < 1.0
-    low, high = rec["stable_window"]
-    assert low <= rec["suggested_lr"] <= high

@@ -1,4 +1,5 @@
-"""A few hundred real training steps on one shard of the real Tiny ImageNet (skipped when it is absent)."""
+"""A few hundred real training steps, and the smoke protocol's LR range test, on one shard of the real Tiny ImageNet
+(skipped when it is absent)."""
 
 import json
 import math
@@ -26,6 +27,7 @@ def test_val_loss_drops_clearly_below_ln200_on_a_real_shard(real_data, tmp_path)
             # the ~360 steps cost ~0.3 of 64-px steps; validation stays at 64 px (BENCHMARKS.md, "Test suite")
             "trainer.train_sizes=[16,32,64]",
             "trainer.train_size_fractions=[0.5,0.3,0.2]",
+            "trainer.val_every_n_epochs=4",  # one validation, at the end: what the assertions read
         ],
         cwd=tmp_path,
         timeout=900,
@@ -37,3 +39,25 @@ def test_val_loss_drops_clearly_below_ln200_on_a_real_shard(real_data, tmp_path)
     final = metrics["final"]
     assert final["val/loss"] < math.log(200) - 0.15, final
     assert final["val/top5"] > 0.05, final  # chance is 2.5%
+
+
+@pytest.mark.slow
+def test_the_lr_range_test_suggests_an_lr_on_a_real_shard_at_the_smoke_protocols_settings(real_data, tmp_path):
+    """The smoke scale's range test (its model, batch, 200 iterations from 1e-4 to 0.3) on one real shard (~3 min
+    of one core in fp32). The full-width model at the defaults takes ~9 minutes: BENCHMARKS.md has its curves."""
+    from tinyimagenet_resnet.tasks.protocol_scales import SCALES
+
+    smoke = SCALES["smoke"]
+    args = [
+        "task=lr_find",
+        f"data.path={real_data}",
+        "data.train_files=data/train-00000-*",
+        *smoke["all"],
+        *(a for a in smoke["lr_find"] if not a.startswith("data.train_subset")),  # the shard is smaller
+    ]
+    run_main(args, cwd=tmp_path, timeout=900)
+    [rec] = [json.loads(p.read_text()) for p in tmp_path.glob("outputs/*/*/lr_find.json")]
+    assert rec["suggested_lr"] is not None, rec
+    assert 1e-5 < rec["suggested_lr"] < 1.0
+    low, high = rec["stable_window"]
+    assert low <= rec["suggested_lr"] <= high
