@@ -14,7 +14,7 @@ import optuna
 import pytest
 import yaml
 
-from conftest import TINY_ARGS, run_main, summary_rows
+from conftest import TINY_ARGS, popen_main, run_main, summary_rows
 
 SWEEP_ARGS = [*TINY_ARGS, "trainer.epochs=1", "data.train_subset=null", "optim.lr=1e-3,3e-3"]
 
@@ -160,17 +160,8 @@ def test_two_workers_finish_one_study_with_exactly_n_trials(tiny_data, tmp_path,
         "optuna.pruner=none",
         "optuna.poll_s=0.2",
     ]
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tinyimagenet_resnet.main", *args],
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    workers = [popen_main(args, tmp_path) for _ in range(2)]
+    outputs = ["".join(w.communicate(timeout=600)) for w in workers]
     assert [w.returncode for w in workers] == [0, 0], "\n\n".join(o[-3000:] for o in outputs)
 
     from tinyimagenet_resnet.sweeps.storage import make_storage

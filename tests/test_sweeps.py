@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 import yaml
 
-from conftest import TINY_ARGS, event_dir, read_session, run_main, summary_rows
+from conftest import TINY_ARGS, event_dir, popen_main, read_session, run_main, summary_rows
 
 SWEEP_ARGS = [*TINY_ARGS, "trainer.epochs=1", "data.train_subset=null"]
 
@@ -143,12 +143,7 @@ def test_killed_optuna_sweep_resumes_to_its_total(tiny_data, tmp_path):
         "optuna.poll_s=0.5",
         "optuna.pruner=none",
     ]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tinyimagenet_resnet.main", *args],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = popen_main(args, tmp_path)
     deadline = time.time() + 120
     while time.time() < deadline:
         try:

@@ -8,7 +8,7 @@ import yaml
 
 from tinyimagenet_resnet.model import build_model
 
-from conftest import TINY_ARGS, event_dir, only_run_dir, read_hparams, read_scalars, read_session, run_main
+from conftest import TINY_ARGS, event_dir, only_run_dir, popen_main, read_hparams, read_scalars, read_session, run_main
 
 TAGS = {
     "train/loss",
@@ -135,10 +135,7 @@ def test_multirun_gives_each_job_its_own_directory(tiny_data, tmp_path):
 
 
 def test_two_runs_started_together_never_share_a_directory(tmp_path):
-    import subprocess
-    import sys
-
-    args = [sys.executable, "-m", "tinyimagenet_resnet.main", "--cfg", "all", "--resolve", "-p", "hydra.run.dir"]
-    procs = [subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    args = ["--cfg", "all", "--resolve", "-p", "hydra.run.dir"]
+    procs = [popen_main(args, tmp_path) for _ in range(3)]
     outs = {p.communicate()[0].strip() for p in procs}
     assert len(outs) == 3 and all(o.startswith("outputs/") for o in outs), outs
