@@ -172,7 +172,9 @@ def refusal(args, cwd: Path, monkeypatch, code=2) -> str:
 # forked from it that runs the entry point as `python -m` does (runpy, __main__, its own cwd, stdout and stderr,
 # exit code). Nothing of this package is imported before the fork (its start time, its state). A plain subprocess
 # runs instead: a run whose environment differs from the one the server started with (import-time settings: HF_*,
-# OMP_NUM_THREADS), a run with a hydra/launcher (its workers), and every run when TIR_TEST_FORKSERVER=0.
+# OMP_NUM_THREADS), a run with a hydra/launcher (its workers), and every run when TIR_TEST_FORKSERVER=0. The package's
+# other `python -m` commands (the report, a sweep's summary) run the same way: run_main(..., module=...); the console
+# scripts (`tinyimagenet-report`) stay new processes, as a user types them.
 WARM_IMPORTS = ["torch", "torch._dynamo", "torch._inductor.config", "torchvision", "datasets", "hydra", "omegaconf"]
 WARM_IMPORTS += ["pandas", "matplotlib.pyplot", "tensorboard", "pyarrow.parquet", "optuna", "sqlalchemy", "PIL.Image"]
 # and what a tiny training still imported after those (0.4 s of its 2.1 s): datasets' streaming patches (scipy.io,
@@ -185,8 +187,11 @@ WARM_IMPORTS += [
 _warm: dict = {}
 
 
-def _forked_entry_point(args, cwd, out, err, env) -> None:
-    """The child: `python -m tinyimagenet_resnet.main *args` in `cwd`, its output into the files `out` and `err`."""
+ENTRY = "tinyimagenet_resnet.main"
+
+
+def _forked_entry_point(args, cwd, out, err, env, module=ENTRY) -> None:
+    """The child: `python -m <module> *args` in `cwd`, its output into the files `out` and `err`."""
     import atexit
     import runpy
     import signal
@@ -203,7 +208,7 @@ def _forked_entry_point(args, cwd, out, err, env) -> None:
     sys.path[0] = ""  # `python -m` puts the working folder first
     code = 0
     try:
-        runpy.run_module("tinyimagenet_resnet.main", run_name="__main__", alter_sys=True)
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
     except SystemExit as exc:
         code = exc.code
     finally:
@@ -232,7 +237,7 @@ class ForkedMain:
     """The entry point forked from the warm server, with the part of `subprocess.Popen` the tests use (pid,
     send_signal, poll, wait, communicate, returncode); stdout and stderr go to files read back at the end."""
 
-    def __init__(self, args: list[str], cwd):
+    def __init__(self, args: list[str], cwd, module=ENTRY):
         import tempfile
 
         self.args = args
@@ -240,7 +245,7 @@ class ForkedMain:
         self._out, self._err = Path(self._tmp.name) / "stdout", Path(self._tmp.name) / "stderr"
         env = dict(os.environ)
         self._proc = _forkserver().Process(
-            target=_forked_entry_point, args=(args, str(cwd), str(self._out), str(self._err), env)
+            target=_forked_entry_point, args=(args, str(cwd), str(self._out), str(self._err), env, module)
         )
         self._proc.start()
         self.pid = self._proc.pid
@@ -298,11 +303,12 @@ def _forkable(args: list[str], env=None, drop_env=()) -> bool:
     return _warm.get("env", _environment()) == _environment()
 
 
-def run_main(args, cwd, check=True, timeout=600, env=None, drop_env=()):
-    """Run the real entry point in a new process, as a user would (`drop_env`: variables it does not inherit)."""
+def run_main(args, cwd, check=True, timeout=600, env=None, drop_env=(), module=ENTRY):
+    """Run the real entry point in a new process, as a user would (`drop_env`: variables it does not inherit);
+    `module`: another of the package's command-line modules (`python -m <module>`)."""
     args = [str(a) for a in args]
     if _forkable(args, env, drop_env):
-        forked = ForkedMain(args, cwd)
+        forked = ForkedMain(args, cwd, module)
         try:
             out, err = forked.communicate(timeout)
         except subprocess.TimeoutExpired as exc:
@@ -310,7 +316,7 @@ def run_main(args, cwd, check=True, timeout=600, env=None, drop_env=()):
         proc = subprocess.CompletedProcess(args, forked.returncode, out, err)
     else:
         proc = subprocess.run(
-            [sys.executable, "-m", "tinyimagenet_resnet.main", *args],
+            [sys.executable, "-m", module, *args],
             cwd=cwd,
             capture_output=True,
             text=True,

@@ -4,7 +4,6 @@ protocol, read only), and the plot and report commands."""
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,12 @@ from PIL import Image
 from tinyimagenet_resnet.reporting.document import g3, localize
 from tinyimagenet_resnet.reporting.text import TEXT
 
+from conftest import run_main
+
 # the tests that read the session's smoke protocol share one worker (the other would wait for it)
 pytestmark = pytest.mark.xdist_group("smoke_protocol")
+# the commands run as `python -m ...` (the console scripts tinyimagenet-report and -plot as a user types them)
+REPORT, OVERLAY = "tinyimagenet_resnet.reporting.report", "tinyimagenet_resnet.reporting.overlay"
 
 
 @pytest.fixture
@@ -121,37 +124,17 @@ def test_report_states_when_the_lr_finder_found_no_descent(workflow, tmp_path):
     data = json.loads((copy / "lr_find.json").read_text())
     data.update(suggested_lr=None, stable_window=None)
     (copy / "lr_find.json").write_text(json.dumps(data))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tinyimagenet_resnet.reporting.report",
-            "--run",
-            f"lr_find={copy}",
-            "--out",
-            str(tmp_path / "r"),
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    proc = run_main(["--run", f"lr_find={copy}", "--out", tmp_path / "r"], cwd=tmp_path, check=False, module=REPORT)
     assert proc.returncode == 0, proc.stderr
     assert "no clear descent" in (tmp_path / "r" / "REPORT.md").read_text()
 
 
 def test_report_with_nothing_run_yet_marks_every_section(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "tinyimagenet_resnet.reporting.report"], cwd=tmp_path, capture_output=True, text=True
-    )
+    proc = run_main([], cwd=tmp_path, check=False, module=REPORT)
     assert proc.returncode == 0, proc.stderr
     md = (tmp_path / "report" / "REPORT.md").read_text()
     assert len(re.findall(r"^## ", md, flags=re.M)) == 12 and md.count("not run yet") >= 8
-    bad = subprocess.run(
-        [sys.executable, "-m", "tinyimagenet_resnet.reporting.report", "--lang", "de"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    bad = run_main(["--lang", "de"], cwd=tmp_path, check=False, module=REPORT)
     assert bad.returncode == 2 and bad.stderr.startswith("error: argument --lang: invalid choice: 'de'")
     assert len(bad.stderr.strip().splitlines()) == 1
     bad = subprocess.run(
@@ -169,11 +152,7 @@ def test_plot_overlays_a_metric_of_a_sweep(workflow, tmp_path):
     assert proc.returncode == 0 and "4 runs" in proc.stdout
     with Image.open(out) as img:
         assert img.format == "PNG"
-    bad = subprocess.run(
-        [sys.executable, "-m", "tinyimagenet_resnet.reporting.overlay", str(sweep), "--metric", "nope"],
-        capture_output=True,
-        text=True,
-    )
+    bad = run_main([sweep, "--metric", "nope"], cwd=tmp_path, check=False, module=OVERLAY)
     assert bad.returncode == 2 and "--metric='nope'" in bad.stderr
 
 

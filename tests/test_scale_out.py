@@ -181,12 +181,7 @@ def test_two_workers_finish_one_study_with_exactly_n_trials(tiny_data, tmp_path,
     # A worker on another machine: its run directories are not here, its trials are still in the summary.
     moved = sweep / "3"
     moved.rename(tmp_path / "elsewhere")
-    subprocess.run(
-        [sys.executable, "-m", "tinyimagenet_resnet.sweeps.summary", str(sweep)],
-        cwd=tmp_path,
-        check=True,
-        capture_output=True,
-    )
+    run_main([sweep], cwd=tmp_path, module="tinyimagenet_resnet.sweeps.summary")
     again = {int(r["job"]): r for r in summary_rows(sweep)}
     assert sorted(again) == list(range(n_trials))
     assert {k: v for k, v in again[3].items() if k != "rank"} == {k: v for k, v in by_job[3].items() if k != "rank"}

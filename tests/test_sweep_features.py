@@ -30,12 +30,7 @@ def only_sweep(cwd: Path) -> Path:
 
 
 def report(cwd: Path) -> str:
-    subprocess.run(
-        [sys.executable, "-m", "tinyimagenet_resnet.reporting.report", "--out", "report"],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-    )
+    run_main(["--out", "report"], cwd=cwd, module="tinyimagenet_resnet.reporting.report")
     return (cwd / "report" / "REPORT.md").read_text()
 
 

@@ -2,8 +2,6 @@
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -56,12 +54,7 @@ def test_lr_wd_grid_without_dash_m_and_a_correct_summary(tiny_data, tmp_path):
     # the same table can be rebuilt for any sweep directory
     (sweep / "summary.md").unlink()
     (sweep / "summary.csv").unlink()
-    out = subprocess.run(
-        [sys.executable, "-m", "tinyimagenet_resnet.sweeps.summary", str(sweep)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = run_main([sweep], cwd=tmp_path, module="tinyimagenet_resnet.sweeps.summary").stdout
     assert "4 runs" in out and summary_rows(sweep) == rows
 
 
@@ -87,16 +80,10 @@ def test_summarize_an_interrupted_sweep(tiny_data, tmp_path):
     run_main(["-m", f"data.path={tiny_data}", *SWEEP_ARGS, "model/dropout=p00,p01"], cwd=tmp_path)
     (sweep,) = sweep_dirs(tmp_path)
     (sweep / "1" / "metrics.json").unlink()  # as if job 1 had been killed before its first epoch ended
-    subprocess.run(
-        [sys.executable, "-m", "tinyimagenet_resnet.sweeps.summary", str(sweep)], check=True, capture_output=True
-    )
+    run_main([sweep], cwd=tmp_path, module="tinyimagenet_resnet.sweeps.summary")
     rows = summary_rows(sweep)
     assert [r["status"] for r in rows] == ["ok", "failed"] and rows[1]["job"] == "1"
-    bad = subprocess.run(
-        [sys.executable, "-m", "tinyimagenet_resnet.sweeps.summary", str(tmp_path / "nope")],
-        capture_output=True,
-        text=True,
-    )
+    bad = run_main([tmp_path / "nope"], cwd=tmp_path, check=False, module="tinyimagenet_resnet.sweeps.summary")
     assert bad.returncode == 2 and bad.stderr.startswith("error: sweep_dir=")
 
 
