@@ -290,9 +290,15 @@ class ForkedMain:
         return read(self._out), read(self._err)
 
 
+def forked_runs() -> bool:
+    """Whether the entry point's runs are forked from the warm server here (else each is a new interpreter, whose
+    start-up, ~8 s of one core and more under coverage, counts in a run's time budget)."""
+    return os.name == "posix" and os.environ.get("TIR_TEST_FORKSERVER", "1") != "0"
+
+
 def _forkable(args: list[str], env=None, drop_env=()) -> bool:
     """Whether a run can be forked from the warm server (see above), or needs a new interpreter."""
-    if os.name != "posix" or os.environ.get("TIR_TEST_FORKSERVER", "1") == "0":
+    if not forked_runs():
         return False
     if any(os.environ.get(k) != v for k, v in (env or {}).items()) or any(k in os.environ for k in drop_env):
         return False  # an environment of its own (what it already holds is no change)
