@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -106,3 +107,18 @@ def test_random_overrides_validate_or_fail_with_one_line(args):
     build_scheduler(cfg.scheduler, optimizer, int(cfg.trainer.epochs) * 10)
     out = model.eval()(torch.randn(1, 3, 64, 64))
     assert out.shape == (1, 200) and math.isfinite(out.sum().item())
+
+
+@pytest.mark.parametrize(
+    "override, line",
+    [
+        ("model.widths=[16,abc,64]", "model.widths[1]='abc': allowed three positive integers, e.g. [64,128,256]"),
+        ("optim.betas=[0.9,x]", "optim.betas[1]='x': allowed two numbers in [0, 1), e.g. [0.9, 0.999]"),
+        ("data.mean=[0.5,x,0.5]", "data.mean[1]='x': allowed three numbers (one per RGB channel)"),
+    ],
+)
+def test_a_bad_item_of_a_list_names_the_item_and_what_the_list_allows(override, line):
+    # the fuzz above reaches these only by chance: the item's index, its value, and the list key's allowed values
+    with pytest.raises(ConfigError) as info:
+        compose_config([override])
+    assert str(info.value) == line
