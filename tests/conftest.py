@@ -345,7 +345,7 @@ def popen_main(args, cwd):
     # an xdist worker ignores SIGINT, and a child inherits that: give it the default back, as a shell would
     restore = (lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if os.name == "posix" else None
     return subprocess.Popen(
-        [sys.executable, "-m", "tinyimagenet_resnet.main", *map(str, args)],
+        [sys.executable, "-m", ENTRY, *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
