@@ -3,18 +3,24 @@ tuples of real GPUs), and the fp16 + loss-scaling path end to end on the CPU: a 
 skipped by the scaler, a checkpoint that carries the scaler, an exact resume."""
 
 import json
+import platform
 
 import pytest
 import torch
 
+from tinyimagenet_resnet import compat
 from tinyimagenet_resnet.artifacts.records import TrainMetrics
+from tinyimagenet_resnet.training import runtime
 from tinyimagenet_resnet.training.devices import (
     PrecisionRefused,
     choose,
     cpu_defaults,
+    cpu_flags,
     cuda_defaults,
+    defaults_for,
     fp16_autocast,
     mps_defaults,
+    native_bf16,
 )
 
 from conftest import TINY_ARGS, refusal, run_main, sigkill_after_epoch_1_and_resume
@@ -55,6 +61,36 @@ def test_an_explicit_precision_the_device_lacks_is_a_warning_and_runs():
     p100 = cuda_defaults((6, 0), "Tesla P100")
     _, compile_, warnings = choose("fp32", True, p100)
     assert compile_ and "below sm_70" in warnings[0]
+
+
+# The first lines of a real /proc/cpuinfo (an Intel Xeon, Ice Lake: AVX512 without AVX512-BF16), shortened.
+ICELAKE = """processor\t: 0
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Xeon(R) Processor @ 2.80GHz
+flags\t\t: fpu vme sse sse2 avx f16c fma avx2 avx512f avx512dq avx512bw avx512vl avx512_vnni avx512_bitalg
+bogomips\t: 5586.87
+"""
+
+
+def test_bf16_is_native_on_x86_only_with_avx512_bf16_or_amx():
+    flags = cpu_flags(ICELAKE)
+    assert {"avx2", "avx512f", "avx512bw", "avx512_vnni"} <= flags
+    # oneDNN's probe says yes on any AVX512 CPU like this one, which emulates bf16 (2-3x slower than fp32)
+    assert native_bf16("x86_64", flags) is False
+    assert native_bf16("x86_64", flags | {"avx512_bf16"}) is True  # Zen 4, Cooper Lake
+    assert native_bf16("AMD64", flags | {"amx_bf16", "amx_tile"}) is True  # Sapphire Rapids (Windows' name)
+    assert native_bf16("x86_64", None) is False  # flags unreadable (macOS, Windows): fp32
+    assert cpu_flags("processor\t: 0\n") is None
+    arm = cpu_flags("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n")
+    assert "bf16" in arm
+    # on Arm, oneDNN's probe (it reads the CPU's BF16 feature)
+    assert native_bf16("aarch64", arm) is compat.mkldnn_bf16_supported()
+    # this machine: what trainer.precision=auto picks follows its own /proc/cpuinfo
+    here = cpu_flags()
+    if here is not None and platform.machine().lower() in ("x86_64", "amd64"):
+        native = bool({"avx512_bf16", "amx_bf16"} & here)
+        assert runtime.device_defaults(torch.device("cpu")).precision == ("bf16" if native else "fp32")
+        assert defaults_for(torch.device("cpu")).precision == ("bf16" if native else "fp32")
 
 
 def test_the_cpu_and_mps_rows():

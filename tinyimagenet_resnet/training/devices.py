@@ -5,15 +5,18 @@ Sources: NVIDIA's compute-capability list (developer.nvidia.com/cuda-gpus) and t
 bf16 tensor cores arrived with Ampere (sm_80: A100, RTX 30, A10, L4 is Ada sm_89, H100 Hopper sm_90); Volta (sm_70,
 V100) and Turing (sm_75, T4, RTX 20) have fp16 tensor cores only; Pascal (sm_60/61: P100, GTX 10) and Kepler
 (sm_37: K80) have none. Triton, which `torch.compile` generates its GPU kernels with, needs sm_70 or newer. On a CPU,
-oneDNN has native bf16 with AVX512-BF16 or AMX (2.65x faster than fp32 here) and native fp16 with AVX512-FP16 or
-AMX-FP16; elsewhere it emulates them (bf16 14x slower than fp32 on an AVX2 CPU: BENCHMARKS.md). Apple's MPS runs
-fp16 autocast where the installed torch supports it (torch.amp.is_autocast_available("mps")); compile stays off.
+oneDNN has native bf16 with AVX512-BF16 or AMX (2.65x faster than fp32 on an AMD EPYC) and native fp16 with
+AVX512-FP16 or AMX-FP16; elsewhere it emulates them (bf16 14x slower than fp32 on an AVX2 CPU, 2-3x slower on an
+AVX512 Xeon without AVX512-BF16: BENCHMARKS.md). Apple's MPS runs fp16 autocast where the installed torch supports
+it (torch.amp.is_autocast_available("mps")); compile stays off.
 """
 
 from __future__ import annotations
 
+import platform
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -26,6 +29,38 @@ CUDA_TABLE: tuple[tuple[tuple[int, int], str, bool, str], ...] = (
     ((0, 0), "fp32", False, "no tensor cores, and Triton (torch.compile) needs sm_70 (Pascal and older: P100, K80)"),
 )
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+X86 = ("x86_64", "amd64", "i386", "i686", "x86")  # platform.machine() of an x86 CPU
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # their names in /proc/cpuinfo
+
+
+def cpu_flags(cpuinfo: str | None = None) -> set[str] | None:
+    """The CPU's feature flags (the `flags` line of /proc/cpuinfo, `Features` on Arm), or None where they cannot be
+    read (macOS, Windows)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return None
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return set(value.split())
+    return None
+
+
+def native_bf16(machine: str, flags: set[str] | None) -> bool:
+    """Whether a CPU computes bf16 natively. On x86: AVX512-BF16 or AMX-BF16 among its `flags` (none where they
+    cannot be read: fp32 is never the slow choice). oneDNN's own probe (`compat.mkldnn_bf16_supported`) says yes on
+    every AVX512 CPU, which emulates bf16 without them: 2.0x slower than fp32 at the smoke widths and 3.0x at full
+    width on an Ice Lake Xeon (BENCHMARKS.md). Elsewhere (Arm) oneDNN's probe, which reads the CPU's BF16 feature."""
+    if machine.lower() in X86:
+        return flags is not None and bool(BF16_FLAGS & flags)
+    return compat.mkldnn_bf16_supported()
+
+
+def cpu_native_bf16() -> bool:
+    """This machine's CPU computes bf16 natively (`native_bf16`)."""
+    return native_bf16(platform.machine(), cpu_flags())
 
 
 @dataclass(frozen=True)
@@ -55,7 +90,7 @@ def cuda_defaults(capability: tuple[int, int], name: str = "") -> DeviceDefaults
 
 def cpu_defaults(native_bf16: bool, native_fp16: bool, capability: str = "") -> DeviceDefaults:
     native = {p for p, ok in (("bf16", native_bf16), ("fp16", native_fp16)) if ok}
-    why = "native bf16 (AVX512-BF16 or AMX)" if native_bf16 else "no native bf16: emulated bf16 is 14x slower"
+    why = "native bf16 (AVX512-BF16 or AMX)" if native_bf16 else "no native bf16: emulated bf16 is 2-14x slower"
     label = "cpu" + (f" ({capability})" if capability else "")
     # torch.compile on a CPU was slower than eager in our measurement (experiment=cpu's notes): off
     return DeviceDefaults(label, "bf16" if native_bf16 else "fp32", False, why, frozenset(native))
@@ -76,7 +111,7 @@ def defaults_for(device: torch.device) -> DeviceDefaults:
     if device.type == "mps":
         return mps_defaults(fp16_autocast("mps"))
     capability = torch.backends.cpu.get_cpu_capability().lower()
-    return cpu_defaults(compat.mkldnn_bf16_supported(), compat.mkldnn_fp16_supported(), capability)
+    return cpu_defaults(cpu_native_bf16(), compat.mkldnn_fp16_supported(), capability)
 
 
 def fp16_autocast(device_type: str) -> bool:

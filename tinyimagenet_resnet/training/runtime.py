@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .. import compat
-from .devices import choose, cpu_defaults, defaults_for
+from .devices import choose, cpu_defaults, cpu_native_bf16, defaults_for
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -69,7 +69,7 @@ def device_defaults(device: torch.device):
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
     """Autocast dtype, or None for plain fp32. `auto` = what the device table gives (training/devices.py): bf16 on
     CUDA sm >= 8.0 and on CPUs with native bf16 (AVX512-BF16 or AMX: 2.65x faster than fp32 there, BENCHMARKS.md),
-    fp16 with loss scaling on CUDA sm 7.x and MPS, fp32 elsewhere (an AVX2-only CPU emulates bf16: 14x slower)."""
+    fp16 with loss scaling on CUDA sm 7.x and MPS, fp32 elsewhere (a CPU without them emulates bf16: 2-14x slower)."""
     return choose(str(precision), False, device_defaults(device))[0]
 
 
@@ -78,8 +78,9 @@ def precision_name(dtype: torch.dtype | None) -> str:
 
 
 def cpu_has_native_bf16() -> bool:
-    """oneDNN reports native bf16 (AVX512-BF16 / AMX): bf16 autocast is then much faster than fp32 on CPU."""
-    return compat.mkldnn_bf16_supported()
+    """The CPU computes bf16 natively (AVX512-BF16 or AMX on x86: devices.native_bf16): bf16 autocast is then much
+    faster than fp32 on it."""
+    return cpu_native_bf16()
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
