@@ -14,12 +14,13 @@ shift
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 rm -f "$out"/.coverage "$out"/.coverage.*
-# coverage's own subprocess support (coverage >= 7.10): each child process measures itself into $out
+# coverage's own subprocess support (coverage >= 7.10): each child process measures itself into $out, a child
+# forked without exec too (the protocol's steps, forked from its warm server: tasks/protocol_warm.py)
 cat >"$out/covrc" <<EOF
 [run]
 branch = True
 parallel = True
-patch = subprocess
+patch = subprocess, fork
 source = tinyimagenet_resnet
 data_file = $out/.coverage
 EOF

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
+from tinyimagenet_resnet.tasks.protocol_warm import STEP_IMPORTS  # no torch: the thread count below is set first
+
 from tiny_dataset import write_tiny_imagenet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -175,15 +177,8 @@ def refusal(args, cwd: Path, monkeypatch, code=2) -> str:
 # OMP_NUM_THREADS), a run with a hydra/launcher (its workers), and every run when TIR_TEST_FORKSERVER=0. The package's
 # other `python -m` commands (the report, a sweep's summary) run the same way: run_main(..., module=...); the console
 # scripts (`tinyimagenet-report`) stay new processes, as a user types them.
-WARM_IMPORTS = ["torch", "torch._dynamo", "torch._inductor.config", "torchvision", "datasets", "hydra", "omegaconf"]
-WARM_IMPORTS += ["pandas", "matplotlib.pyplot", "tensorboard", "pyarrow.parquet", "optuna", "sqlalchemy", "PIL.Image"]
-# and what a tiny training still imported after those (0.4 s of its 2.1 s): datasets' streaming patches (scipy.io,
-# boto3), TensorBoard's writer and its S3 file system, Hydra's scan of its plugins, torchvision's tv_tensors
-WARM_IMPORTS += ["scipy.io", "boto3", "botocore.client", "urllib3", "absl.flags", "threadpoolctl", "hydra.experimental"]
-WARM_IMPORTS += ["tensorboard.summary", "torch.utils.tensorboard", "torchvision.tv_tensors"]
-WARM_IMPORTS += [
-    f"hydra_plugins.hydra_{p}" for p in ("optuna_sweeper", "joblib_launcher", "ray_launcher", "submitit_launcher")
-]
+# the protocol's warm server imports the same ones (tasks/protocol_warm.py: what a tiny training imports)
+WARM_IMPORTS = STEP_IMPORTS
 _warm: dict = {}
 
 

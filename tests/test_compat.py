@@ -2,6 +2,8 @@
 dependency moves or changes what we rely on."""
 
 import importlib
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,3 +147,19 @@ def test_scheduler_last_lr_is_what_get_last_lr_returns():
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
     compat.set_scheduler_last_lr(sched, [0.025])
     assert sched.get_last_lr() == [0.025]
+
+
+def test_exit_handlers_run_on_demand_in_their_order():
+    # in a process of its own: running them here would end pytest's and the libraries' own handlers
+    code = (
+        "import atexit, os, sys\n"
+        "from tinyimagenet_resnet import compat\n"
+        "atexit.register(print, 'registered first')\n"
+        "atexit.register(print, 'registered last')\n"
+        "compat.run_exit_handlers()\n"
+        "sys.stdout.flush()\n"
+        "os._exit(3)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3
+    assert proc.stdout.splitlines() == ["registered last", "registered first"]  # last in, first out

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -24,6 +25,7 @@ from conftest import copy_protocol, popen_main, protocol_args, run_main
 # the tests that read the session's smoke protocol share one worker (the other would wait for it)
 pytestmark = pytest.mark.xdist_group("smoke_protocol")
 
+LINUX = sys.platform == "linux"
 STEPS = ("inspect", "baselines", "overfit", "lr_find", "lr_wd", "blocks_dropout", "train", "evaluate", "report")
 
 
@@ -79,6 +81,8 @@ def test_the_smoke_protocol_runs_every_step_and_fills_every_section_in_both_lang
     for k, step in enumerate(STEPS, 1):
         assert re.search(rf"protocol: step {k}/9 {step} \(est\. [\w ]+; protocol est\. [\w ]+ left\)", console)
     assert all(state["steps"][s]["seconds"] > 0 for s in STEPS)
+    # every step but the report (built in the protocol's own process) was forked from the warm server (Linux)
+    assert [s for s in STEPS[:-1] if state["steps"][s]["forked"]] == (list(STEPS[:-1]) if LINUX else [])
 
     # hand-offs: the grid is centred on lr_find's suggestion, the next steps take the best of the one before
     lf = json.loads((clean / "lr_find" / "lr_find.json").read_text())
@@ -225,11 +229,11 @@ def test_a_protocol_resumed_with_other_settings_is_refused_in_one_line(tiny_data
 
 
 def test_a_failing_step_is_marked_failed_and_named_in_one_line(tmp_path):
-    proc = run_main(
-        ["task=protocol", "protocol.scale=smoke", f"data.path={tmp_path / 'nowhere'}"], cwd=tmp_path, check=False
-    )
+    # with each step a new interpreter (protocol.warm_start=false), as on macOS and Windows
+    args = ["task=protocol", "protocol.scale=smoke", "protocol.warm_start=false", f"data.path={tmp_path / 'nowhere'}"]
+    proc = run_main(args, cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "error: protocol step inspect failed" in proc.stderr
     state = json.loads((tmp_path / "protocol" / "default" / "state.json").read_text())
-    assert state["steps"]["inspect"]["status"] == "failed"
+    assert state["steps"]["inspect"]["status"] == "failed" and state["steps"]["inspect"]["forked"] is False
     assert events(tmp_path / "protocol" / "default") == [("inspect", "start"), ("inspect", "failed")]

@@ -1,12 +1,23 @@
 """The protocol's time estimates: each step's planned work from the configs its jobs compose (the real Hydra
 composition of the scale's overrides), the step time from an injected timer, and the revision as steps finish."""
 
+import time
+
 import pytest
 
+from tinyimagenet_resnet import STARTED_AT
 from tinyimagenet_resnet.config.loader import compose_config
 from tinyimagenet_resnet.sweeps.grid import grid_jobs
 from tinyimagenet_resnet.tasks.protocol_scales import SCALES
-from tinyimagenet_resnet.tasks.protocol_time import StepWork, estimate, grid_configs, model_cost, sweep_params, work_of
+from tinyimagenet_resnet.tasks.protocol_time import (
+    StepWork,
+    estimate,
+    grid_configs,
+    model_cost,
+    plan_clock,
+    sweep_params,
+    work_of,
+)
 
 
 def configs(name: str, scale: str, handoff=(), composed=None) -> list:
@@ -64,3 +75,22 @@ def test_the_estimate_times_one_model_and_follows_the_finished_steps():
     )
     clock.actual["overfit"] = 1e6  # a ratio is kept within [1/3, 3]
     assert clock.of("train") == pytest.approx(3 * 200 + 2)
+
+
+def test_a_forked_steps_start_up_leaves_out_the_imports_the_warm_server_did():
+    def args(name):
+        return [*SCALES["smoke"]["all"], *SCALES["smoke"][name]]
+
+    calls = []
+
+    def warm():  # the server's import seconds, asked for once the steps are composed
+        calls.append(1)
+        return 1e6
+
+    clock = plan_clock(["baselines"], args, "cpu", "fp32", warm_imports_s=warm)
+    assert calls == [1] and clock.fixed_s == {"baselines": pytest.approx(2.0 + 1.0)}  # at least 1 s a step
+    own = time.time() - STARTED_AT  # this process's start-up so far, as the protocol's own
+    clock = plan_clock(["baselines"], args, "cpu", "fp32", warm_imports_s=lambda: own - 3.0)
+    assert clock.fixed_s["baselines"] == pytest.approx(2.0 + 3.0, abs=0.5)
+    clock = plan_clock(["baselines"], args, "cpu", "fp32")  # new interpreters: the whole start-up, at least 2 s
+    assert clock.fixed_s["baselines"] >= 2.0 + max(2.0, own)

@@ -3,15 +3,17 @@
     inspect -> baselines -> overfit_small -> lr_find -> LR x WD grid -> blocks x dropout grid at the best LR/WD
     -> full training with the best configuration -> evaluate its best.ckpt on test -> the report (each language)
 
-Each step is the entry point run in a child process, in its own folder of `<protocol.dir>/<protocol.name>/`, with
-the scale's settings (`SCALES`), the user's overrides, and what the earlier steps chose. `state.json` records each
-step's status, folder and choice; `steps.log` one line per step started, skipped, finished or failed. Re-running the
-same command skips finished steps, continues an interrupted training from its `last.ckpt`, and runs a failed or
-interrupted step again (a grid from where it stopped). The children die with the protocol (PR_SET_PDEATHSIG on
-Linux), so a SIGKILL of the protocol leaves no training running on its own.
+Each step is the entry point run in a child process (on Linux forked from a warm server, which has done the imports),
+in its own folder of `<protocol.dir>/<protocol.name>/`, with the scale's settings (`SCALES`), the user's overrides,
+and what the earlier steps chose. `state.json` records each step's status, folder and choice; `steps.log` one line
+per step started, skipped, finished or failed. Re-running the same command skips finished steps, continues an
+interrupted training from its `last.ckpt`, and runs a failed or interrupted step again (a grid from where it
+stopped). The children die with the protocol (PR_SET_PDEATHSIG on Linux), so a SIGKILL of the protocol leaves no
+training running on its own.
 
 This module runs the steps; beside it: protocol_scales.py (each scale's settings), protocol_state.py (state.json and
-the user's overrides), protocol_supervise.py (the child processes), protocol_time.py (the time estimates).
+the user's overrides), protocol_supervise.py (the child processes), protocol_warm.py (the warm server),
+protocol_time.py (the time estimates).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from .protocol_scales import SCALES, STEPS, SWEEPS, lr_wd_handoff
 from .protocol_state import check_overrides, open_state, user_overrides
 from .protocol_supervise import ProtocolInterrupted, StepFailed, end_group, outcome, start, wait_forwarding
 from .protocol_time import ProtocolClock, plan_clock
+from .protocol_warm import WarmServer
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,7 @@ class Protocol:
     state: dict
     stop_after: str | None = None  # a signal that arrived as a step finished
     clock: ProtocolClock | None = None  # how long each step should take here (protocol_time.py)
+    server: WarmServer | None = None  # the steps' warm start (protocol_warm.py); None: each a new interpreter
 
     # ------------------------------------------------------------------------------------------ state
     @property
@@ -86,7 +90,7 @@ class Protocol:
         """Run a step's command in a child process (protocol_supervise.py), its process group in the state while it
         runs; the exit code (StepFailed for a failure unless `allow_failure`)."""
         st = self.step(name)
-        proc = start(args, st)
+        proc = start(args, st, self.server)
         self.save()
         stopped = wait_forwarding(proc)
         st["pgid"] = None
@@ -154,7 +158,14 @@ class Protocol:
 
     def _estimate(self, cfg) -> None:
         pending = self.pending()
-        self.clock = plan_clock(pending, self.estimate_args, cfg.trainer.device, cfg.trainer.precision)
+        server = self.server
+        self.clock = plan_clock(
+            pending,
+            self.estimate_args,
+            cfg.trainer.device,
+            cfg.trainer.precision,
+            warm_imports_s=(lambda: server.ready() if server and server.usable() else None),
+        )
         total = sum(self.clock.estimates.values())
         log.info(
             "Protocol %s: %d steps to run, about %s on this machine (%s)",
@@ -332,14 +343,22 @@ def run(cfg) -> dict:
     proto.save()
     log.info("Protocol %s (scale %s): state in %s", p.name, p.scale, proto.state_path)
     t0 = time.perf_counter()
-    proto.estimate(cfg)
-    plan = proto.plan(cfg)
-    for name in STEPS:
-        proto.run_step(name, plan[name])
-        if proto.stop_after and name != STEPS[-1]:
-            raise ProtocolInterrupted(
-                f"protocol interrupted by {proto.stop_after} after step {name}; run the same command again to go on"
-            )
+    # its imports overlap the estimate's composing and timing
+    proto.server = WarmServer.start() if p.warm_start and proto.pending(STEPS[:-1]) else None
+    if proto.server is None and p.warm_start and sys.platform == "linux" and proto.pending(STEPS[:-1]):
+        log.warning("protocol: no warm start server could be started; the steps start as new processes")
+    try:
+        proto.estimate(cfg)
+        plan = proto.plan(cfg)
+        for name in STEPS:
+            proto.run_step(name, plan[name])
+            if proto.stop_after and name != STEPS[-1]:
+                raise ProtocolInterrupted(
+                    f"protocol interrupted by {proto.stop_after} after step {name}; run the same command again to go on"
+                )
+    finally:
+        if proto.server is not None:
+            proto.server.close()
     took = time.perf_counter() - t0
     reports = state["steps"]["report"].get("reports", [])
     log.info("Protocol %s finished in %.0f s: %s", p.name, took, ", ".join(reports))

@@ -1,14 +1,16 @@
 """The protocol's child processes: each step is the entry point run in a process group of its own, which dies with
 the protocol (PR_SET_PDEATHSIG on Linux), receives the protocol's ctrl-C and SIGTERM, and is ended on a re-run when a
-killed protocol left some of it running.
+killed protocol left some of it running. On Linux a step is forked from the protocol's warm server (protocol_warm.py:
+its imports are done), elsewhere it is a new interpreter.
 
-    proc = start(args, record)           # record: the step's entry in state.json (its commands and process group)
+    proc = start(args, record, server)   # record: the step's entry in state.json (its commands and process group)
     stop = outcome(name, proc.returncode, wait_forwarding(proc), allow_failure=False)
 """
 
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import shlex
 import signal
@@ -19,6 +21,9 @@ from pathlib import Path
 
 from ..config.kinds import COMMAND, command_argv
 from ..errors import UserError
+from .protocol_warm import WarmServer, WarmStep
+
+log = logging.getLogger(__name__)
 
 
 class StepFailed(UserError):
@@ -43,12 +48,25 @@ def _die_with_parent() -> None:
         pass
 
 
-def start(args: list[str], record: dict) -> subprocess.Popen:
+def start(args: list[str], record: dict, server: WarmServer | None = None) -> subprocess.Popen | WarmStep:
     """Start the entry point with `args` in its own process group (its launcher's workers included), recording the
-    command and the group in `record` so that a re-run after a SIGKILL of the protocol can end what is left of it."""
+    command and the group in `record` so that a re-run after a SIGKILL of the protocol can end what is left of it.
+    Forked from the warm `server` where it can (protocol_warm.py), else a new interpreter."""
     cmd = [*command_argv(), *args]
     record.setdefault("commands", []).append(f"{COMMAND} " + shlex.join(args))
     record["command"] = record["commands"][0]
+    why = server.unusable() if server is not None else "no warm start server"
+    if why is None:
+        try:
+            step = server.spawn(args)
+        except OSError as exc:
+            why = f"the warm start server ended ({exc})"
+        else:
+            record.update(pgid=step.pid, forked=True)
+            return step
+    if server is not None:
+        log.warning("protocol: this step starts as a new process: %s", why)
+    record["forked"] = False
     proc = subprocess.Popen(
         cmd,
         preexec_fn=_die_with_parent if sys.platform == "linux" else None,
@@ -58,7 +76,7 @@ def start(args: list[str], record: dict) -> subprocess.Popen:
     return proc
 
 
-def wait_forwarding(proc: subprocess.Popen) -> list[str]:
+def wait_forwarding(proc: subprocess.Popen | WarmStep) -> list[str]:
     """Wait for `proc`, passing ctrl-C and SIGTERM on to its group (a training stops cleanly, writing its
     last.ckpt); the names of the signals that arrived meanwhile."""
     stopped: list[str] = []

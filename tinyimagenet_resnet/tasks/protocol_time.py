@@ -205,11 +205,21 @@ def step_configs(name: str, args: list[str]) -> list:
     return [compose_config([*STEP_TASKS.get(name, []), *args])]
 
 
-def plan_clock(steps: list[str], args_of: Callable[[str], list[str]], device_name, precision) -> ProtocolClock:
+def plan_clock(
+    steps: list[str],
+    args_of: Callable[[str], list[str]],
+    device_name,
+    precision,
+    warm_imports_s: Callable[[], float | None] = lambda: None,
+) -> ProtocolClock:
     """The clock of `steps` (each composed from `args_of(step)`), with one train step timed on `device_name` at
-    `precision` (trainer.device and trainer.precision)."""
-    startup = max(2.0, time.time() - STARTED_AT)  # a step's process start: imports, composing (not this one's)
+    `precision` (trainer.device and trainer.precision). A step's start-up is this process's (imports, composing),
+    less `warm_imports_s()`: the imports a step forked from the warm server does not repeat (protocol_warm.py; None
+    where the steps are new interpreters)."""
+    startup = time.time() - STARTED_AT
     works = {name: work_of(name, step_configs(name, args_of(name))) for name in steps}
+    warm = warm_imports_s()  # called once composing is done: the server's imports ran meanwhile
+    startup = max(1.0, startup - warm) if warm is not None else max(2.0, startup)
     device = select_device(device_name)
     amp = resolve_precision(precision, device)
 

@@ -32,6 +32,7 @@ class ProtocolConfig:
     dir: str = spec("a folder")
     scale: Scale = spec(listed(Scale))
     lang: List[str] = spec(f"a list of {listed(LANGUAGES)}", list_of(LANGUAGES))
+    warm_start: bool = spec("true|false")
 
 
 @dataclass

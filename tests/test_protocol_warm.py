@@ -1,0 +1,101 @@
+"""The protocol's warm start (tasks/protocol_warm.py): steps forked from a server that has imported torch & co.,
+each a real run of the entry point on the tiny fixture. The protocol's own tests (test_protocol.py) run every step
+through it; these check what a step must keep from a new interpreter: its clock, its signals, its death with the
+protocol, and a fallback where forking would not be the same."""
+
+import json
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+from tinyimagenet_resnet.tasks.protocol_warm import STEP_IMPORTS, WarmServer
+
+from conftest import TINY_ARGS, only_run_dir, wait_for_epoch
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="steps are forked on Linux only")
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie not yet reaped by its new parent does not)."""
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def shared():
+    """One server for the tests that leave it running (its imports cost ~5 s of a core)."""
+    server = WarmServer.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def server(shared, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a step runs in the protocol's working folder at the time
+    return shared
+
+
+@pytest.fixture
+def own_server(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    server = WarmServer.start()
+    yield server
+    server.close()
+
+
+def test_a_forked_step_runs_the_entry_point_with_a_fresh_start_time(server, tiny_data, tmp_path):
+    imports = server.ready()
+    assert imports is not None and imports > 0
+    assert server.usable()
+    time.sleep(2.0)  # a gap between the server's start and the step's: a budget counts from the step's start
+    t_spawn = time.time()
+    step = server.spawn([f"data.path={tiny_data}", *TINY_ARGS, "trainer.epochs=1"])
+    assert step.wait() == 0
+    took = time.time() - t_spawn
+    run = only_run_dir(tmp_path)
+    # the rows' wall clock counts from the package's import in the step, not from the server's (2 s + its imports
+    # earlier): the step imported this package afresh
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "ok" and 0 < metrics["history"][-1]["wall_s"] <= took
+    # the server imported what it should, and nothing of this package
+    assert "torch" in STEP_IMPORTS and "hydra" in STEP_IMPORTS
+
+
+def test_ctrl_c_sent_to_a_forked_steps_group_stops_it_cleanly(server, tiny_data, tmp_path):
+    # the server ignores ctrl-C and SIGTERM (the protocol passes them on); its children must not
+    step = server.spawn([f"data.path={tiny_data}", *TINY_ARGS, "trainer.epochs=50"])
+    run = wait_for_epoch(tmp_path, 1, step)
+    os.killpg(step.pid, signal.SIGINT)  # what the protocol does with the ctrl-C it receives
+    assert step.wait() == 130
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert json.loads((run / "metrics.json").read_text())["status"] == "interrupted"
+    # the server goes on serving after a step's failure
+    assert server.usable() and server.spawn(["--cfg", "job", "--package", "seed"]).wait() == 0
+
+
+def test_a_step_dies_with_its_server_and_the_protocol_is_told(own_server, tiny_data, tmp_path):
+    server = own_server
+    step = server.spawn([f"data.path={tiny_data}", *TINY_ARGS, "trainer.epochs=50"])
+    run = wait_for_epoch(tmp_path, 1, step)
+    server.proc.kill()  # as a SIGKILL of the protocol takes the server along (PR_SET_PDEATHSIG)
+    assert step.wait() == -signal.SIGKILL
+    epochs = json.loads((run / "metrics.json").read_text())["epochs_run"]
+    time.sleep(1.5)
+    assert json.loads((run / "metrics.json").read_text())["epochs_run"] == epochs  # nothing trains on
+    assert not alive(step.pid)
+    assert not server.usable()
+    with pytest.raises(BrokenPipeError):
+        server.spawn(["--help"])
+
+
+def test_a_changed_environment_is_not_forked(server, monkeypatch):
+    # what the server's imports read (OMP_NUM_THREADS, HF_*) is fixed at its start: a step that needs other values
+    # starts as a new interpreter
+    assert server.usable()
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    assert not server.usable()
