@@ -85,7 +85,8 @@ def test_bf16_is_native_on_x86_only_with_avx512_bf16_or_amx():
     assert "bf16" in arm
     # on Arm, oneDNN's probe (it reads the CPU's BF16 feature)
     assert native_bf16("aarch64", arm) is compat.mkldnn_bf16_supported()
-    # this machine: what trainer.precision=auto picks follows its own /proc/cpuinfo
+    # this machine: what trainer.precision=auto picks (from torch's detection of the CPU's features) follows the
+    # flags Linux reads off the same CPU
     here = cpu_flags()
     if here is not None and platform.machine().lower() in ("x86_64", "amd64"):
         native = bool({"avx512_bf16", "amx_bf16"} & here)

@@ -48,11 +48,24 @@ def cpu_flags(cpuinfo: str | None = None) -> set[str] | None:
     return None
 
 
+def cpu_features() -> set[str] | None:
+    """The CPU's features as torch detects them on any OS (`torch.cpu.get_capabilities()`, from cpuinfo, where the
+    installed torch has it), else the flags of /proc/cpuinfo, else None."""
+    get = getattr(torch.cpu, "get_capabilities", None)
+    if get is not None:
+        try:
+            return {name for name, value in get().items() if value is True}
+        except (RuntimeError, AttributeError):
+            pass
+    return cpu_flags()
+
+
 def native_bf16(machine: str, flags: set[str] | None) -> bool:
-    """Whether a CPU computes bf16 natively. On x86: AVX512-BF16 or AMX-BF16 among its `flags` (none where they
-    cannot be read: fp32 is never the slow choice). oneDNN's own probe (`compat.mkldnn_bf16_supported`) says yes on
-    every AVX512 CPU, which emulates bf16 without them: 2.0x slower than fp32 at the smoke widths and 3.0x at full
-    width on an Ice Lake Xeon (BENCHMARKS.md). Elsewhere (Arm) oneDNN's probe, which reads the CPU's BF16 feature."""
+    """Whether a CPU computes bf16 natively. On x86: AVX512-BF16 or AMX-BF16 among its `flags` (the names torch and
+    Linux give them; None where they cannot be read: fp32, never the slow choice). oneDNN's own probe
+    (`compat.mkldnn_bf16_supported`) says yes on every AVX512 CPU, which emulates bf16 without them: 2.0x slower
+    than fp32 at the smoke widths and 3.0x at full width on an Ice Lake Xeon (BENCHMARKS.md). Elsewhere (Arm)
+    oneDNN's probe, which reads the CPU's BF16 feature."""
     if machine.lower() in X86:
         return flags is not None and bool(BF16_FLAGS & flags)
     return compat.mkldnn_bf16_supported()
@@ -60,7 +73,7 @@ def native_bf16(machine: str, flags: set[str] | None) -> bool:
 
 def cpu_native_bf16() -> bool:
     """This machine's CPU computes bf16 natively (`native_bf16`)."""
-    return native_bf16(platform.machine(), cpu_flags())
+    return native_bf16(platform.machine(), cpu_features())
 
 
 @dataclass(frozen=True)
