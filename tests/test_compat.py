@@ -163,3 +163,23 @@ def test_exit_handlers_run_on_demand_in_their_order():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 3
     assert proc.stdout.splitlines() == ["registered last", "registered first"]  # last in, first out
+
+
+def test_threads_shut_down_as_at_interpreter_exit_executor_workers_included():
+    # an idle ThreadPoolExecutor worker is not a daemon and stops only through the executor's exit hook: joining the
+    # threads alone would wait for it forever
+    code = (
+        "import os, sys, threading\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from tinyimagenet_resnet import compat\n"
+        "pool = ThreadPoolExecutor(2)\n"
+        "print(pool.submit(sum, [1, 2]).result())\n"
+        "assert threading.active_count() > 1\n"
+        "compat.shutdown_threads()\n"
+        "print(threading.active_count())\n"
+        "sys.stdout.flush()\n"
+        "os._exit(0)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["3", "1"]

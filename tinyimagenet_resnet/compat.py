@@ -5,7 +5,9 @@ Where a public API does the job it is used instead, elsewhere (e.g. optuna's `ge
 
 from __future__ import annotations
 
+import atexit
 import re
+import threading
 from typing import Any
 
 from hydra.core.plugins import Plugins
@@ -171,10 +173,15 @@ def trial_id(trial) -> int:
 # ------------------------------------------------------------------------------------------------ CPython
 
 
+def shutdown_threads() -> None:
+    """Shut the threads down as an interpreter does as it ends (`threading._shutdown`): the exit hooks of executors
+    (concurrent.futures, loky) first, which stop their idle workers, then every thread that is not a daemon joined.
+    A step forked from the protocol's warm server ends with os._exit, after this and `run_exit_handlers`."""
+    threading._shutdown()
+
+
 def run_exit_handlers() -> None:
     """Run what was registered with `atexit` now (`atexit._run_exitfuncs`), as an interpreter does as it ends: a
     step forked from the protocol's warm server ends with os._exit, skipping the interpreter's teardown of every
     module (~1.5 s with torch loaded), but not what its code registered to run at exit (logging's flush, say)."""
-    import atexit
-
     atexit._run_exitfuncs()

@@ -3,17 +3,15 @@
     inspect -> baselines -> overfit_small -> lr_find -> LR x WD grid -> blocks x dropout grid at the best LR/WD
     -> full training with the best configuration -> evaluate its best.ckpt on test -> the report (each language)
 
-Each step is the entry point run in a child process (on Linux forked from a warm server, which has done the imports),
-in its own folder of `<protocol.dir>/<protocol.name>/`, with the scale's settings (`SCALES`), the user's overrides,
-and what the earlier steps chose. `state.json` records each step's status, folder and choice; `steps.log` one line
-per step started, skipped, finished or failed. Re-running the same command skips finished steps, continues an
-interrupted training from its `last.ckpt`, and runs a failed or interrupted step again (a grid from where it
-stopped). The children die with the protocol (PR_SET_PDEATHSIG on Linux), so a SIGKILL of the protocol leaves no
-training running on its own.
+Each step is the entry point run in a child process (forked from a warm server on Linux), in its own folder of
+`<protocol.dir>/<protocol.name>/`, with the scale's settings (`SCALES`), the user's overrides, and what the earlier
+steps chose. `state.json` records each step's status, folder and choice; `steps.log` one line per step started,
+skipped, finished or failed. Re-running the same command skips finished steps, continues an interrupted training
+from its `last.ckpt`, and runs a failed or interrupted step again (a grid from where it stopped). The children die
+with the protocol (PR_SET_PDEATHSIG on Linux), so a SIGKILL of the protocol leaves no training running on its own.
 
 This module runs the steps; beside it: protocol_scales.py (each scale's settings), protocol_state.py (state.json and
-the user's overrides), protocol_supervise.py (the child processes), protocol_warm.py (the warm server),
-protocol_time.py (the time estimates).
+overrides), protocol_supervise.py and protocol_warm.py (the child processes), protocol_time.py (the time estimates).
 """
 
 from __future__ import annotations
@@ -37,7 +35,7 @@ from .protocol_scales import SCALES, STEPS, SWEEPS, lr_wd_handoff
 from .protocol_state import check_overrides, open_state, user_overrides
 from .protocol_supervise import ProtocolInterrupted, StepFailed, end_group, outcome, start, wait_forwarding
 from .protocol_time import ProtocolClock, plan_clock
-from .protocol_warm import WarmServer
+from .protocol_warm import WarmServer, warm_server
 
 log = logging.getLogger(__name__)
 
@@ -158,14 +156,8 @@ class Protocol:
 
     def _estimate(self, cfg) -> None:
         pending = self.pending()
-        server = self.server
-        self.clock = plan_clock(
-            pending,
-            self.estimate_args,
-            cfg.trainer.device,
-            cfg.trainer.precision,
-            warm_imports_s=(lambda: server.ready() if server and server.usable() else None),
-        )
+        warm = self.server.imports_saved_s if self.server else lambda: None
+        self.clock = plan_clock(pending, self.estimate_args, cfg.trainer.device, cfg.trainer.precision, warm)
         total = sum(self.clock.estimates.values())
         log.info(
             "Protocol %s: %d steps to run, about %s on this machine (%s)",
@@ -326,8 +318,7 @@ def best_job(sweep: Path) -> Run:
     if not rows:
         raise StepFailed(f"protocol: no job of {sweep} finished; see its jobs' main.log, then run the command again")
     jobs = {j.path.name: j for j in expand([sweep])}
-    best = rows[0]
-    return jobs.get(Path(best.job).name) or next(j for j in jobs.values() if str(j.path).endswith(str(best.job)))
+    return jobs.get(Path(rows[0].job).name) or next(j for j in jobs.values() if str(j.path).endswith(str(rows[0].job)))
 
 
 def run(cfg) -> dict:
@@ -343,11 +334,7 @@ def run(cfg) -> dict:
     proto.save()
     log.info("Protocol %s (scale %s): state in %s", p.name, p.scale, proto.state_path)
     t0 = time.perf_counter()
-    # its imports overlap the estimate's composing and timing
-    proto.server = WarmServer.start() if p.warm_start and proto.pending(STEPS[:-1]) else None
-    if proto.server is None and p.warm_start and sys.platform == "linux" and proto.pending(STEPS[:-1]):
-        log.warning("protocol: no warm start server could be started; the steps start as new processes")
-    try:
+    with warm_server(p.warm_start, bool(proto.pending(STEPS[:-1]))) as proto.server:  # it imports meanwhile
         proto.estimate(cfg)
         plan = proto.plan(cfg)
         for name in STEPS:
@@ -356,9 +343,6 @@ def run(cfg) -> dict:
                 raise ProtocolInterrupted(
                     f"protocol interrupted by {proto.stop_after} after step {name}; run the same command again to go on"
                 )
-    finally:
-        if proto.server is not None:
-            proto.server.close()
     took = time.perf_counter() - t0
     reports = state["steps"]["report"].get("reports", [])
     log.info("Protocol %s finished in %.0f s: %s", p.name, took, ", ".join(reports))

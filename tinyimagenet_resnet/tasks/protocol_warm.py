@@ -19,16 +19,24 @@ as a new interpreter instead.
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import json
+import logging
 import os
+import runpy
+import select
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NoReturn
 
-from ..config.kinds import ENTRY_MODULE  # (light: no third-party import)
+from ..compat import run_exit_handlers, shutdown_threads  # (Hydra, no torch: tests/conftest.py imports this)
+from ..config.kinds import ENTRY_MODULE
 
 # What a step imports before it reads its command line, beside this package (a tiny training measured with
 # -X importtime): torch and torch._dynamo (which torch.use_deterministic_algorithms and every optimizer load),
@@ -47,14 +55,28 @@ STEP_IMPORTS += [
 # as they are when it starts (those torch sets for itself at run time, TORCHINDUCTOR_CACHE_DIR say, included).
 IMPORT_TIME_ENV = ("OMP_", "MKL_", "KMP_", "GOMP_", "OPENBLAS_", "NUMEXPR_", "TORCH_", "PYTORCH_", "HF_")
 IMPORT_TIME_ENV += ("HUGGINGFACE_", "DATASETS_", "XDG_", "MPL", "PYTHON", "LD_")
+log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 120.0  # the server's imports; beyond that the protocol stops waiting for its figure
 
 
 def _die_with_parent() -> None:
-    """SIGKILL this process when its parent dies (Linux's PR_SET_PDEATHSIG)."""
-    import ctypes
+    """SIGKILL this process when its parent dies (Linux's PR_SET_PDEATHSIG; the C library the interpreter runs on,
+    glibc or musl). Where it cannot be set, the server still ends when the protocol's pipe closes."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
 
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+
+def fork_hazard() -> str | None:
+    """Why this process must not fork a step (None: it may): a thread running beside the main one (a lock it holds
+    would stay held in the child), or a CUDA context (a forked child cannot use it)."""
+    if threading.active_count() > 1:
+        return f"{threading.active_count() - 1} thread(s) besides the main one"
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        return "CUDA is initialised"
+    return None
 
 
 def _send(fd: int, message: dict) -> None:
@@ -88,8 +110,6 @@ class WarmStep:
 
     def poll(self) -> int | None:
         """The exit code if the step has ended, else None (without waiting)."""
-        import select
-
         if self.returncode is None and (
             b"\n" in self.server.replies.buffer or select.select([self.server.replies.fd], [], [], 0)[0]
         ):
@@ -112,7 +132,8 @@ class WarmServer:
     def __init__(self, proc: subprocess.Popen, requests: int, replies: int, env: dict):
         self.proc, self.requests, self.replies, self.env = proc, requests, _Lines(replies), env
         self.import_s: float | None = None  # the server's import seconds, once it said it is ready
-        self.broken = False
+        self.broken = self.closed = False
+        self.running: WarmStep | None = None  # the last step forked
 
     @classmethod
     def start(cls) -> WarmServer | None:
@@ -128,7 +149,7 @@ class WarmServer:
                 pass_fds=(to_server, from_server),
                 preexec_fn=_die_with_parent,
             )
-        except OSError:
+        except (OSError, subprocess.SubprocessError):
             proc = None
         os.close(to_server)
         os.close(from_server)
@@ -141,8 +162,6 @@ class WarmServer:
     def ready(self, timeout: float = READY_TIMEOUT_S) -> float | None:
         """Wait until the server has imported STEP_IMPORTS; the seconds they took it (None: it did not say so in
         `timeout` seconds, or it ended)."""
-        import select
-
         if self.import_s is None and not self.broken:
             if not select.select([self.replies.fd], [], [], timeout)[0] and b"\n" not in self.replies.buffer:
                 return None
@@ -165,26 +184,34 @@ class WarmServer:
     def usable(self) -> bool:
         return self.unusable() is None
 
+    def imports_saved_s(self) -> float | None:
+        """The import seconds a step forked here does not spend (None: the next step will not be forked)."""
+        return self.ready() if self.usable() else None
+
     def spawn(self, args: list[str]) -> WarmStep:
         """Fork the entry point with `args` (this process's working folder and environment); OSError when the
-        server has gone."""
-        self.ready()
-        if self.broken:
-            raise BrokenPipeError("the warm server ended")
+        server cannot (it has ended, it is not ready after READY_TIMEOUT_S, it must not fork: `fork_hazard`)."""
+        if self.ready() is None:
+            ended, self.broken = self.broken, True
+            if ended:
+                raise BrokenPipeError("the warm start server ended")
+            raise TimeoutError(f"the warm start server did not finish its imports in {READY_TIMEOUT_S:.0f} s")
         _send(self.requests, {"args": [str(a) for a in args], "cwd": os.getcwd(), "env": dict(os.environ)})
         reply = self.replies.read()
-        if reply is None:
+        if reply is None or "pid" not in reply:
             self.broken = True
-            raise BrokenPipeError("the warm server ended")
-        return WarmStep(int(reply["pid"]), self)
+            raise BrokenPipeError(reply["refused"] if reply and "refused" in reply else "the warm start server ended")
+        self.running = WarmStep(int(reply["pid"]), self)
+        return self.running
 
     def close(self) -> None:
-        """End the server: it exits when its requests end (at once while it is still importing: nothing to lose)."""
-        try:
-            os.close(self.requests)
-        except OSError:
-            pass
-        if self.import_s is None:
+        """End the server: it exits when its requests end; at once while it is still importing (nothing to lose) or
+        while a step still runs (which then dies with it, as a step dies with a protocol that ends)."""
+        if self.closed:
+            return
+        self.closed = True
+        os.close(self.requests)
+        if self.import_s is None or (self.running is not None and self.running.returncode is None):
             self.proc.kill()
         try:
             self.proc.wait(timeout=10)
@@ -194,6 +221,20 @@ class WarmServer:
         os.close(self.replies.fd)
 
 
+@contextmanager
+def warm_server(enabled: bool, steps_to_run: bool) -> Iterator[WarmServer | None]:
+    """The protocol's server for the block, closed at its end: started where it is enabled (`protocol.warm_start`)
+    and some step will run (None otherwise), with a warning line where it could not be started on Linux."""
+    server = WarmServer.start() if enabled and steps_to_run else None
+    if server is None and enabled and steps_to_run and sys.platform == "linux":
+        log.warning("protocol: no warm start server could be started; the steps start as new processes")
+    try:
+        yield server
+    finally:
+        if server is not None:
+            server.close()
+
+
 # ------------------------------------------------------------------------------------------------ the server
 
 
@@ -201,13 +242,14 @@ def _become_step(request: dict, fds: tuple[int, ...], server_pid: int, started: 
     """In the forked child: a session of its own, dead with the server, the signals and folder of a new process."""
     os.setsid()
     _die_with_parent()
-    os.write(started, b"1")  # the server replies with the pid only now: a signal sent to its group reaches it
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # (the server ignores both)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # the server replies with the pid only now: a ctrl-C or SIGTERM the protocol sends to the group reaches the step
+    os.write(started, b"1")
     for fd in (*fds, started):
         os.close(fd)
-    if os.getppid() != server_pid:  # the server died before the line above took effect
+    if os.getppid() != server_pid:  # the server died before PR_SET_PDEATHSIG took effect
         os._exit(137)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
@@ -231,6 +273,11 @@ def serve(requests: int, replies: int) -> dict | None:
     lines = _Lines(requests)
     server_pid = os.getpid()
     while (request := lines.read()) is not None:
+        if hazard := fork_hazard():
+            _send(replies, {"refused": f"the warm start server cannot fork: {hazard}"})
+            continue
+        for stream in (sys.stdout, sys.stderr):  # what the imports printed, once (not again in each child)
+            stream.flush()
         started_r, started_w = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -248,15 +295,11 @@ def serve(requests: int, replies: int) -> dict | None:
 
 def run_step() -> NoReturn:
     """In a forked child: the entry point as `python -m` runs it, then the end of an interpreter but for its teardown
-    of every module (~1.5 s with torch loaded; multiprocessing's children skip it too): the threads that are not
-    daemons joined, the exit handlers run, the output flushed, SystemExit's code (1 and the traceback for an
-    uncaught exception)."""
-    import runpy
-    import threading
-    import traceback
-
-    from ..compat import run_exit_handlers
-
+    of every module (~1.5 s with torch loaded; multiprocessing's children skip it too): its threads shut down as an
+    interpreter shuts them down (executors' workers included), the exit handlers run, the output flushed, and the
+    exit status an interpreter gives (SystemExit's code; 1 and the traceback for an uncaught exception; SIGINT for
+    an uncaught KeyboardInterrupt)."""
+    interrupted = False
     try:
         runpy.run_module(ENTRY_MODULE, run_name="__main__", alter_sys=True)
         code = 0
@@ -265,18 +308,20 @@ def run_step() -> NoReturn:
         if not isinstance(exc.code, int | None):
             print(exc.code, file=sys.stderr)
     except BaseException as exc:  # noqa: BLE001 - what an interpreter does with an uncaught exception
-        traceback.print_exc()
-        code = 130 if isinstance(exc, KeyboardInterrupt) else 1
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
-    run_exit_handlers()
-    for stream in (sys.stdout, sys.stderr):
-        try:
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+        code, interrupted = 1, isinstance(exc, KeyboardInterrupt)
+    try:
+        shutdown_threads()
+        run_exit_handlers()
+        for stream in (sys.stdout, sys.stderr):
             stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
+    except BaseException:  # noqa: BLE001 - the step has ended: its status stands
+        pass
+    finally:
+        if interrupted:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+        os._exit(code)
 
 
 if __name__ == "__main__":
