@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from tinyimagenet_resnet.tasks.protocol_warm import WarmServer, fork_hazard
+from tinyimagenet_resnet.tasks import protocol_warm
+from tinyimagenet_resnet.tasks.protocol_warm import WarmServer, fork_hazard, warm_server
 
 from conftest import TINY_ARGS, only_run_dir, wait_for_epoch
 
@@ -141,3 +142,30 @@ def test_a_process_with_a_thread_beside_the_main_one_does_not_fork():
     finally:
         stop.set()
         thread.join()
+
+
+def test_a_server_that_cannot_start_leaves_the_steps_to_new_interpreters(monkeypatch, caplog):
+    def no_process(*args, **kwargs):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(protocol_warm.subprocess, "Popen", no_process)
+    with warm_server(True, True) as server:
+        assert server is None
+    assert "no warm start server could be started; the steps start as new processes" in caplog.text
+    caplog.clear()
+    with warm_server(False, True) as server:  # protocol.warm_start=false: none, and nothing to say
+        assert server is None
+    assert "warm start" not in caplog.text
+
+
+def test_a_server_that_ends_while_importing_refuses_the_step_with_an_oserror(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    server = WarmServer.start()
+    assert server.ready(timeout=0) is None  # still importing: no figure yet
+    server.proc.kill()
+    server.proc.wait()
+    with pytest.raises(BrokenPipeError, match="the warm start server ended"):
+        server.spawn(["--help"])  # the protocol catches it (an OSError) and starts a new interpreter
+    assert server.unusable() == "the warm start server has ended"
+    server.close()
+    server.close()  # twice: nothing left to close
