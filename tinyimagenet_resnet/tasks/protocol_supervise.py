@@ -9,7 +9,6 @@ its imports are done), elsewhere it is a new interpreter.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import shlex
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from ..config.kinds import COMMAND, command_argv
 from ..errors import UserError
-from .protocol_warm import WarmServer, WarmStep
+from .protocol_warm import WarmServer, WarmStep, die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +37,6 @@ class ProtocolInterrupted(UserError):
     def __init__(self, message: str, exit_code: int = 130):
         super().__init__(message)
         self.exit_code = exit_code
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: receive SIGKILL when the protocol process dies (Linux; elsewhere nothing)."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
-    except (OSError, AttributeError):  # not Linux: the child may outlive a killed protocol
-        pass
 
 
 def start(args: list[str], record: dict, server: WarmServer | None = None) -> subprocess.Popen | WarmStep:
@@ -69,7 +60,7 @@ def start(args: list[str], record: dict, server: WarmServer | None = None) -> su
     record["forked"] = False
     proc = subprocess.Popen(
         cmd,
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        preexec_fn=die_with_parent if sys.platform == "linux" else None,
         start_new_session=sys.platform != "win32",
     )
     record["pgid"] = proc.pid if sys.platform != "win32" else None

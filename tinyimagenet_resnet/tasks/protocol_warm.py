@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 120.0  # the server's imports; beyond that the protocol stops waiting for its figure
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """SIGKILL this process when its parent dies (Linux's PR_SET_PDEATHSIG; the C library the interpreter runs on,
     glibc or musl). Where it cannot be set, the server still ends when the protocol's pipe closes."""
     try:
@@ -147,7 +147,7 @@ class WarmServer:
             proc = subprocess.Popen(
                 [sys.executable, "-m", __name__, str(to_server), str(from_server)],
                 pass_fds=(to_server, from_server),
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         except (OSError, subprocess.SubprocessError):
             proc = None
@@ -241,7 +241,7 @@ def warm_server(enabled: bool, steps_to_run: bool) -> Iterator[WarmServer | None
 def _become_step(request: dict, fds: tuple[int, ...], server_pid: int, started: int) -> None:
     """In the forked child: a session of its own, dead with the server, the signals and folder of a new process."""
     os.setsid()
-    _die_with_parent()
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.default_int_handler)  # (the server ignores both)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # the server replies with the pid only now: a ctrl-C or SIGTERM the protocol sends to the group reaches the step
