@@ -6,12 +6,14 @@ protocol, and a fallback where forking would not be the same."""
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 
 import pytest
 
 from tinyimagenet_resnet.tasks import protocol_warm
+from tinyimagenet_resnet.tasks.protocol_supervise import start
 from tinyimagenet_resnet.tasks.protocol_warm import WarmServer, fork_hazard, warm_server
 
 from conftest import TINY_ARGS, only_run_dir, wait_for_epoch
@@ -169,3 +171,90 @@ def test_a_server_that_ends_while_importing_refuses_the_step_with_an_oserror(tmp
     assert server.unusable() == "the warm start server has ended"
     server.close()
     server.close()  # twice: nothing left to close
+
+
+# A step's module for run_step, as the entry point would end: each body, then the status and output a new interpreter
+# gives for it (`python -m` of the same module is the reference).
+STEP_ENDS = {
+    "returns": "print('ran')",
+    "exit_code": "import sys\nsys.exit(3)",
+    "exit_text": "import sys\nsys.exit('error: said on stderr, exit 1')",
+    "exception": "raise RuntimeError('boom')",
+    "ctrl_c": "raise KeyboardInterrupt",
+}
+
+
+@pytest.mark.parametrize("end", sorted(STEP_ENDS))
+def test_a_step_ends_with_the_status_and_output_of_a_new_interpreter(end, tmp_path):
+    (tmp_path / "step_under_test.py").write_text(
+        f"import atexit\natexit.register(print, 'exit handler ran', flush=True)\n{STEP_ENDS[end]}\n"
+    )
+    run_step = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from tinyimagenet_resnet.tasks import protocol_warm as w; "
+        "w.ENTRY_MODULE = 'step_under_test'; w.run_step()"
+    )
+    as_step = subprocess.run(
+        [sys.executable, "-c", run_step, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    new = subprocess.run(
+        [sys.executable, "-m", "step_under_test"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert as_step.returncode == new.returncode, (as_step, new)
+    assert as_step.stdout == new.stdout and "exit handler ran" in as_step.stdout
+    last = lambda err: err.strip().splitlines()[-1] if err.strip() else ""  # noqa: E731
+    assert last(as_step.stderr) == last(new.stderr), (as_step.stderr, new.stderr)
+    assert ("Traceback" in as_step.stderr) == (end in ("exception", "ctrl_c"))
+
+
+def serve_with_a_thread(tmp_path) -> WarmServer:
+    """A real server (serve()) that has a thread beside its main one, and so refuses to fork; no imports."""
+    to_server, requests = os.pipe()
+    replies, from_server = os.pipe()
+    code = (
+        "import sys, threading; threading.Thread(target=threading.Event().wait, daemon=True).start(); "
+        "from tinyimagenet_resnet.tasks import protocol_warm as w; w.STEP_IMPORTS.clear(); "
+        "w.serve(int(sys.argv[1]), int(sys.argv[2]))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(to_server), str(from_server)], pass_fds=(to_server, from_server)
+    )
+    os.close(to_server)
+    os.close(from_server)
+    return WarmServer(proc, requests, replies, dict(os.environ))
+
+
+def test_a_server_that_must_not_fork_refuses_and_the_step_starts_as_a_new_process(tmp_path, monkeypatch, capfd, caplog):
+    monkeypatch.chdir(tmp_path)
+    server = serve_with_a_thread(tmp_path)
+    try:
+        assert server.ready() is not None and server.usable()
+        record: dict = {}
+        step = start(["model.widths=[16,abc,64]"], record, server)
+        assert isinstance(step, subprocess.Popen) and record["forked"] is False
+        assert step.wait() == 2  # the new interpreter ran the command: its pre-flight refused it
+        err = capfd.readouterr().err
+        assert (
+            "protocol: this step starts as a new process: the warm start server cannot fork: "
+            "1 thread(s) besides the main one" in caplog.text
+        )
+        assert [ln for ln in err.splitlines() if ln.startswith("error: ")] == [
+            "error: model.widths[1]='abc': allowed three positive integers, e.g. [64,128,256]"
+        ]
+        assert server.unusable() == "the warm start server has ended"  # the next steps do not ask it again
+    finally:
+        server.close()
+    assert server.proc.returncode == 0  # it ended when its requests did
+
+
+def test_a_server_not_ready_in_time_leaves_the_step_to_a_new_process(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(protocol_warm, "READY_TIMEOUT_S", 0)
+    server = WarmServer.start()  # importing for seconds: not ready at once
+    try:
+        record: dict = {}
+        step = start(["model.widths=[16,abc,64]"], record, server)
+        assert record["forked"] is False and step.wait() == 2
+        assert "starts as a new process: the warm start server did not finish its imports in 0 s" in caplog.text
+        assert not server.usable()
+    finally:
+        server.close()

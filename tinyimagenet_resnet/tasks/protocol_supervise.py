@@ -51,7 +51,7 @@ def start(args: list[str], record: dict, server: WarmServer | None = None) -> su
         try:
             step = server.spawn(args)
         except OSError as exc:
-            why = f"the warm start server ended ({exc})"
+            why = str(exc)  # it ended, it is not ready in time, or it must not fork (fork_hazard)
         else:
             record.update(pgid=step.pid, forked=True)
             return step

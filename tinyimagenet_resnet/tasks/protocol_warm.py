@@ -159,9 +159,10 @@ class WarmServer:
             return None
         return cls(proc, requests, replies, dict(os.environ))
 
-    def ready(self, timeout: float = READY_TIMEOUT_S) -> float | None:
+    def ready(self, timeout: float | None = None) -> float | None:
         """Wait until the server has imported STEP_IMPORTS; the seconds they took it (None: it did not say so in
-        `timeout` seconds, or it ended)."""
+        `timeout` seconds, READY_TIMEOUT_S by default, or it ended)."""
+        timeout = READY_TIMEOUT_S if timeout is None else timeout
         if self.import_s is None and not self.broken:
             if not select.select([self.replies.fd], [], [], timeout)[0] and b"\n" not in self.replies.buffer:
                 return None
@@ -195,7 +196,7 @@ class WarmServer:
             ended, self.broken = self.broken, True
             if ended:
                 raise BrokenPipeError("the warm start server ended")
-            raise TimeoutError(f"the warm start server did not finish its imports in {READY_TIMEOUT_S:.0f} s")
+            raise TimeoutError(f"the warm start server did not finish its imports in {READY_TIMEOUT_S:g} s")
         _send(self.requests, {"args": [str(a) for a in args], "cwd": os.getcwd(), "env": dict(os.environ)})
         reply = self.replies.read()
         if reply is None or "pid" not in reply:

@@ -1,0 +1,86 @@
+"""How the protocol supervises its steps' processes (tasks/protocol_supervise.py), with real processes: a ctrl-C or
+SIGTERM it receives reaches the step's own process group and stops the protocol in one line; a group a killed
+protocol left behind is ended on a re-run, and only when it is ours. (End to end: test_protocol.py.)"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tinyimagenet_resnet.tasks.protocol_supervise import (
+    ProtocolInterrupted,
+    StepFailed,
+    end_group,
+    outcome,
+    wait_forwarding,
+)
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="process groups and /proc: Linux")
+
+
+def group_ends(pgid: int, within_s: float = 10.0) -> bool:
+    """Whether process group `pgid` is empty within `within_s` (what is left is killed, so as not to outlive us)."""
+    deadline = time.time() + within_s
+    while time.time() < deadline:
+        if subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True).returncode == 1:
+            return True
+        time.sleep(0.05)
+    subprocess.run(["pkill", "-KILL", "-g", str(pgid)])
+    return False
+
+
+def test_a_ctrl_c_during_a_step_reaches_its_group_and_stops_the_protocol_in_one_line():
+    # the step leads a session of its own (as every step does) with a child of its own: both get the ctrl-C
+    step = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys, time; subprocess.Popen(['sleep', '60']); time.sleep(60)"],
+        start_new_session=True,
+    )
+    before = signal.getsignal(signal.SIGINT)
+    # the terminal's ctrl-C, to this process (which the kernel hands to its main thread, waiting on the step)
+    ctrl_c = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    ctrl_c.start()
+    try:
+        stopped = wait_forwarding(step)
+    finally:
+        ctrl_c.cancel()
+    assert stopped == ["SIGINT"]
+    assert step.returncode == 1 or step.returncode == -signal.SIGINT  # KeyboardInterrupt in the step
+    assert signal.getsignal(signal.SIGINT) is before  # the protocol's own handling is back
+    assert group_ends(step.pid), "the ctrl-C did not reach the step's own child"
+    with pytest.raises(ProtocolInterrupted) as info:
+        outcome("train", step.returncode, stopped, allow_failure=False)
+    assert info.value.exit_code == 130 and "\n" not in str(info.value)
+    assert str(info.value).startswith("protocol interrupted by SIGINT during step train; run the same command again")
+
+
+def test_what_a_step_that_ended_means_for_the_protocol():
+    with pytest.raises(ProtocolInterrupted) as info:
+        outcome("lr_wd", -signal.SIGTERM, ["SIGTERM"], allow_failure=False)
+    assert info.value.exit_code == 143
+    with pytest.raises(StepFailed, match=r"^protocol step inspect failed \(exit 2\); its output is above") as failed:
+        outcome("inspect", 2, [], allow_failure=False)
+    assert failed.value.exit_code == 1
+    assert outcome("overfit", 2, [], allow_failure=True) is None  # a step allowed to fail
+    # a ctrl-C that arrived as the step finished: the step stands, the protocol stops before the next one
+    assert outcome("lr_find", 0, ["SIGINT"], allow_failure=False) == "SIGINT"
+    assert outcome("lr_find", 0, [], allow_failure=False) is None
+
+
+def test_a_group_left_by_a_killed_protocol_is_ended_only_when_it_is_ours():
+    ours = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "tinyimagenet_resnet.main"], start_new_session=True
+    )
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)  # a pid reused by another program
+    try:
+        assert end_group(ours.pid) is True
+        assert ours.wait(timeout=10) == -signal.SIGKILL
+        assert end_group(other.pid) is False and other.poll() is None
+        assert end_group(ours.pid) is False  # gone: nothing to end
+    finally:
+        for proc in (ours, other):
+            proc.kill()
+            proc.wait()
