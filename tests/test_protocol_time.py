@@ -10,12 +10,16 @@ from tinyimagenet_resnet.config.loader import compose_config
 from tinyimagenet_resnet.sweeps.grid import grid_jobs
 from tinyimagenet_resnet.tasks.protocol_scales import SCALES
 from tinyimagenet_resnet.tasks.protocol_time import (
+    FULL,
     StepWork,
     estimate,
     grid_configs,
     model_cost,
     plan_clock,
+    split_sizes,
+    subset,
     sweep_params,
+    train_work,
     work_of,
 )
 
@@ -94,3 +98,32 @@ def test_a_forked_steps_start_up_leaves_out_the_imports_the_warm_server_did():
     assert clock.fixed_s["baselines"] == pytest.approx(2.0 + 3.0, abs=0.5)
     clock = plan_clock(["baselines"], args, "cpu", "fp32")  # new interpreters: the whole start-up, at least 2 s
     assert clock.fixed_s["baselines"] >= 2.0 + max(2.0, own)
+
+
+def split_lengths(data_path, *overrides) -> dict[str, int]:
+    """The splits the real datamodule carves from the parquet files' labels (no image decoded)."""
+    import pyarrow.parquet as pq
+
+    from tinyimagenet_resnet.data.splits import make_splits
+
+    cfg = compose_config([f"data.path={data_path}", *overrides])
+    labels = {s: pq.read_table(sorted(data_path.glob(f"data/{s}-*")), columns=["label"]) for s in ("train", "valid")}
+    labels = {s: t.column("label").to_numpy() for s, t in labels.items()}
+    splits = make_splits(labels["train"], labels["valid"], cfg.data, int(cfg.seed))
+    return {name: len(split) for name, split in splits.items()}
+
+
+def test_a_local_copy_is_estimated_at_its_own_size_not_tiny_imagenets(tiny_data):
+    # the 100-image fixture was estimated as 90k training images: "about 11 h 21 min" for a 90-second protocol
+    cfg = compose_config([f"data.path={tiny_data}", "data.batch_size=16", "trainer.epochs=2"])
+    assert split_sizes(cfg.data) == split_lengths(tiny_data) == {"train": 72, "val": 20, "test": 8}
+    train, val = train_work(cfg)
+    assert train == 2 * 5  # ceil(72 / 16) steps an epoch
+    assert split_sizes(compose_config(["data.test_fraction=0.25", f"data.path={tiny_data}"]).data) == split_lengths(
+        tiny_data, "data.test_fraction=0.25"
+    )
+    cfg = compose_config([f"data.path={tiny_data}", "data.train_subset=1000", "data.val_subset=5"])
+    assert subset(cfg, "train_subset", "train") == 72 and subset(cfg, "val_subset", "val") == 5
+    # the hub dataset, and a folder whose files cannot be read (the step then says why): Tiny ImageNet's sizes
+    assert split_sizes(compose_config(["data.path=null"]).data) == FULL
+    assert split_sizes(compose_config([f"data.path={tiny_data.parent / 'nowhere'}"]).data) == FULL

@@ -9,6 +9,7 @@ left)`.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from .. import STARTED_AT
 from ..config.loader import compose_config
 from ..config.overrides import override_key
 from ..config.paths import config_dir
+from ..data.source import split_files
 from ..model import ResNet
 from ..sweeps.grid import grid_jobs
 from ..training.memory import train_trial
@@ -81,9 +83,34 @@ class ProtocolClock:
         return sum(self.of(s) for s in steps)
 
 
+@functools.cache
+def _local_sizes(path: str, train_files: str | None, val_files: str | None, test_fraction: float) -> dict[str, int]:
+    import pyarrow.parquet as pq  # lazy: loaded with datasets, only for a local copy
+
+    root = Path(path).expanduser().resolve()
+    files = split_files(root, {"train": train_files or "data/train-*", "valid": val_files or "data/valid-*"})
+    rows = {split: sum(pq.read_metadata(f).num_rows for f in found) for split, found in files.items()}
+    if not rows["train"] or not rows["valid"]:
+        raise ValueError(f"no parquet rows under {root}")
+    test = round(rows["train"] * test_fraction)
+    return {"train": rows["train"] - test, "val": rows["valid"], "test": test}
+
+
+def split_sizes(data) -> dict[str, int]:
+    """The train/val/test sizes before any subset: a local copy's, counted from its parquet footers (a one-shard copy
+    or a dataset of a few hundred images is estimated as it is); Tiny ImageNet-200's for the hub, or where the footers
+    cannot be read (the step itself then says what is wrong)."""
+    if data.get("path") is None:
+        return FULL
+    try:
+        return _local_sizes(str(data.path), data.get("train_files"), data.get("val_files"), float(data.test_fraction))
+    except Exception:  # noqa: BLE001 - the estimate only informs: the step's own checks name a bad file
+        return FULL
+
+
 def subset(cfg, key: str, split: str) -> int:
-    value = cfg.data.get(key)
-    return min(int(value), FULL[split]) if value else FULL[split]
+    value, size = cfg.data.get(key), split_sizes(cfg.data)[split]
+    return min(int(value), size) if value else size
 
 
 def batch_of(cfg) -> int:
