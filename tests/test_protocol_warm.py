@@ -207,12 +207,13 @@ def test_a_step_ends_with_the_status_and_output_of_a_new_interpreter(end, tmp_pa
 
 
 def serve_with_a_thread(tmp_path) -> WarmServer:
-    """A real server (serve()) that has a thread beside its main one, and so refuses to fork; no imports."""
+    """A real server (serve()) that has a thread beside its main one, and so refuses to fork; its one import is of
+    an extra that is not installed (left to the steps that need it)."""
     to_server, requests = os.pipe()
     replies, from_server = os.pipe()
     code = (
         "import sys, threading; threading.Thread(target=threading.Event().wait, daemon=True).start(); "
-        "from tinyimagenet_resnet.tasks import protocol_warm as w; w.STEP_IMPORTS.clear(); "
+        "from tinyimagenet_resnet.tasks import protocol_warm as w; w.STEP_IMPORTS[:] = ['an_extra_not_installed']; "
         "w.serve(int(sys.argv[1]), int(sys.argv[2]))"
     )
     proc = subprocess.Popen(
@@ -258,3 +259,21 @@ def test_a_server_not_ready_in_time_leaves_the_step_to_a_new_process(tmp_path, m
         assert not server.usable()
     finally:
         server.close()
+
+
+def test_where_steps_cannot_be_forked_there_is_no_server(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(protocol_warm.sys, "platform", "darwin")  # macOS and Windows: new interpreters
+    assert WarmServer.start() is None
+    monkeypatch.undo()
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)  # a CUDA context is not usable in a fork
+    assert fork_hazard() == "CUDA is initialised"
+
+
+def test_without_prctl_a_process_still_starts(monkeypatch):
+    def no_libc(*args, **kwargs):
+        raise OSError("no C library to load")
+
+    monkeypatch.setattr(protocol_warm.ctypes, "CDLL", no_libc)
+    assert protocol_warm.die_with_parent() is None  # the server then ends when the protocol's pipe closes

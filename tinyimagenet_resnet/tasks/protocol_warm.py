@@ -281,7 +281,8 @@ def serve(requests: int, replies: int) -> dict | None:
             stream.flush()
         started_r, started_w = os.pipe()
         pid = os.fork()
-        if pid == 0:
+        # the child's side of the fork: coverage does not trace the frame that forked (every protocol test runs it)
+        if pid == 0:  # pragma: no cover
             os.close(started_r)
             _become_step(request, (requests, replies), server_pid, started_w)
             return request
@@ -313,12 +314,12 @@ def run_step() -> NoReturn:
         code, interrupted = 1, isinstance(exc, KeyboardInterrupt)
     try:
         shutdown_threads()
-        run_exit_handlers()
-        for stream in (sys.stdout, sys.stderr):
+        run_exit_handlers()  # coverage saves a step's data here: what follows is checked by its effects (tests)
+        for stream in (sys.stdout, sys.stderr):  # pragma: no cover
             stream.flush()
-    except BaseException:  # noqa: BLE001 - the step has ended: its status stands
+    except BaseException:  # noqa: BLE001 # pragma: no cover - the step has ended: its status stands
         pass
-    finally:
+    finally:  # pragma: no cover
         if interrupted:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGINT)
@@ -326,5 +327,5 @@ def run_step() -> NoReturn:
 
 
 if __name__ == "__main__":
-    if serve(int(sys.argv[1]), int(sys.argv[2])) is not None:
-        run_step()
+    if serve(int(sys.argv[1]), int(sys.argv[2])) is not None:  # a forked step (see serve)
+        run_step()  # pragma: no cover
