@@ -268,6 +268,7 @@ def test_where_steps_cannot_be_forked_there_is_no_server(monkeypatch):
     assert WarmServer.start() is None
     monkeypatch.undo()
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)  # a CUDA context is not usable in a fork
+    monkeypatch.setattr(protocol_warm.threading, "active_count", lambda: 1)  # (this worker's threads: other tests')
     assert fork_hazard() == "CUDA is initialised"
 
 
