@@ -79,10 +79,15 @@ def _subset(split: Split, size, key: str, seed: int, stratify: bool = True) -> S
     return split.take(stratified_take(split.labels, size, seed)[1])
 
 
+def carved_test_count(n_train: int, test_fraction: float) -> int:
+    """How many of the hub's `train` images the test split takes."""
+    return int(round(n_train * test_fraction))
+
+
 def make_splits(train_labels: np.ndarray, valid_labels: np.ndarray, data_cfg, seed: int) -> dict[str, Split]:
     """val = hub `valid`; test = stratified `test_fraction` of hub `train`; train = the rest. Then optional subsets."""
     frac = float(data_cfg.test_fraction)
-    n_test = int(round(len(train_labels) * frac))
+    n_test = carved_test_count(len(train_labels), frac)
     n_classes = len(np.unique(train_labels))
     if not 0 < frac < 1 or n_test < n_classes:
         raise ConfigError(

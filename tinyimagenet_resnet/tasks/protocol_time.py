@@ -23,7 +23,8 @@ from .. import STARTED_AT
 from ..config.loader import compose_config
 from ..config.overrides import override_key
 from ..config.paths import config_dir
-from ..data.source import split_files
+from ..data.source import DEFAULT_FILES, split_files
+from ..data.splits import carved_test_count
 from ..model import ResNet
 from ..sweeps.grid import grid_jobs
 from ..training.memory import train_trial
@@ -84,15 +85,17 @@ class ProtocolClock:
 
 
 @functools.cache
-def _local_sizes(path: str, train_files: str | None, val_files: str | None, test_fraction: float) -> dict[str, int]:
+def _local_sizes(root: str, train_files: str | None, val_files: str | None, test_fraction: float) -> dict[str, int]:
     import pyarrow.parquet as pq  # lazy: loaded with datasets, only for a local copy
 
-    root = Path(path).expanduser().resolve()
-    files = split_files(root, {"train": train_files or "data/train-*", "valid": val_files or "data/valid-*"})
-    rows = {split: sum(pq.read_metadata(f).num_rows for f in found) for split, found in files.items()}
+    patterns = {"train": train_files or DEFAULT_FILES["train"], "valid": val_files or DEFAULT_FILES["valid"]}
+    rows = {
+        split: sum(pq.read_metadata(f).num_rows for f in found)
+        for split, found in split_files(Path(root), patterns).items()
+    }
     if not rows["train"] or not rows["valid"]:
         raise ValueError(f"no parquet rows under {root}")
-    test = round(rows["train"] * test_fraction)
+    test = carved_test_count(rows["train"], test_fraction)
     return {"train": rows["train"] - test, "val": rows["valid"], "test": test}
 
 
@@ -102,9 +105,10 @@ def split_sizes(data) -> dict[str, int]:
     cannot be read (the step itself then says what is wrong)."""
     if data.get("path") is None:
         return FULL
+    root = str(Path(str(data.path)).expanduser().resolve())  # as the step reads it, from the same working folder
     try:
-        return _local_sizes(str(data.path), data.get("train_files"), data.get("val_files"), float(data.test_fraction))
-    except Exception:  # noqa: BLE001 - the estimate only informs: the step's own checks name a bad file
+        return _local_sizes(root, data.get("train_files"), data.get("val_files"), float(data.test_fraction))
+    except (OSError, ValueError):  # no such folder, no rows, a file pyarrow cannot read (ArrowInvalid)
         return FULL
 
 

@@ -197,8 +197,11 @@ class WarmServer:
             if ended:
                 raise BrokenPipeError("the warm start server ended")
             raise TimeoutError(f"the warm start server did not finish its imports in {READY_TIMEOUT_S:g} s")
-        _send(self.requests, {"args": [str(a) for a in args], "cwd": os.getcwd(), "env": dict(os.environ)})
-        reply = self.replies.read()
+        try:
+            _send(self.requests, {"args": [str(a) for a in args], "cwd": os.getcwd(), "env": dict(os.environ)})
+            reply = self.replies.read()
+        except OSError:  # it died since it was asked whether it is usable
+            reply = None
         if reply is None or "pid" not in reply:
             self.broken = True
             raise BrokenPipeError(reply["refused"] if reply and "refused" in reply else "the warm start server ended")
