@@ -2,6 +2,7 @@
 SIGTERM it receives reaches the step's own process group and stops the protocol in one line; a group a killed
 protocol left behind is ended on a re-run, and only when it is ours. (End to end: test_protocol.py.)"""
 
+import os
 import signal
 import subprocess
 import sys
@@ -33,26 +34,32 @@ def group_ends(pgid: int, within_s: float = 10.0) -> bool:
 
 
 def test_a_ctrl_c_during_a_step_reaches_its_group_and_stops_the_protocol_in_one_line():
-    # the step leads a session of its own (as every step does) with a child of its own: both get the ctrl-C
-    # (an xdist worker ignores ctrl-C, and a child would inherit that: the step gets the default, as from a shell)
-    step = subprocess.Popen(
-        [sys.executable, "-c", "import subprocess, sys, time; subprocess.Popen(['sleep', '60']); time.sleep(60)"],
-        start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    # the step leads a session of its own (as every step does), with a child of its own: both must get the ctrl-C.
+    # It takes the default ctrl-C (an xdist worker that ran other tests may ignore it, and a child inherits that), and
+    # says its child's pid once both run.
+    code = (
+        "import signal, subprocess, time; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "print(subprocess.Popen(['sleep', '60']).pid, flush=True); time.sleep(60)"
     )
-    before = signal.getsignal(signal.SIGINT)
-    # the terminal's ctrl-C, to this process's main thread (waiting on the step), once the step has started
-    main = threading.main_thread().ident
-    ctrl_c = threading.Timer(1.0, signal.pthread_kill, (main, signal.SIGINT))
-    ctrl_c.start()
+    step = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, stdout=subprocess.PIPE, text=True)
     try:
-        stopped = wait_forwarding(step)
+        child = int(step.stdout.readline())
+        before = signal.getsignal(signal.SIGINT)
+        # the terminal's ctrl-C, to this process's main thread, which waits on the step meanwhile
+        ctrl_c = threading.Timer(0.5, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
+        ctrl_c.start()
+        try:
+            stopped = wait_forwarding(step)
+        finally:
+            ctrl_c.cancel()
+        assert stopped == ["SIGINT"]
+        assert step.returncode == -signal.SIGINT  # an uncaught KeyboardInterrupt, as in a new interpreter
+        assert signal.getsignal(signal.SIGINT) is before  # the protocol's own handling is back
+        assert group_ends(step.pid), "the ctrl-C did not reach the step's own child"
+        assert not os.path.exists(f"/proc/{child}")
     finally:
-        ctrl_c.cancel()
-    assert stopped == ["SIGINT"]
-    assert step.returncode == -signal.SIGINT  # an uncaught KeyboardInterrupt, as in a new interpreter
-    assert signal.getsignal(signal.SIGINT) is before  # the protocol's own handling is back
-    assert group_ends(step.pid), "the ctrl-C did not reach the step's own child"
+        subprocess.run(["pkill", "-KILL", "-g", str(step.pid)])
+        step.wait()
     with pytest.raises(ProtocolInterrupted) as info:
         outcome("train", step.returncode, stopped, allow_failure=False)
     assert info.value.exit_code == 130 and "\n" not in str(info.value)

@@ -2,6 +2,7 @@
 composition of the scale's overrides), the step time from an injected timer, and the revision as steps finish."""
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -101,29 +102,43 @@ def test_a_forked_steps_start_up_leaves_out_the_imports_the_warm_server_did():
 
 
 def split_lengths(data_path, *overrides) -> dict[str, int]:
-    """The splits the real datamodule carves from the parquet files' labels (no image decoded)."""
+    """The splits the real datamodule carves from the labels of the parquet files the config reads (no image
+    decoded)."""
     import pyarrow.parquet as pq
 
+    from tinyimagenet_resnet.data.source import DEFAULT_FILES, split_files
     from tinyimagenet_resnet.data.splits import make_splits
 
     cfg = compose_config([f"data.path={data_path}", *overrides])
-    labels = {s: pq.read_table(sorted(data_path.glob(f"data/{s}-*")), columns=["label"]) for s in ("train", "valid")}
-    labels = {s: t.column("label").to_numpy() for s, t in labels.items()}
+    patterns = {
+        "train": cfg.data.train_files or DEFAULT_FILES["train"],
+        "valid": cfg.data.val_files or DEFAULT_FILES["valid"],
+    }
+    files = split_files(Path(data_path).resolve(), patterns)
+    labels = {s: pq.read_table(f, columns=["label"]).column("label").to_numpy() for s, f in files.items()}
     splits = make_splits(labels["train"], labels["valid"], cfg.data, int(cfg.seed))
     return {name: len(split) for name, split in splits.items()}
 
 
-def test_a_local_copy_is_estimated_at_its_own_size_not_tiny_imagenets(tiny_data):
+def test_a_local_copy_is_estimated_at_its_own_size_not_tiny_imagenets(tiny_data, monkeypatch):
     # the 100-image fixture was estimated as 90k training images: "about 11 h 21 min" for a 90-second protocol
     cfg = compose_config([f"data.path={tiny_data}", "data.batch_size=16", "trainer.epochs=2"])
     assert split_sizes(cfg.data) == split_lengths(tiny_data) == {"train": 72, "val": 20, "test": 8}
     train, val = train_work(cfg)
     assert train == 2 * 5  # ceil(72 / 16) steps an epoch
-    assert split_sizes(compose_config(["data.test_fraction=0.25", f"data.path={tiny_data}"]).data) == split_lengths(
-        tiny_data, "data.test_fraction=0.25"
-    )
+    for args in (["data.test_fraction=0.25"], [f"data.train_files={tiny_data}/data/train-*"]):  # an absolute glob
+        assert split_sizes(compose_config([f"data.path={tiny_data}", *args]).data) == split_lengths(tiny_data, *args)
+    monkeypatch.chdir(tiny_data.parent)  # a relative data.path, read from the working folder as the steps read it
+    assert split_sizes(compose_config([f"data.path={tiny_data.name}"]).data)["train"] == 72
     cfg = compose_config([f"data.path={tiny_data}", "data.train_subset=1000", "data.val_subset=5"])
     assert subset(cfg, "train_subset", "train") == 72 and subset(cfg, "val_subset", "val") == 5
     # the hub dataset, and a folder whose files cannot be read (the step then says why): Tiny ImageNet's sizes
     assert split_sizes(compose_config(["data.path=null"]).data) == FULL
     assert split_sizes(compose_config([f"data.path={tiny_data.parent / 'nowhere'}"]).data) == FULL
+
+
+def test_a_one_shard_copy_is_estimated_at_one_shard(real_data):
+    args = ["data.train_files=data/train-00000-*"]
+    sizes = split_sizes(compose_config([f"data.path={real_data}", *args]).data)
+    assert sizes == split_lengths(real_data, *args)
+    assert sizes["train"] < FULL["train"] / 10  # 5,760 of a shard's 6,400, not 90,000

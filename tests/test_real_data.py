@@ -23,10 +23,10 @@ def test_val_loss_drops_clearly_below_ln200_on_a_real_shard(real_data, tmp_path)
             "trainer.epochs=4",
             "optim.lr=3e-3",
             "data.num_workers=1",
-            # progressive resizing (as experiment=cpu): 60% of the steps at 16 px, 30% at 32, the last 10% at 64,
-            # so the ~360 steps cost ~0.2 of 64-px steps; validation stays at 64 px. One run each on a 2-core AVX2
-            # EPYC: [0.5,0.3,0.2] ended at a val loss of 5.068 (top-5 8.6%), these at 5.054 (9.8%) in 2/3 of the
-            # time (BENCHMARKS.md, "Test suite")
+            # progressive resizing (experiment=cpu trains 70/20/10%): 60% of the steps at 16 px, 30% at 32, the last
+            # 10% at 64, so the ~360 steps cost ~0.2 of 64-px steps; validation stays at 64 px. One run each, fp32 on
+            # a 2-core AVX2 EPYC: [0.5,0.3,0.2] ended at a val loss of 5.068 (top-5 8.6%), these at 5.054 (9.8%) in
+            # 2/3 of the time (BENCHMARKS.md, "Test suite", 2026-12-07)
             "trainer.train_sizes=[16,32,64]",
             "trainer.train_size_fractions=[0.6,0.3,0.1]",
             "trainer.val_every_n_epochs=4",  # one validation, at the end: what the assertions read
