@@ -288,3 +288,16 @@ def test_a_process_starts_where_the_parent_death_signal_cannot_be_set(libc, monk
     proc = subprocess.run([sys.executable, "-c", "print('started')"], preexec_fn=protocol_warm.die_with_parent,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 0 and proc.stdout == "started\n", proc
+
+
+def test_a_server_that_dies_after_saying_it_is_ready_refuses_the_step_with_an_oserror():
+    server = serve_with_a_thread()  # (no imports: ready at once)
+    try:
+        assert server.ready() is not None
+        server.proc.kill()
+        server.proc.wait()
+        with pytest.raises(BrokenPipeError, match="^the warm start server ended$"):
+            server.spawn(["--help"])  # its pipe is closed: the request cannot be written, or has no reply
+        assert server.unusable() == "the warm start server has ended"
+    finally:
+        server.close()
