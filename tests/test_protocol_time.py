@@ -106,15 +106,11 @@ def split_lengths(data_path, *overrides) -> dict[str, int]:
     decoded)."""
     import pyarrow.parquet as pq
 
-    from tinyimagenet_resnet.data.source import DEFAULT_FILES, split_files
+    from tinyimagenet_resnet.data.source import split_files, split_patterns
     from tinyimagenet_resnet.data.splits import make_splits
 
     cfg = compose_config([f"data.path={data_path}", *overrides])
-    patterns = {
-        "train": cfg.data.train_files or DEFAULT_FILES["train"],
-        "valid": cfg.data.val_files or DEFAULT_FILES["valid"],
-    }
-    files = split_files(Path(data_path).resolve(), patterns)
+    files = split_files(Path(data_path).resolve(), split_patterns(cfg.data.train_files, cfg.data.val_files))
     labels = {s: pq.read_table(f, columns=["label"]).column("label").to_numpy() for s, f in files.items()}
     splits = make_splits(labels["train"], labels["valid"], cfg.data, int(cfg.seed))
     return {name: len(split) for name, split in splits.items()}

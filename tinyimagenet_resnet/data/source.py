@@ -33,7 +33,7 @@ def _data_files(root: Path, train_files: str | None, val_files: str | None) -> d
     dataset's own."""
     if train_files is None and val_files is None:
         return None
-    files = {"train": train_files or "data/train-*", "valid": val_files or "data/valid-*"}
+    files = split_patterns(train_files, val_files)
     for split, pattern in files.items():
         if not matching(root, pattern):
             key = "data.train_files" if split == "train" else "data.val_files"
@@ -110,6 +110,11 @@ def files_identity(root: Path, data_files: dict | None) -> str:
 
 
 DEFAULT_FILES = {"train": "data/train-*", "valid": "data/valid-*"}  # the zh-plus/tiny-imagenet layout
+
+
+def split_patterns(train_files: str | None, val_files: str | None) -> dict[str, str]:
+    """Each split's glob: data.train_files / data.val_files where given, else the zh-plus/tiny-imagenet layout's."""
+    return {"train": train_files or DEFAULT_FILES["train"], "valid": val_files or DEFAULT_FILES["valid"]}
 
 
 def split_files(root: Path, data_files: dict | None) -> dict[str, list[Path]]:

@@ -23,7 +23,7 @@ from .. import STARTED_AT
 from ..config.loader import compose_config
 from ..config.overrides import override_key
 from ..config.paths import config_dir
-from ..data.source import DEFAULT_FILES, split_files
+from ..data.source import split_files, split_patterns
 from ..data.splits import carved_test_count
 from ..model import ResNet
 from ..sweeps.grid import grid_jobs
@@ -88,11 +88,8 @@ class ProtocolClock:
 def _local_sizes(root: str, train_files: str | None, val_files: str | None, test_fraction: float) -> dict[str, int]:
     import pyarrow.parquet as pq  # lazy: loaded with datasets, only for a local copy
 
-    patterns = {"train": train_files or DEFAULT_FILES["train"], "valid": val_files or DEFAULT_FILES["valid"]}
-    rows = {
-        split: sum(pq.read_metadata(f).num_rows for f in found)
-        for split, found in split_files(Path(root), patterns).items()
-    }
+    files = split_files(Path(root), split_patterns(train_files, val_files))
+    rows = {split: sum(pq.read_metadata(f).num_rows for f in found) for split, found in files.items()}
     if not rows["train"] or not rows["valid"]:
         raise ValueError(f"no parquet rows under {root}")
     test = carved_test_count(rows["train"], test_fraction)
