@@ -1,4 +1,5 @@
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -406,6 +407,15 @@ def only_run_dir(root: Path) -> Path:
     runs = [p for p in (root / "outputs").glob("*/*") if p.is_dir()]
     assert len(runs) == 1, runs
     return runs[0]
+
+
+def tree_digest(folder: Path) -> dict:
+    """Each file under `folder` (relative path) -> the SHA-256 of its bytes: two equal digests, nothing changed."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def csv_rows(path: Path) -> list[dict]:

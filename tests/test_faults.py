@@ -3,7 +3,6 @@ are one line, failures leave no stray run folder, every key is validated, and a 
 Faults the test machine cannot produce for real (a full disk, a read-only folder for root) are injected into the
 subprocess at the point where the operating system would report them."""
 
-import hashlib
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import pytest
 
 from tinyimagenet_resnet.artifacts.records import TrainMetrics
 
-from conftest import TINY_ARGS, one_error_line, only_run_dir, popen_main, refusal, run_main
+from conftest import TINY_ARGS, one_error_line, only_run_dir, popen_main, refusal, run_main, tree_digest
 
 SMALL = [*TINY_ARGS, "trainer.epochs=1", "trainer.progress_bar=false"]
 OPTUNA = ["sweep=optuna", "data.train_subset=null", "optuna.pruner=none", "hydra.sweeper.n_trials=2"]
@@ -29,14 +28,6 @@ def injected(code: str, args: list[str], cwd: Path) -> subprocess.CompletedProce
         "runpy.run_module('tinyimagenet_resnet.main', run_name='__main__')"
     )
     return subprocess.run([sys.executable, "-c", launcher], cwd=cwd, capture_output=True, text=True)
-
-
-def tree_digest(folder: Path) -> dict:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 # -------------------------------------------------------------------------------- item 5: Optuna results

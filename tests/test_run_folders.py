@@ -2,7 +2,6 @@
 nothing, a run folder belongs to one run (another run's folder is refused, two commands into one folder cannot
 mix), and two dataset folders of the same name never share a cache. Through the entry point, as a user runs it."""
 
-import hashlib
 import json
 import os
 import shutil
@@ -17,7 +16,7 @@ import torch
 
 from tinyimagenet_resnet.artifacts.records import TrainMetrics
 
-from conftest import one_error_line, only_run_dir, popen_main, run_main, wait_for_epoch, wait_for_output
+from conftest import one_error_line, only_run_dir, popen_main, run_main, tree_digest, wait_for_epoch, wait_for_output
 
 # one step per epoch (72 train images, batch 72), wide enough that a step takes a while: a signal sent when an
 # epoch is recorded lands in the next epoch's only step, which is the last step of that epoch
@@ -28,14 +27,6 @@ ONE_STEP = [
     "data.num_workers=0",
     "trainer.progress_bar=false",
 ]
-
-
-def digest(folder: Path) -> dict:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 def history(run: Path) -> list[tuple]:
@@ -98,18 +89,18 @@ def test_sigterm_during_a_validation_stops_at_that_epochs_end_and_the_resume_goe
 def test_a_finished_run_resumed_says_so_and_changes_nothing(tiny_data, tmp_path, trained_run):
     run = tmp_path / "finished"
     shutil.copytree(trained_run, run)
-    before = digest(run)
+    before = tree_digest(run)
     for extra in ([], [f"data.path={tiny_data}"]):  # as printed, and with a runtime key repeated
         proc = run_main([f"ckpt_path={run}/checkpoints/last.ckpt", *extra], cwd=tmp_path)
         assert "already finished" in proc.stdout and "trainer.epochs" in proc.stdout
         assert "Traceback" not in proc.stderr
-    assert digest(run) == before  # no metrics.json rewritten, no event file, no .hydra/resume-* folder
+    assert tree_digest(run) == before  # no metrics.json rewritten, no event file, no .hydra/resume-* folder
 
 
 def test_a_second_run_into_a_finished_runs_folder_is_refused(tiny_data, tmp_path, trained_run):
     run = tmp_path / "taken"
     shutil.copytree(trained_run, run)
-    before = digest(run)
+    before = tree_digest(run)
     proc = run_main(
         [f"data.path={tiny_data}", "model.widths=[16,16,16]", "data.num_workers=0", f"hydra.run.dir={run}"],
         cwd=tmp_path,
@@ -117,7 +108,7 @@ def test_a_second_run_into_a_finished_runs_folder_is_refused(tiny_data, tmp_path
     )
     line = one_error_line(proc, f"hydra.run.dir='{run}'", "holds another run", "ckpt_path=")
     assert "choose another folder" in line
-    assert digest(run) == before
+    assert tree_digest(run) == before
 
 
 def test_two_runs_into_one_folder_at_once_the_second_is_refused(tiny_data, tmp_path):

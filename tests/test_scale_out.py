@@ -4,6 +4,7 @@ journal file or on a real PostgreSQL server (`.ci/run` starts one and exports TI
 import multiprocessing as mp
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import time
@@ -14,7 +15,9 @@ import optuna
 import pytest
 import yaml
 
-from conftest import TINY_ARGS, popen_main, run_main, summary_rows
+from tinyimagenet_resnet.artifacts.records import TrainMetrics
+
+from conftest import TINY_ARGS, popen_main, run_main, summary_rows, tree_digest
 
 SWEEP_ARGS = [*TINY_ARGS, "trainer.epochs=1", "data.train_subset=null", "optim.lr=1e-3,3e-3"]
 
@@ -33,16 +36,37 @@ def assert_two_finished_jobs(sweep: Path):
         assert (sweep / job / "checkpoints" / "last.ckpt").is_file() and (sweep / job / "metrics.json").is_file()
 
 
-def test_joblib_runs_two_jobs_in_parallel_processes(tiny_data, tmp_path):
-    run_main(
-        [f"data.path={tiny_data}", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *SWEEP_ARGS], cwd=tmp_path
-    )
-    sweep = the_sweep(tmp_path)
-    assert_two_finished_jobs(sweep)
+def test_joblib_runs_jobs_in_parallel_processes_and_a_rerun_skips_the_finished_ones(tiny_data, tmp_path):
+    # one sweep for both contracts (loky starts a new interpreter per worker, ~10 s of imports a sweep); named, so
+    # that the same command goes on in the same folder
+    lrs = {"0": 1e-3, "1": 3e-3, "2": 1e-2}
+    args = [f"data.path={tiny_data}", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "sweep_name=j"]
+    args += [a for a in SWEEP_ARGS if not a.startswith("optim.lr=")] + ["optim.lr=1e-3,3e-3,1e-2"]
+    run_main(args, cwd=tmp_path)
+    sweep = tmp_path / "multirun" / "j"
+    assert [p.name for p in (tmp_path / "multirun").iterdir()] == ["j"]  # nothing else was left beside it
+
+    def assert_three_finished_jobs():
+        rows = summary_rows(sweep)
+        assert {r["job"]: float(r["lr"]) for r in rows} == lrs and {r["status"] for r in rows} == {"ok"}
+        for job in lrs:
+            assert (sweep / job / "checkpoints" / "last.ckpt").is_file() and (sweep / job / "metrics.json").is_file()
+
+    assert_three_finished_jobs()
     cores = len(os.sched_getaffinity(0))
-    for job in ("0", "1"):  # each job ran in a joblib worker process, which splits the cores between the two
+    for job in lrs:  # each job ran in a joblib worker process, which splits the cores between the two
         log = (sweep / job / "main.log").read_text()
         assert f"({max(1, cores // 2)} CPU threads)" in log
+    # the same command again, as if job 1 had never started: jobs 0 and 2 are skipped and kept, job 1 runs
+    shutil.rmtree(sweep / "1")
+    kept = {j: tree_digest(sweep / j) for j in ("0", "2")}
+    again = run_main(args, cwd=tmp_path)
+    log = again.stdout + again.stderr
+    assert "job 0 (optim.lr=0.001): finished earlier, skipped" in log
+    assert "job 2 (optim.lr=0.01): finished earlier, skipped" in log and "job 1 (" not in log
+    assert {j: tree_digest(sweep / j) for j in ("0", "2")} == kept
+    assert TrainMetrics.read(sweep / "1").status == "ok"
+    assert_three_finished_jobs()
 
 
 def test_submitit_local_runs_two_jobs_and_keeps_its_files_in_the_sweep(tiny_data, tmp_path):

@@ -3,32 +3,21 @@ jobs, continues the interrupted one from its last.ckpt and runs the rest (basic 
 protocol's grids); a failing job does not stop a grid; a changed grid or Optuna study is refused and changes
 nothing; a re-run that adds nothing leaves every record as it was."""
 
-import hashlib
 import json
-import shutil
 import signal
 import time
 from pathlib import Path
 
 import optuna
-import pytest
 
 from tinyimagenet_resnet.artifacts.records import TrainMetrics
 
-from conftest import TINY_ARGS, csv_rows, one_error_line, popen_main, run_main, summary_rows
+from conftest import TINY_ARGS, csv_rows, one_error_line, popen_main, run_main, summary_rows, tree_digest
 
 # one step per epoch, two epochs per job: a job killed after its first epoch has a last.ckpt to continue from
 JOB = [*TINY_ARGS, "data.batch_size=72", "data.eval_batch_size=4", "trainer.progress_bar=false"]
 GRID = ["-m", "optim.lr=1e-3,2e-3,3e-3,4e-3"]
 TIMING = ("wall_time_s", "rank")  # keys that differ between two runs of the same job
-
-
-def digest(folder: Path) -> dict:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 def histories(sweep: Path) -> dict:
@@ -64,14 +53,14 @@ def test_a_grid_killed_in_its_third_job_continues_where_it_stopped(tiny_data, tm
     proc.wait()
     sweep = killed / "multirun" / "g"
     assert TrainMetrics.read(third).status == "running" and not (sweep / "3").exists()
-    finished = {j: digest(sweep / j) for j in ("0", "1")}
+    finished = {j: tree_digest(sweep / j) for j in ("0", "1")}
 
     again = run_main(args, cwd=killed)
     log = again.stdout + again.stderr
     assert "job 0 (optim.lr=0.001): finished earlier, skipped" in log
     assert "job 1 (optim.lr=0.002): finished earlier, skipped" in log
     assert f"job 2: continues from {third}/checkpoints/last.ckpt" in log
-    assert {j: digest(sweep / j) for j in ("0", "1")} == finished  # the finished jobs untouched
+    assert {j: tree_digest(sweep / j) for j in ("0", "1")} == finished  # the finished jobs untouched
     assert histories(sweep) == histories(clean)  # job 2 continued bitwise, job 3 ran
     assert rows(sweep) == rows(clean)
 
@@ -80,9 +69,9 @@ def test_a_grid_that_adds_nothing_changes_nothing_and_a_changed_grid_is_refused(
     args = [f"data.path={tiny_data}", *JOB, "trainer.epochs=1", "-m", "optim.lr=1e-3,1e-2", "sweep_name=g"]
     run_main(args, cwd=tmp_path)
     sweep = tmp_path / "multirun" / "g"
-    before = digest(sweep)
+    before = tree_digest(sweep)
     run_main(args, cwd=tmp_path)  # nothing to do: every job finished
-    assert digest(sweep) == before
+    assert tree_digest(sweep) == before
     for changed, why in (
         (["optim.lr=1e-3,3e-3"], "optim.lr: 0.001,0.01 -> 0.001,0.003"),
         (["optim.lr=1e-3,1e-2", "trainer.epochs=2"], "trainer.epochs: 1 -> 2"),
@@ -90,7 +79,7 @@ def test_a_grid_that_adds_nothing_changes_nothing_and_a_changed_grid_is_refused(
         proc = run_main([*args[:-3], *changed[1:], "-m", changed[0], "sweep_name=g"], cwd=tmp_path, check=False)
         line = one_error_line(proc, "sweep_name=g", "holds another grid", why)
         assert "choose another sweep_name" in line
-        assert digest(sweep) == before
+        assert tree_digest(sweep) == before
 
 
 def test_a_failing_job_is_a_row_with_its_reason_and_the_grid_goes_on(tiny_data, tmp_path):
@@ -131,25 +120,10 @@ def test_a_grid_job_whose_checkpoint_is_corrupt_fails_in_one_line_and_the_others
     (sweep / "1" / "metrics.json").write_text(json.dumps(metrics))
     ckpt = sweep / "1" / "checkpoints" / "last.ckpt"
     ckpt.write_bytes(ckpt.read_bytes()[:3000])
-    job0 = digest(sweep / "0")
+    job0 = tree_digest(sweep / "0")
     proc = run_main(args, cwd=tmp_path, check=False)
     one_error_line(proc, "grid: 1 of 2 jobs failed (job 1", "unreadable checkpoint", code=1)
-    assert digest(sweep / "0") == job0
-
-
-def test_the_joblib_launcher_skips_finished_jobs_too(tiny_data, tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    args = [f"data.path={tiny_data}", *JOB, "trainer.epochs=1", "-m", "optim.lr=1e-3,1e-2,1e-1", "sweep_name=j"]
-    args += ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
-    run_main(args, cwd=tmp_path)
-    sweep = tmp_path / "multirun" / "j"
-    shutil.rmtree(sweep / "1")  # as if job 1 had never started
-    kept = {j: digest(sweep / j) for j in ("0", "2")}
-    again = run_main(args, cwd=tmp_path)
-    log = again.stdout + again.stderr
-    assert "job 0 (optim.lr=0.001): finished earlier, skipped" in log and "job 2 (optim.lr=0.1)" in log
-    assert {j: digest(sweep / j) for j in ("0", "2")} == kept
-    assert TrainMetrics.read(sweep / "1").status == "ok" and len(summary_rows(sweep)) == 3
+    assert tree_digest(sweep / "0") == job0
 
 
 OPTUNA = ["sweep=optuna", "data.train_subset=null", "optuna.pruner=none", "hydra.sweeper.n_trials=1"]
@@ -162,9 +136,9 @@ def test_an_optuna_study_under_other_settings_is_refused_and_a_rerun_that_adds_n
     args = [f"data.path={tiny_data}", *JOB, *OPTUNA, "trainer.epochs=1", f"hydra.sweeper.storage={storage}"]
     run_main(args, cwd=tmp_path)
     folder = tmp_path / "multirun" / "optuna" / "tinyimagenet_resnet"
-    before, db = digest(folder), (tmp_path / "study.db").read_bytes()
+    before, db = tree_digest(folder), (tmp_path / "study.db").read_bytes()
     run_main(args, cwd=tmp_path)  # its one trial is done: nothing to add
-    assert digest(folder) == before
+    assert tree_digest(folder) == before
     trials = optuna.load_study(study_name="tinyimagenet_resnet", storage=storage).trials
     assert len(trials) == 1
     for changed, why in (
@@ -174,4 +148,4 @@ def test_an_optuna_study_under_other_settings_is_refused_and_a_rerun_that_adds_n
         proc = run_main([*args, *changed], cwd=tmp_path, check=False)
         line = one_error_line(proc, "study 'tinyimagenet_resnet'", "was run with other settings", why)
         assert "hydra.sweeper.study_name=<another name>" in line
-        assert digest(folder) == before and (tmp_path / "study.db").read_bytes() == db
+        assert tree_digest(folder) == before and (tmp_path / "study.db").read_bytes() == db
