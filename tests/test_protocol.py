@@ -231,6 +231,7 @@ def test_a_protocol_resumed_with_other_settings_is_refused_in_one_line(tiny_data
 def test_a_failing_step_is_marked_failed_and_named_in_one_line(tmp_path):
     # with each step a new interpreter (protocol.warm_start=false), as on macOS and Windows
     args = ["task=protocol", "protocol.scale=smoke", "protocol.warm_start=false", f"data.path={tmp_path / 'nowhere'}"]
+    args += ["model.widths=[16,16,16]", "data.batch_size=16"]  # the start-up estimate times a step of this model
     proc = run_main(args, cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "error: protocol step inspect failed" in proc.stderr
