@@ -6,11 +6,12 @@ on the lines' presence and format, never on seconds."""
 import logging
 import re
 
+import torch
 from test_budget import FakeClock, _Loader, cpu_settings
 
 from tinyimagenet_resnet.model import ResNet
 from tinyimagenet_resnet.progress import Progress, duration
-from tinyimagenet_resnet.training.callbacks import RunProgress
+from tinyimagenet_resnet.training.callbacks import Callback, RunProgress
 from tinyimagenet_resnet.training.engine import Trainer
 
 from conftest import only_run_dir, run_main
@@ -86,3 +87,58 @@ def test_progress_lines_and_durations():
     p.update(2)
     assert p.line() == "val: batch 2/10 | 50.0 img/s | elapsed 4 s | ETA 16 s"
     assert duration(3725) == "1 h 02 min" and duration(75) == "1 min 15 s" and duration(4.4) == "4 s"
+
+
+class SizeClock:
+    """An injected clock where a train step takes `train_s[size]` seconds at its train size (the input's side) and an
+    eval batch `eval_s`: the step times of a 2-core CPU (11x from 16 to 64 px, not the 16x of the pixel count)."""
+
+    def __init__(self, model, train_s: dict[int, float], eval_s: float):
+        self.now = 0.0
+        model.register_forward_hook(
+            lambda m, i, o: setattr(self, "now", self.now + (train_s[i[0].shape[-1]] if m.training else eval_s))
+        )
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Left(Callback):
+    """After each step (and after RunProgress's own): the seconds the run's progress says are left, and the clock."""
+
+    def __init__(self, progress: RunProgress):
+        self.progress, self.seen = progress, []
+
+    def on_step(self, trainer, step):
+        self.seen.append((step, trainer.state.size_index, self.progress.seconds_left(trainer), trainer.clock()))
+
+
+def test_with_progressive_resizing_the_estimate_and_eta_count_each_sizes_steps_at_that_sizes_time(caplog):
+    # 10 epochs of 4 steps: 20 at 16 px (1 s each), 12 at 32 (3 s), 8 at 64 (11 s), a validation after each epoch
+    # (4 batches of 0.5 s). Timed at 16 px alone, the old estimate said ~60 s for a run of 164 s.
+    model = ResNet((1, 1, 1), (8, 8, 8), dropout=0.0, num_classes=3)
+    clock = SizeClock(model, {16: 1.0, 32: 3.0, 64: 11.0}, eval_s=0.5)
+    settings = cpu_settings(epochs=10, started_at=0.0, train_sizes=(16, 32, 64), train_size_fractions=(0.5, 0.3, 0.2))
+    progress = RunProgress(False, 1e9, "cpu", "fp32")
+    left = Left(progress)
+    sgd = torch.optim.SGD(model.parameters(), lr=0.01)
+    trainer = Trainer(settings=settings, model=model, optimizer=sgd, train_loader=_Loader(), val_loader=_Loader(),
+                      callbacks=[progress, left], clock=clock)  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="tinyimagenet_resnet.progress"):
+        state = trainer.fit()
+    assert state.status == "ok" and state.global_step == 40
+    end = clock()
+    assert end == 20 * 1.0 + 12 * 3.0 + 8 * 11.0 + 10 * 4 * 0.5  # 164 s
+    ratio = {step: said / (end - now) for step, _, said, now in left.seen if said is not None and step < 40}
+    # at 16 px the larger sizes are scaled by their pixel count: an upper bound, never an underestimate
+    assert all(1.0 <= ratio[step] <= 1.5 for step in range(7, 21)), ratio
+    # once 32 px is timed, the 64 px steps are scaled from it: within 10%; at 64 px, each size is measured
+    assert all(0.95 <= ratio[step] <= 1.1 for step in range(23, 33)), ratio
+    assert all(abs(ratio[step] - 1.0) < 0.02 for step in range(34, 40)), ratio
+    [estimate] = [r.getMessage() for r in caplog.records if "on this machine" in r.getMessage()]
+    assert "(cpu, fp32, 1.00 s/step at 16 px, the larger sizes scaled by pixel count)" in estimate, estimate
+    total = re.search(r"about (\d+) min (\d+) s", estimate)
+    assert 164 <= int(total[1]) * 60 + int(total[2]) <= 1.5 * 164, estimate
+    # the progress line's ETA is the same count
+    line = progress.progress.line()
+    assert line.startswith("train: step 40/40 (epoch 10/10)") and "ETA 0 s" in line

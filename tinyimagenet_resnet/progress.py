@@ -53,17 +53,21 @@ class Progress:
         images_per_unit: int | None = None,
         detail: str = "",
         clock: Callable[[], float] = time.monotonic,
+        eta: Callable[[], float | None] | None = None,
     ):
         self.what, self.total, self.done, self.unit = what, int(total), int(initial), unit
         self.images_per_unit, self.detail, self.every_s, self.clock = images_per_unit, detail, every_s, clock
         self.start_done, self.t0 = self.done, clock()
         self.last_line = self.t0
+        self.eta, self.postfix = eta, {}
         self.bar = None
         if bar:
             from tqdm.auto import tqdm  # lazy: tqdm.auto probes for a notebook; a run that logs lines never pays it
 
+            # with an ETA of its own, the bar shows that one (in its postfix) instead of tqdm's mean-rate estimate
+            fmt = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]" if eta else None
             self.bar = tqdm(total=self.total, initial=self.done, desc=self._desc(), unit=unit, leave=False,
-                            dynamic_ncols=True)  # fmt: skip
+                            dynamic_ncols=True, bar_format=fmt)  # fmt: skip
 
     def _desc(self) -> str:
         return f"{self.what}" + (f" ({self.detail})" if self.detail else "")
@@ -80,8 +84,9 @@ class Progress:
             self.bar.refresh()
 
     def set_postfix(self, **values) -> None:
+        self.postfix.update(values)
         if self.bar is not None:
-            self.bar.set_postfix(**values)
+            self.bar.set_postfix(**self.postfix)
 
     def rate(self) -> float | None:
         """Units per second since the start (None before the first unit)."""
@@ -90,12 +95,18 @@ class Progress:
         return n / elapsed if n > 0 and elapsed > 0 else None
 
     def eta_s(self) -> float | None:
+        """Seconds left: the `eta` given (a training's, size by size), else the units left at the mean rate."""
+        if self.eta is not None:
+            return self.eta()
         r = self.rate()
         return (self.total - self.done) / r if r else None
 
     def update(self, n: int = 1) -> None:
         self.done += n
         if self.bar is not None:
+            if self.eta is not None and (eta := self.eta()) is not None:
+                self.postfix["ETA"] = duration(eta)
+                self.bar.set_postfix(**self.postfix, refresh=False)
             self.bar.update(n)
             return
         now = self.clock()

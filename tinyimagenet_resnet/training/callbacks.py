@@ -11,10 +11,12 @@ from pathlib import Path
 from ..artifacts import names
 from ..artifacts.records import TrainMetrics
 from ..artifacts.tensorboard import TBLogger
+from ..data.dataset import IMAGE_SIZE
 from ..progress import Progress, duration
 from ..progress import log as progress_log
 from . import checkpoint
 from .engine import Trainer
+from .resizing import steps_by_size
 
 
 class Callback:
@@ -157,57 +159,101 @@ FASTER_ON_A_CPU = (
 class RunProgress(Callback):
     """The run's progress (a bar over all its steps, or a line every `every_s` seconds), and once the first steps
     are timed, the whole run's estimate; on a CPU, a run of more than an hour without a time budget gets one line
-    naming the faster choices (it never changes what runs)."""
+    naming the faster choices (it never changes what runs).
+
+    With progressive resizing (trainer.train_sizes) a step's time depends on its size: the estimate and the ETA
+    count each size's steps left at that size's step time, measured once the run has reached it, else scaled from
+    the last size measured by the pixel count (an upper bound: small images use the machine less well; on the
+    2-core EPYC of BENCHMARKS.md a 64 px step took 11x a 16 px one, not 16x), and the validations left at the full
+    size (the last one measured, else a third of a train step per image)."""
 
     WARMUP, TIMED = 2, 5  # steps left out (start-up), then steps timed for the estimate
 
     def __init__(self, bar: bool, every_s: float, device: str = "", precision: str = ""):
         self.bar, self.every_s, self.device, self.precision = bar, every_s, device, precision
         self.progress: Progress | None = None
-        self.t_warm: float | None = None
         self.first_step = 0
+        self.mark: float | None = None  # when the last step ended (or the epoch started)
+        self.step_s: dict[int, list[float]] = {}  # size index -> [seconds, count] of its timed steps
+        self.val_image_s: float | None = None  # seconds per image of the last validation
 
     def on_fit_start(self, trainer):
         self.first_step = trainer.state.global_step
         batch = getattr(trainer.train_loader, "batch_size", None)
         self.progress = Progress("train", trainer.total_steps, bar=self.bar, every_s=self.every_s,
-                                 initial=self.first_step, images_per_unit=batch, clock=trainer.clock)  # fmt: skip
+                                 initial=self.first_step, images_per_unit=batch, clock=trainer.clock,
+                                 eta=lambda: self.seconds_left(trainer))  # fmt: skip
 
     def on_epoch_start(self, trainer, epoch):
+        self.mark = trainer.clock()  # a validation or a checkpoint before it is not a step's time
         if self.progress is not None:
             self.progress.set_detail(f"epoch {epoch + 1}/{trainer.s.epochs}")
 
     def on_step(self, trainer, step):
+        now, i = trainer.clock(), trainer.state.size_index
+        done = step - self.first_step
+        if self.mark is not None and done > self.WARMUP and i in self.step_s:  # not a size's first step either
+            self.step_s[i][0] += now - self.mark
+            self.step_s[i][1] += 1
+        self.step_s.setdefault(i, [0.0, 0])
+        self.mark = now
         if self.progress is None:
             return
         self.progress.update(1)
-        done = step - self.first_step
-        if done == self.WARMUP:
-            self.t_warm = trainer.clock()
-        elif done == self.WARMUP + self.TIMED and self.t_warm is not None and trainer.replanner is None:
-            self.estimate(trainer, (trainer.clock() - self.t_warm) / self.TIMED)
+        if done == self.WARMUP + self.TIMED and trainer.replanner is None:
+            self.estimate(trainer)
 
-    def estimate(self, trainer, step_s: float) -> None:
-        """The whole run from here, at the measured step time: the steps left, and the validations left (a forward
-        pass costs about a third of a train step per image)."""
+    def on_validation(self, trainer, final, seconds):
+        n = trainer.val_loader_for(final).num_samples
+        if n:
+            self.val_image_s = seconds / n
+
+    def size_seconds(self, trainer) -> list[float] | None:
+        """Seconds of a train step at each train size (see the class); None before a step is timed."""
+        sizes = list(trainer.s.train_sizes)
+        measured = {i: total / n for i, (total, n) in self.step_s.items() if n}
+        if not measured:
+            return None
+        out = []
+        for i, size in enumerate(sizes):
+            j = i if i in measured else max((k for k in measured if k < i), default=min(measured))
+            out.append(measured[j] * (size / sizes[j]) ** 2)
+        return out
+
+    def seconds_left(self, trainer) -> float | None:
+        """The run's seconds left: its steps left at each size's step time, and its validations left."""
+        step_s = self.size_seconds(trainer)
+        if step_s is None:
+            return None
         s, state = trainer.s, trainer.state
-        steps_left = trainer.total_steps - state.global_step
-        batch = getattr(trainer.train_loader, "batch_size", 1) or 1
-        per_image_eval = step_s / batch / 3
-        vals = [
-            e for e in range(state.epoch, s.epochs) if e + 1 >= s.epochs or (e + 1) % s.val_every_n_epochs == 0
-        ]  # fmt: skip
-        val_s = sum(trainer.val_loader_for(e + 1 >= s.epochs).num_samples * per_image_eval for e in vals)
-        total = steps_left * step_s + val_s + (trainer.clock() - trainer.fit_t0)
+        left = steps_by_size(state.global_step, trainer.total_steps, s.train_size_fractions, state.size_index)
+        train_s = sum(n * t for n, t in zip(left, step_s, strict=True))
+        image_s = self.val_image_s
+        if image_s is None:  # a forward pass costs about a third of a train step per image, at the full size
+            last = max(i for i, (_, n) in self.step_s.items() if n)
+            full = step_s[last] * (IMAGE_SIZE / s.train_sizes[last]) ** 2
+            image_s = full / (getattr(trainer.train_loader, "batch_size", 1) or 1) / 3
+        vals = [e for e in range(state.epoch, s.epochs) if e + 1 >= s.epochs or (e + 1) % s.val_every_n_epochs == 0]
+        return train_s + sum(trainer.val_loader_for(e + 1 >= s.epochs).num_samples * image_s for e in vals)
+
+    def estimate(self, trainer) -> None:
+        """The whole run from here: the seconds spent and the seconds left (`seconds_left`)."""
+        s, step_s = trainer.s, self.size_seconds(trainer)
+        if step_s is None:
+            return
+        step_s = step_s[trainer.state.size_index]
+        total = self.seconds_left(trainer) + (trainer.clock() - trainer.fit_t0)
         progress_log.info(
-            "%d epochs (%s steps): about %s on this machine (%s, %s, %.2f s/step), validations included",
+            "%d epochs (%s steps): about %s on this machine (%s, %s, %.2f s/step%s), validations included",
             s.epochs,
             f"{trainer.total_steps:,}",
             duration(total),
             self.device,
             self.precision,
             step_s,
-        )
+            f" at {s.train_sizes[trainer.state.size_index]} px, the larger sizes scaled by pixel count"
+            if len(set(s.train_sizes)) > 1 else "",
+        )  # fmt: skip
         if total > 3600 and self.device.startswith("cpu"):
             progress_log.warning(
                 "this run will take about %s on this CPU; faster: %s. It goes on as asked.",
