@@ -6,8 +6,9 @@ on the lines' presence and format, never on seconds."""
 import logging
 import re
 
+import pytest
 import torch
-from test_budget import FakeClock, _Loader, cpu_settings
+from test_budget import FakeClock, _Loader, _StreamLoader, cpu_settings
 
 from tinyimagenet_resnet.model import ResNet
 from tinyimagenet_resnet.progress import Progress, duration
@@ -90,14 +91,22 @@ def test_progress_lines_and_durations():
 
 
 class SizeClock:
-    """An injected clock where a train step takes `train_s[size]` seconds at its train size (the input's side) and an
-    eval batch `eval_s`: the step times of a 2-core CPU (11x from 16 to 64 px, not the 16x of the pixel count)."""
+    """An injected clock where a train step takes `train_s[size]` seconds at its train size (the input's side), the
+    first step at each size `first_s` more (kernel set-up), and an eval batch `eval_s`: the step times of a 2-core
+    CPU (11x from 16 to 64 px, not the 16x of the pixel count)."""
 
-    def __init__(self, model, train_s: dict[int, float], eval_s: float):
-        self.now = 0.0
-        model.register_forward_hook(
-            lambda m, i, o: setattr(self, "now", self.now + (train_s[i[0].shape[-1]] if m.training else eval_s))
-        )
+    def __init__(self, model, train_s: dict[int, float], eval_s: float, first_s: float = 0.0):
+        self.now, self.seen = 0.0, set()
+
+        def tick(m, i, o):
+            size = i[0].shape[-1]
+            if m.training:
+                self.now += train_s[size] + (first_s if size not in self.seen else 0.0)
+                self.seen.add(size)
+            else:
+                self.now += eval_s
+
+        model.register_forward_hook(tick)
 
     def __call__(self) -> float:
         return self.now
@@ -113,22 +122,31 @@ class Left(Callback):
         self.seen.append((step, trainer.state.size_index, self.progress.seconds_left(trainer), trainer.clock()))
 
 
-def test_with_progressive_resizing_the_estimate_and_eta_count_each_sizes_steps_at_that_sizes_time(caplog):
-    # 10 epochs of 4 steps: 20 at 16 px (1 s each), 12 at 32 (3 s), 8 at 64 (11 s), a validation after each epoch
-    # (4 batches of 0.5 s). Timed at 16 px alone, the old estimate said ~60 s for a run of 164 s.
+def sized_run(settings, train_s, first_s=0.0, train_loader=None, callbacks=()):
+    """A fit on the stand-in loaders under a SizeClock, with RunProgress and a `Left` after it."""
     model = ResNet((1, 1, 1), (8, 8, 8), dropout=0.0, num_classes=3)
-    clock = SizeClock(model, {16: 1.0, 32: 3.0, 64: 11.0}, eval_s=0.5)
-    settings = cpu_settings(epochs=10, started_at=0.0, train_sizes=(16, 32, 64), train_size_fractions=(0.5, 0.3, 0.2))
+    clock = SizeClock(model, train_s, eval_s=0.5, first_s=first_s)
     progress = RunProgress(False, 1e9, "cpu", "fp32")
     left = Left(progress)
     sgd = torch.optim.SGD(model.parameters(), lr=0.01)
-    trainer = Trainer(settings=settings, model=model, optimizer=sgd, train_loader=_Loader(), val_loader=_Loader(),
-                      callbacks=[progress, left], clock=clock)  # fmt: skip
+    trainer = Trainer(settings=settings, model=model, optimizer=sgd, train_loader=train_loader or _Loader(),
+                      val_loader=_Loader(), callbacks=[*callbacks, progress, left], clock=clock)  # fmt: skip
+    return trainer, progress, left, clock
+
+
+def test_with_progressive_resizing_the_estimate_and_eta_count_each_sizes_steps_at_that_sizes_time(caplog):
+    # 10 epochs of 4 steps: 20 at 16 px (1 s each), 12 at 32 (3 s), 8 at 64 (11 s), the first step at each size 5 s
+    # more, a validation after each epoch (4 batches of 0.5 s). Timed at 16 px alone, the old estimate said ~60 s
+    # for a run of 179 s.
+    settings = cpu_settings(epochs=10, started_at=0.0, train_sizes=(16, 32, 64), train_size_fractions=(0.5, 0.3, 0.2))
+    trainer, progress, left, clock = sized_run(settings, {16: 1.0, 32: 3.0, 64: 11.0}, first_s=5.0)
     with caplog.at_level(logging.INFO, logger="tinyimagenet_resnet.progress"):
         state = trainer.fit()
     assert state.status == "ok" and state.global_step == 40
     end = clock()
-    assert end == 20 * 1.0 + 12 * 3.0 + 8 * 11.0 + 10 * 4 * 0.5  # 164 s
+    assert end == 20 * 1.0 + 12 * 3.0 + 8 * 11.0 + 3 * 5.0 + 10 * 4 * 0.5  # 179 s
+    # each step counted at the size it ran at; the first two steps and each size's first step left out
+    assert progress.step_s == {0: [18.0, 18], 1: [33.0, 11], 2: [77.0, 7]}
     ratio = {step: said / (end - now) for step, _, said, now in left.seen if said is not None and step < 40}
     # at 16 px the larger sizes are scaled by their pixel count: an upper bound, never an underestimate
     assert all(1.0 <= ratio[step] <= 1.5 for step in range(7, 21)), ratio
@@ -138,7 +156,58 @@ def test_with_progressive_resizing_the_estimate_and_eta_count_each_sizes_steps_a
     [estimate] = [r.getMessage() for r in caplog.records if "on this machine" in r.getMessage()]
     assert "(cpu, fp32, 1.00 s/step at 16 px, the larger sizes scaled by pixel count)" in estimate, estimate
     total = re.search(r"about (\d+) min (\d+) s", estimate)
-    assert 164 <= int(total[1]) * 60 + int(total[2]) <= 1.5 * 164, estimate
+    assert 179 <= int(total[1]) * 60 + int(total[2]) <= 1.5 * 179, estimate
     # the progress line's ETA is the same count
     line = progress.progress.line()
     assert line.startswith("train: step 40/40 (epoch 10/10)") and "ETA 0 s" in line
+
+
+class _LongLoader(_Loader):
+    """A stand-in train loader of 10 batches of 4 an epoch."""
+
+    num_samples = 40
+
+    def __len__(self):
+        return 10
+
+    def epoch(self, epoch, skip=0):
+        for _ in range(10 - skip):
+            yield torch.randn(4, 3, 64, 64), torch.randint(0, 3, (4,))
+
+
+def test_before_a_validation_the_estimate_counts_one_at_a_third_of_a_64px_train_step_per_image(caplog):
+    # 2 epochs of 10 steps, 10 at 16 px (1 s) then 10 at 64 px, estimated at step 7, before any validation: 7 s spent,
+    # 3 x 1 s + 10 x 16 s (scaled by pixel count) left, and 2 validations of 16 images at 16 s / 4 images / 3 each
+    settings = cpu_settings(epochs=2, started_at=0.0, train_sizes=(16, 64), train_size_fractions=(0.5, 0.5))
+    trainer, *_ = sized_run(settings, {16: 1.0, 64: 11.0}, train_loader=_LongLoader())
+    with caplog.at_level(logging.INFO, logger="tinyimagenet_resnet.progress"):
+        trainer.fit()
+    [estimate] = [r.getMessage() for r in caplog.records if "on this machine" in r.getMessage()]
+    assert round(7 + 3 * 1.0 + 10 * 16.0 + 2 * 16 * 16.0 / 4 / 3) == 213
+    assert estimate.startswith("2 epochs (20 steps): about 3 min 33 s on this machine"), estimate
+
+
+class _Retime(Callback):
+    """A time budget's re-plan after step 3: a re-timing (100 s), then the plan's total steps."""
+
+    def __init__(self, clock):
+        self.clock = clock
+
+    def on_step(self, trainer, step):
+        if step == 3:
+            self.clock.now += 100.0
+            trainer.set_total_steps(trainer.total_steps)
+
+
+def test_a_plan_that_ends_the_run_in_an_earlier_epoch_counts_only_its_validations_and_no_retiming():
+    # a plan of 6 steps in epochs of 4 (of 5 configured): epoch 1 ends the run with the full validation
+    settings = cpu_settings(epochs=5, started_at=0.0, total_steps=6, steps_per_epoch=4)
+    trainer, progress, left, clock = sized_run(settings, {64: 1.0}, train_loader=_StreamLoader())
+    trainer.callbacks.insert(0, _Retime(clock))  # before RunProgress, as a budget's BudgetReplan is
+    state = trainer.fit()
+    assert state.status == "ok" and state.global_step == 6 and len(state.history) == 2
+    assert progress.step_s == {0: [3.0, 3]}  # steps 4, 5 and 6: step 3 was followed by the re-timing
+    end = clock()
+    said = {step: (value, now) for step, _, value, now in left.seen}
+    # after step 5: step 6 (1 s) and the run's last validation (16 images at the 2 s / 16 of the one before)
+    assert said[5][0] == pytest.approx(end - said[5][1]) == 3.0

@@ -48,6 +48,7 @@ def test_joblib_runs_jobs_in_parallel_processes_and_a_rerun_skips_the_finished_o
 
     def assert_three_finished_jobs():
         rows = summary_rows(sweep)
+        assert sorted(r["job"] for r in rows) == sorted(lrs)  # one row a job
         assert {r["job"]: float(r["lr"]) for r in rows} == lrs and {r["status"] for r in rows} == {"ok"}
         for job in lrs:
             assert (sweep / job / "checkpoints" / "last.ckpt").is_file() and (sweep / job / "metrics.json").is_file()

@@ -95,16 +95,18 @@ class Progress:
         return n / elapsed if n > 0 and elapsed > 0 else None
 
     def eta_s(self) -> float | None:
-        """Seconds left: the `eta` given (a training's, size by size), else the units left at the mean rate."""
-        if self.eta is not None:
-            return self.eta()
+        """Seconds left: the `eta` given (a training's, size by size) once it has one, else the units left at the
+        mean rate."""
+        eta = self.eta() if self.eta is not None else None
+        if eta is not None:
+            return eta
         r = self.rate()
         return (self.total - self.done) / r if r else None
 
     def update(self, n: int = 1) -> None:
         self.done += n
         if self.bar is not None:
-            if self.eta is not None and (eta := self.eta()) is not None:
+            if self.eta is not None and (eta := self.eta_s()) is not None:
                 self.postfix["ETA"] = duration(eta)
                 self.bar.set_postfix(**self.postfix, refresh=False)
             self.bar.update(n)

@@ -161,11 +161,13 @@ class RunProgress(Callback):
     are timed, the whole run's estimate; on a CPU, a run of more than an hour without a time budget gets one line
     naming the faster choices (it never changes what runs).
 
-    With progressive resizing (trainer.train_sizes) a step's time depends on its size: the estimate and the ETA
-    count each size's steps left at that size's step time, measured once the run has reached it, else scaled from
-    the last size measured by the pixel count (an upper bound: small images use the machine less well; on the
-    2-core EPYC of BENCHMARKS.md a 64 px step took 11x a 16 px one, not 16x), and the validations left at the full
-    size (the last one measured, else a third of a train step per image)."""
+    The estimate and the ETA count what is left at what it costs here (`seconds_left`): each train size's steps at
+    that size's step time (with progressive resizing, trainer.train_sizes), timed once the run has reached the size,
+    else scaled from the last size timed by the pixel count (an upper bound: small images use the machine less well;
+    on the 2-core EPYC of BENCHMARKS.md a 64 px step took 11x a 16 px one, not 16x); the validations left, at the
+    time per image of the last one on the same split (interim or full), else a third of a train step per image at
+    64 px; and each epoch's end (checkpoints, records) at its mean so far. A run's first steps, a size's first step
+    and a step that a time budget's re-timing followed are not timed."""
 
     WARMUP, TIMED = 2, 5  # steps left out (start-up), then steps timed for the estimate
 
@@ -174,8 +176,11 @@ class RunProgress(Callback):
         self.progress: Progress | None = None
         self.first_step = 0
         self.mark: float | None = None  # when the last step ended (or the epoch started)
+        self.skip = False  # the next step's time is not a step's (a budget re-plan ran after it)
         self.step_s: dict[int, list[float]] = {}  # size index -> [seconds, count] of its timed steps
-        self.val_image_s: float | None = None  # seconds per image of the last validation
+        self.val_image_s: dict[bool, float] = {}  # final? -> seconds per image of the last validation on that split
+        self.val_s = 0.0  # seconds of validation since the last step
+        self.epoch_end_s = [0.0, 0]  # [seconds, count] of epoch ends (validation aside)
 
     def on_fit_start(self, trainer):
         self.first_step = trainer.state.global_step
@@ -185,18 +190,23 @@ class RunProgress(Callback):
                                  eta=lambda: self.seconds_left(trainer))  # fmt: skip
 
     def on_epoch_start(self, trainer, epoch):
-        self.mark = trainer.clock()  # a validation or a checkpoint before it is not a step's time
+        now = trainer.clock()
+        if self.mark is not None:  # the end of the epoch before (not after a resume): its records, its checkpoints
+            self.epoch_end_s[0] += max(0.0, now - self.mark - self.val_s)
+            self.epoch_end_s[1] += 1
+        self.mark, self.val_s = now, 0.0  # ... which are not the next step's time
         if self.progress is not None:
             self.progress.set_detail(f"epoch {epoch + 1}/{trainer.s.epochs}")
 
     def on_step(self, trainer, step):
         now, i = trainer.clock(), trainer.state.size_index
         done = step - self.first_step
-        if self.mark is not None and done > self.WARMUP and i in self.step_s:  # not a size's first step either
+        timed = self.mark is not None and done > self.WARMUP and i in self.step_s and not self.skip
+        if timed:  # not a size's first step either
             self.step_s[i][0] += now - self.mark
             self.step_s[i][1] += 1
         self.step_s.setdefault(i, [0.0, 0])
-        self.mark = now
+        self.mark, self.skip = now, False
         if self.progress is None:
             return
         self.progress.update(1)
@@ -204,9 +214,10 @@ class RunProgress(Callback):
             self.estimate(trainer)
 
     def on_validation(self, trainer, final, seconds):
+        self.val_s += seconds
         n = trainer.val_loader_for(final).num_samples
         if n:
-            self.val_image_s = seconds / n
+            self.val_image_s[final] = seconds / n
 
     def size_seconds(self, trainer) -> list[float] | None:
         """Seconds of a train step at each train size (see the class); None before a step is timed."""
@@ -220,21 +231,39 @@ class RunProgress(Callback):
             out.append(measured[j] * (size / sizes[j]) ** 2)
         return out
 
+    def ends_left(self, trainer) -> list[bool]:
+        """The epoch ends left, with whether each has the run's last (full) validation, by the engine's own rule:
+        the last epoch's, or the one where a budget's plan ends the run."""
+        s, ends = trainer.s, []
+        for e in range(trainer.state.epoch, s.epochs):
+            ends.append(e + 1 >= s.epochs or trainer.epoch_end(e) >= trainer.total_steps)
+            if ends[-1]:
+                break
+        return ends
+
     def seconds_left(self, trainer) -> float | None:
-        """The run's seconds left: its steps left at each size's step time, and its validations left."""
+        """The run's seconds left (see the class); None before a step is timed."""
         step_s = self.size_seconds(trainer)
         if step_s is None:
             return None
         s, state = trainer.s, trainer.state
         left = steps_by_size(state.global_step, trainer.total_steps, s.train_size_fractions, state.size_index)
-        train_s = sum(n * t for n, t in zip(left, step_s, strict=True))
-        image_s = self.val_image_s
-        if image_s is None:  # a forward pass costs about a third of a train step per image, at the full size
-            last = max(i for i, (_, n) in self.step_s.items() if n)
-            full = step_s[last] * (IMAGE_SIZE / s.train_sizes[last]) ** 2
-            image_s = full / (getattr(trainer.train_loader, "batch_size", 1) or 1) / 3
-        vals = [e for e in range(state.epoch, s.epochs) if e + 1 >= s.epochs or (e + 1) % s.val_every_n_epochs == 0]
-        return train_s + sum(trainer.val_loader_for(e + 1 >= s.epochs).num_samples * image_s for e in vals)
+        seconds = sum(n * t for n, t in zip(left, step_s, strict=True))
+        last = max(i for i, (_, n) in self.step_s.items() if n)
+        batch = getattr(trainer.train_loader, "batch_size", 1) or 1
+        guess = step_s[last] * (IMAGE_SIZE / s.train_sizes[last]) ** 2 / batch / 3  # a forward pass, per image
+        for e, final in zip(range(state.epoch, s.epochs), self.ends_left(trainer), strict=False):
+            if final or (e + 1) % s.val_every_n_epochs == 0:
+                image_s = self.val_image_s.get(final, self.val_image_s.get(not final, guess))
+                seconds += trainer.val_loader_for(final).num_samples * image_s
+        if self.epoch_end_s[1]:
+            seconds += len(self.ends_left(trainer)) * self.epoch_end_s[0] / self.epoch_end_s[1]
+        return seconds
+
+    def on_total_steps(self, trainer, total):
+        self.skip = True  # a budget's re-plan (and any re-timing) ran after this step: not a step's time
+        if self.progress is not None:
+            self.progress.set_total(total)
 
     def estimate(self, trainer) -> None:
         """The whole run from here: the seconds spent and the seconds left (`seconds_left`)."""
@@ -260,10 +289,6 @@ class RunProgress(Callback):
                 duration(total),
                 FASTER_ON_A_CPU,
             )
-
-    def on_total_steps(self, trainer, total):
-        if self.progress is not None:
-            self.progress.set_total(total)
 
     def on_log_step(self, trainer, step, loss):
         if self.progress is not None:
