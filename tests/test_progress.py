@@ -122,11 +122,12 @@ class Left(Callback):
         self.seen.append((step, trainer.state.size_index, self.progress.seconds_left(trainer), trainer.clock()))
 
 
-def sized_run(settings, train_s, first_s=0.0, train_loader=None, callbacks=()):
-    """A fit on the stand-in loaders under a SizeClock, with RunProgress and a `Left` after it."""
+def sized_run(settings, train_s, first_s=0.0, train_loader=None, callbacks=(), bar=False):
+    """A fit on the stand-in loaders under a SizeClock, with RunProgress (a tqdm bar or lines) and a `Left` after
+    it."""
     model = ResNet((1, 1, 1), (8, 8, 8), dropout=0.0, num_classes=3)
     clock = SizeClock(model, train_s, eval_s=0.5, first_s=first_s)
-    progress = RunProgress(False, 1e9, "cpu", "fp32")
+    progress = RunProgress(bar, 1e9, "cpu", "fp32")
     left = Left(progress)
     sgd = torch.optim.SGD(model.parameters(), lr=0.01)
     trainer = Trainer(settings=settings, model=model, optimizer=sgd, train_loader=train_loader or _Loader(),
@@ -160,6 +161,49 @@ def test_with_progressive_resizing_the_estimate_and_eta_count_each_sizes_steps_a
     # the progress line's ETA is the same count
     line = progress.progress.line()
     assert line.startswith("train: step 40/40 (epoch 10/10)") and "ETA 0 s" in line
+
+
+class _Bar(Callback):
+    """After each step (after RunProgress's): the bar as a terminal shows it."""
+
+    def __init__(self, progress: RunProgress):
+        self.progress, self.seen = progress, []
+
+    def on_step(self, trainer, step):
+        self.seen.append((step, str(self.progress.progress.bar)))
+
+
+def test_a_training_bar_shows_the_runs_own_eta_and_a_plain_bar_tqdms(capsys):
+    # a terminal's bar (trainer.progress_bar=auto on a tty): the run's ETA (size by size, as the progress lines),
+    # not tqdm's mean-rate one, which would count the 64 px steps at the 16 px rate
+    settings = cpu_settings(epochs=10, started_at=0.0, train_sizes=(16, 32, 64), train_size_fractions=(0.5, 0.3, 0.2))
+    trainer, progress, left, clock = sized_run(settings, {16: 1.0, 32: 3.0, 64: 11.0}, first_s=5.0, bar=True)
+    bar = _Bar(progress)
+    trainer.callbacks.append(bar)
+    assert trainer.fit().global_step == 40
+    assert progress.progress.bar is None  # closed at the end of the fit
+    shown = dict(bar.seen)
+    assert len(shown) == 40
+    for step, _, said, now in left.seen:
+        text = shown[step]
+        assert f" {step}/40 " in text and text.startswith(f"train (epoch {(step - 1) // 4 + 1}/10)"), text
+        assert "<" not in text, text  # no remaining time of tqdm's own
+        if said is None:  # before a step is timed: the steps left at the mean rate so far (the fit starts at 0)
+            assert step <= 3 and f"ETA={duration((40 - step) * now / step)}" in text, text
+        else:
+            assert f"ETA={duration(said)}" in text, text
+    assert "train (epoch" in capsys.readouterr().err  # the bar is drawn on stderr, as tqdm draws it
+
+    # a bar given no ETA of its own (validation, evaluation) keeps tqdm's; a new total and a postfix show at once
+    p = Progress("val", 10, bar=True, unit="batch")
+    p.update(2)
+    p.set_total(20)
+    p.set_postfix(loss="1.500")
+    p.set_detail("final")
+    text = str(p.bar)
+    assert text.startswith("val (final)") and " 2/20 " in text and "<" in text and "loss=1.500" in text, text
+    p.close()
+    assert p.bar is None
 
 
 class _LongLoader(_Loader):

@@ -115,18 +115,29 @@ def test_report_covers_the_outline_with_traceable_numbers(workflow, lang, tmp_pa
     assert md.count("✏️") >= 10  # judgement questions are prompts, not invented prose
 
 
-def test_report_states_when_the_lr_finder_found_no_descent(workflow, tmp_path):
+def test_report_states_when_the_lr_finder_found_no_descent_and_when_predictions_collapsed(workflow, tmp_path):
     import shutil
 
-    lrf = workflow / "lr_find"
-    copy = tmp_path / "lr_find_run"
-    shutil.copytree(lrf, copy)
-    data = json.loads((copy / "lr_find.json").read_text())
+    import numpy as np
+
+    lrf, ev = tmp_path / "lr_find_run", tmp_path / "evaluate_run"
+    shutil.copytree(workflow / "lr_find", lrf)
+    data = json.loads((lrf / "lr_find.json").read_text())
     data.update(suggested_lr=None, stable_window=None)
-    (copy / "lr_find.json").write_text(json.dumps(data))
-    proc = run_main(["--run", f"lr_find={copy}", "--out", tmp_path / "r"], cwd=tmp_path, check=False, module=REPORT)
+    (lrf / "lr_find.json").write_text(json.dumps(data))
+    # every test image predicted as class 0 (the fixture's own model spreads its predictions)
+    shutil.copytree(workflow / "evaluate", ev)
+    cm = np.load(ev / "confusion_matrix.npy")
+    collapsed = np.zeros_like(cm)
+    collapsed[:, 0] = cm.sum(1)
+    np.save(ev / "confusion_matrix.npy", collapsed)
+    args = ["--run", f"lr_find={lrf}", "--run", f"evaluate={ev}", "--out", tmp_path / "r"]
+    proc = run_main(args, cwd=tmp_path, check=False, module=REPORT)
     assert proc.returncode == 0, proc.stderr
-    assert "no clear descent" in (tmp_path / "r" / "REPORT.md").read_text()
+    md = (tmp_path / "r" / "REPORT.md").read_text()
+    assert "no clear descent" in md
+    flag = TEXT["en"]["flag_collapse"].format(top="100%", n=int(cm.sum()), used=1, present=int((cm.sum(1) > 0).sum()))
+    assert f"> ⚠️ {flag}" in md
 
 
 def test_report_with_nothing_run_yet_marks_every_section(tmp_path):
