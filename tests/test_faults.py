@@ -202,6 +202,36 @@ def test_every_key_is_validated_before_any_work(args, fragment, tiny_data, tmp_p
     assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
 
 
+def test_the_preflight_checks_each_job_of_a_search_space_as_composed_with_one_compose_per_group_choice(
+    tiny_data, tmp_path, monkeypatch
+):
+    # sweep=optuna's search space (model/blocks a config group, the rest plain keys), plus a swept optimizer group:
+    # the configs that cover every value are those a full compose of each job gives, with one compose per distinct
+    # choice of the groups (the values of plain keys merged on it) and one for the sweeper's settings
+    from omegaconf import OmegaConf
+
+    from tinyimagenet_resnet.config import loader
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["-m", "sweep=optuna", f"data.path={tiny_data}", "optim=adam,sgd", "optim.lr=0.01"]
+    composes = []
+    real = loader.compose_config
+    monkeypatch.setattr(loader, "compose_config", lambda o, **k: composes.append(list(o)) or real(o, **k))
+    checked = loader.preflight(argv)
+    params = OmegaConf.to_container(checked.sweeper.params)
+    sets, sweeps = loader.job_override_sets(checked.overrides, params)
+    assert len(checked.jobs) == len(sets) == 1 + sum(len(v) - 1 for v in sweeps.values()) == 10
+    for job, cfg in zip(sets, checked.jobs, strict=True):
+        assert OmegaConf.to_container(cfg) == OmegaConf.to_container(real(job)), job
+    # the sweeper's config, then one per choice of (optim, model/blocks) among the jobs: (adam, b222), (sgd, b222),
+    # (adam, b333)
+    assert len(composes) == 1 + 3, composes
+    # a bad value of a plain key in a job that also chooses a group option is refused as a full compose refuses it
+    bad = [*argv[:-1], "optim.lr=0.01,abc"]
+    with pytest.raises(loader.ConfigError, match=r"^optim\.lr='abc': allowed a number > 0 \(a job of the sweep: "):
+        loader.preflight(bad)
+
+
 def test_a_grid_with_one_bad_value_fails_before_its_first_job(tiny_data, tmp_path):
     proc = run_main(["-m", f"data.path={tiny_data}", *SMALL, "optim.lr=1e-3,-1"], cwd=tmp_path, check=False)
     line = one_error_line(proc)

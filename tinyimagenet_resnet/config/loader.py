@@ -3,6 +3,7 @@ value, before Hydra prints a dozen) and the config stored in a checkpoint, broug
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, OverrideParseException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from .. import compat
@@ -185,17 +186,21 @@ def check_sweeper(sweeper) -> None:
         )
 
 
-def _job_config(job: list[str], swept: list[str], plain_cfg: DictConfig) -> DictConfig:
-    """One job's validated config: the swept values merged onto the sweep's fixed config where they are plain keys
-    (cheap), composed again where one selects a config group option (model/blocks=b333, optim=sgd)."""
+def _job_config(fixed: list[str], swept: list[str], composed: dict[tuple, DictConfig]) -> DictConfig:
+    """One job's validated config: its fixed overrides and the swept values that select a config group option
+    (model/blocks=b333, optim=sgd) composed once per distinct choice (`composed` keeps them), its other swept values
+    merged onto that. A compose takes ~0.2 s of a core, a merge ~0.01 s: an Optuna search space whose 9 configs
+    cover every value composes 2 of them (one per choice of model/blocks)."""
     groups = Path(config_dir())
-    if any("/" in override_key(o) or (groups / override_key(o)).is_dir() for o in swept):
-        cfg = compose_config(job)
-    else:
-        try:
-            cfg = OmegaConf.merge(plain_cfg, OmegaConf.from_dotlist([o.lstrip("+") for o in swept]))
-        except OmegaConfBaseException as exc:
-            raise ConfigError(composition_error(exc)) from None
+    chosen = tuple(o for o in swept if "/" in override_key(o) or (groups / override_key(o)).is_dir())
+    key = (*fixed, *chosen)
+    if key not in composed:
+        composed[key] = compose_config(list(key))
+    try:
+        values = OmegaConf.from_dotlist([o.lstrip("+") for o in swept if o not in chosen])
+        cfg = OmegaConf.merge(composed[key], values)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(composition_error(exc)) from None
     validate_config(cfg)
     return cfg
 
@@ -233,12 +238,15 @@ def preflight(argv: list[str]) -> Checked | None:
         params = base.hydra.sweeper.get("params")
         sets, sweeps = job_override_sets(overrides, OmegaConf.to_container(params) if params else {})
         swept_keys = {override_key(k) for k in sweeps}
-        plain_cfg = compose_config(fixed)
+        plain_cfg = copy.deepcopy(base)  # what compose_config(fixed) gives, in ~0.01 s instead of ~0.2
+        with open_dict(plain_cfg):
+            del plain_cfg["hydra"]
+        composed = {tuple(fixed): plain_cfg}
         jobs = []
         for job in sets:
             swept = [o for o in job if override_key(o) in swept_keys]
             try:
-                jobs.append(_job_config(job, swept, plain_cfg))
+                jobs.append(_job_config([o for o in job if o not in swept], swept, composed))
             except ConfigError as exc:
                 raise ConfigError(f"{exc} (a job of the sweep: {' '.join(swept)})" if swept else str(exc)) from None
     folder = "multirun" if multirun else "outputs"
