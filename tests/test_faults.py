@@ -230,6 +230,17 @@ def test_the_preflight_checks_each_job_of_a_search_space_as_composed_with_one_co
     bad = [*argv[:-1], "optim.lr=0.01,abc"]
     with pytest.raises(loader.ConfigError, match=r"^optim\.lr='abc': allowed a number > 0 \(a job of the sweep: "):
         loader.preflight(bad)
+    # the swept values as Hydra reads them (the sweep writes `cuda:0` back as `cuda\:0`, `${x}` as `$\{x\}`), beside
+    # a group or alone; `+key` on a key that exists is refused as Hydra refuses it, a swept hydra.* key accepted
+    with_group = ["-m", f"data.path={tiny_data}", "optim=adam,sgd"]
+    devices = [j.trainer.device for j in loader.preflight([*with_group, "trainer.device=cuda:0,cpu"]).jobs]
+    assert devices == ["cuda:0", "cuda:0", "cpu"]
+    assert [j.trainer.device for j in loader.preflight(["-m", "trainer.device=cuda:0,cpu"]).jobs] == ["cuda:0", "cpu"]
+    [first, *_] = loader.preflight([*with_group, "scheduler=cosine", "scheduler.eta_min=${optim.lr},0"]).jobs
+    assert first.scheduler.eta_min == first.optim.lr
+    with pytest.raises(loader.ConfigError, match=r"^Could not append to config\. An item is already at 'trainer"):
+        loader.preflight([*with_group, "+trainer.epochs=1,2"])
+    assert len(loader.preflight(["-m", "hydra.job.chdir=true,false"]).jobs) == 2
 
 
 def test_a_grid_with_one_bad_value_fails_before_its_first_job(tiny_data, tmp_path):
