@@ -243,6 +243,32 @@ def test_the_preflight_checks_each_job_of_a_search_space_as_composed_with_one_co
     assert len(loader.preflight(["-m", "hydra.job.chdir=true,false"]).jobs) == 2
 
 
+def test_the_schemas_are_stored_once_per_config_store_and_again_in_a_launchers_restored_one(monkeypatch):
+    # each store converts a dataclass to a DictConfig (11 of them, ~0.1 s): the pre-flight and the protocol's estimate
+    # compose many times in one process. A launcher's worker restores Hydra's singletons from a copy
+    # (Singleton.get_state / set_state): another ConfigStore, into which the schemas are stored again
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.singleton import Singleton
+    from omegaconf import OmegaConf
+
+    from tinyimagenet_resnet.config import schema
+    from tinyimagenet_resnet.config.loader import compose_config
+
+    first = OmegaConf.to_container(compose_config(["optim=sgd", "model.widths=[8,16,32]"]))
+    stored = []
+    real_store = ConfigStore.store
+    monkeypatch.setattr(ConfigStore, "store", lambda cs, **kw: stored.append(kw["name"]) or real_store(cs, **kw))
+    assert OmegaConf.to_container(compose_config(["optim=sgd", "model.widths=[8,16,32]"])) == first
+    assert stored == []
+    before = Singleton.get_state()
+    try:
+        Singleton.set_state(Singleton.get_state())
+        assert OmegaConf.to_container(compose_config(["optim=sgd", "model.widths=[8,16,32]"])) == first
+        assert sorted(stored) == sorted(["config_schema", *(n for o in schema.GROUP_SCHEMAS.values() for n in o)])
+    finally:
+        Singleton.set_state(before)
+
+
 def test_a_grid_with_one_bad_value_fails_before_its_first_job(tiny_data, tmp_path):
     proc = run_main(["-m", f"data.path={tiny_data}", *SMALL, "optim.lr=1e-3,-1"], cwd=tmp_path, check=False)
     line = one_error_line(proc)
