@@ -91,7 +91,8 @@ def test_a_group_left_by_a_killed_protocol_is_ended_only_when_it_is_ours():
     try:
         assert ours.stdout.readline() == b"up\n"
         deadline = time.monotonic() + 10  # `other` has exec'd (sleep says nothing)
-        while b"sleep" not in Path(f"/proc/{other.pid}/cmdline").read_bytes() and time.monotonic() < deadline:
+        while b"sleep" not in (cmdline := Path(f"/proc/{other.pid}/cmdline").read_bytes()):
+            assert time.monotonic() < deadline, cmdline
             time.sleep(0.01)
         assert end_group(ours.pid) is True
         assert ours.wait(timeout=10) == -signal.SIGKILL

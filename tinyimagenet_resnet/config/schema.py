@@ -157,8 +157,9 @@ BY_NAME: dict[str, dict[str, type]] = {"optim": OPTIMIZERS, "scheduler": SCHEDUL
 
 # The ConfigStore that register() last filled. Each store converts a dataclass to a DictConfig (the 11 of them ~40 ms,
 # and a compose after them 0.20-0.26 s against 0.16-0.18 s, one core of an AVX2 EPYC): the entry point's pre-flight
-# and the protocol's estimate compose several times in one process. Hydra's launchers restore a copy of its
-# singletons in their workers (Singleton.set_state): another instance, filled again.
+# and the protocol's estimate compose several times in one process. Hydra's singletons restored from a copy
+# (Singleton.set_state, as in a launcher's worker) are another instance, filled again: a copy saved before the first
+# register() lacks the schemas.
 _registered_in: list[ConfigStore] = []
 
 
