@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from tinyimagenet_resnet.tasks import protocol_supervise
 from tinyimagenet_resnet.tasks.protocol_supervise import (
     ProtocolInterrupted,
     StepFailed,
     end_group,
     outcome,
+    start,
     wait_forwarding,
 )
 
@@ -102,3 +104,42 @@ def test_a_group_left_by_a_killed_protocol_is_ended_only_when_it_is_ours():
         for proc in (ours, other):
             proc.kill()
             proc.communicate()
+
+
+def test_the_workers_of_a_step_whose_leader_died_with_the_protocol_are_ended_by_the_steps_token(monkeypatch):
+    # a SIGKILLed protocol takes its steps along (the parent-death signal), not the processes a step started: a
+    # joblib launcher's loky workers went on training, in a group whose leader was gone. The step here is started as
+    # the protocol starts one as a new interpreter (a session of its own, the step's token in its environment), starts
+    # a worker, and is killed
+    code = "import subprocess, time; subprocess.Popen(['sleep', '60']); time.sleep(60)"
+    monkeypatch.setattr(protocol_supervise, "command_argv", lambda: [sys.executable, "-c", code])
+    record: dict = {}
+    leader = start([], record, None)
+    try:
+        assert record["pgid"] == leader.pid and record["forked"] is False and len(record["token"]) == 16
+        assert protocol_supervise.GROUP_TOKEN not in os.environ  # the protocol's own environment is unchanged
+        deadline = time.monotonic() + 30
+        while not (workers := [p for p in group(leader.pid) if p != leader.pid]):
+            assert time.monotonic() < deadline, "the step's worker did not start"
+            time.sleep(0.05)
+        leader.kill()
+        leader.wait()  # gone: only its worker is left in the group
+        [worker] = workers
+        deadline = time.monotonic() + 10  # exec'd, its environment the step's
+        while b"sleep" not in (cmdline := Path(f"/proc/{worker}/cmdline").read_bytes()):
+            assert time.monotonic() < deadline, cmdline
+            time.sleep(0.01)
+        assert group(leader.pid) == [worker]
+        assert end_group(leader.pid) is False  # no token (a state written before it): nothing known to be ours
+        assert end_group(leader.pid, "0" * 16) is False and group(leader.pid) == [worker]  # another step's
+        assert end_group(leader.pid, record["token"]) is True
+        assert group_ends(leader.pid)
+    finally:
+        leader.kill()
+        subprocess.run(["pkill", "-KILL", "-g", str(leader.pid)])
+
+
+def group(pgid: int) -> list[int]:
+    """The processes of group `pgid`."""
+    out = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True).stdout
+    return [int(pid) for pid in out.split()]

@@ -102,7 +102,7 @@ class Protocol:
         pgid = self.step(name).get("pgid")
         if not pgid or sys.platform == "win32":
             return
-        if end_group(pgid):
+        if end_group(pgid, self.step(name).get("token")):
             log.warning("protocol: ended what was left running of step %s (process group %d)", name, pgid)
         self.step(name)["pgid"] = None
 

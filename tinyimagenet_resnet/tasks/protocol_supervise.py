@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shlex
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from ..errors import UserError
 from .protocol_warm import WarmServer, WarmStep, die_with_parent
 
 log = logging.getLogger(__name__)
+GROUP_TOKEN = "TIR_PROTOCOL_STEP"  # an environment variable: the token of the step a process belongs to
 
 
 class StepFailed(UserError):
@@ -45,11 +47,14 @@ def start(args: list[str], record: dict, server: WarmServer | None = None) -> su
     Forked from the warm `server` where it can (protocol_warm.py), else a new interpreter."""
     cmd = [*command_argv(), *args]
     record.setdefault("commands", []).append(f"{COMMAND} " + shlex.join(args))
+    # in the step's environment (forked or not), which the processes it starts inherit: end_group knows them by it
+    token = {GROUP_TOKEN: secrets.token_hex(8)}
+    record["token"] = token[GROUP_TOKEN]
     record["command"] = record["commands"][0]
     why = server.unusable() if server is not None else "no warm start server"
     if why is None:
         try:
-            step = server.spawn(args)
+            step = server.spawn(args, token)
         except OSError as exc:
             why = str(exc)  # it ended, it is not ready in time, or it must not fork (fork_hazard)
         else:
@@ -60,6 +65,7 @@ def start(args: list[str], record: dict, server: WarmServer | None = None) -> su
     record["forked"] = False
     proc = subprocess.Popen(
         cmd,
+        env={**os.environ, **token},
         preexec_fn=die_with_parent if sys.platform == "linux" else None,
         start_new_session=sys.platform != "win32",
     )
@@ -108,19 +114,36 @@ def outcome(name: str, code: int, stopped: list[str], allow_failure: bool) -> st
     return stopped[0] if stopped else None
 
 
-def end_group(pgid: int) -> bool:
+def end_group(pgid: int, token: str | None = None) -> bool:
     """SIGKILL what is left of process group `pgid` (a launcher's workers, or a child where the parent-death signal
-    does not exist); whether it was ended. Only a group whose leader is still one of ours: a pid can be reused by
-    another program."""
-    try:
-        ours = "tinyimagenet_resnet" in Path(f"/proc/{pgid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        ours = False  # gone, or no /proc (macOS): nothing we can safely end
-    if not ours:
-        return False
+    does not exist); whether it was ended. Only a group that is still one of ours, a pid can be reused by another
+    program: its leader runs this package, or, its leader gone (it dies with the protocol), a process of the group
+    carries the step's `token` in its environment (a launcher's worker started by the step)."""
+    if not (_leader_is_ours(pgid) or (token and _a_member_carries(pgid, f"{GROUP_TOKEN}={token}".encode()))):
+        return False  # gone, another program's, or no /proc (macOS): nothing we can safely end
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         return False
     time.sleep(0.5)
     return True
+
+
+def _proc_file(pid: int | str, name: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/{name}").read_bytes()
+    except OSError:
+        return b""
+
+
+def _leader_is_ours(pgid: int) -> bool:
+    return b"tinyimagenet_resnet" in _proc_file(pgid, "cmdline")
+
+
+def _a_member_carries(pgid: int, entry: bytes) -> bool:
+    """Whether a process of group `pgid` has `entry` (NAME=value) in the environment it was started with."""
+    for pid in (p.name for p in Path("/proc").glob("[0-9]*")):
+        fields = _proc_file(pid, "stat").rpartition(b")")[2].split()  # after "pid (comm)": state, ppid, pgrp, ...
+        if len(fields) > 2 and fields[2] == str(pgid).encode() and entry in _proc_file(pid, "environ").split(b"\0"):
+            return True
+    return False

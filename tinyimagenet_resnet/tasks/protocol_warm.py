@@ -191,16 +191,19 @@ class WarmServer:
         """The import seconds a step forked here does not spend (None: the next step will not be forked)."""
         return self.ready() if self.usable() else None
 
-    def spawn(self, args: list[str]) -> WarmStep:
-        """Fork the entry point with `args` (this process's working folder and environment); OSError when the
-        server cannot (it has ended, it is not ready after READY_TIMEOUT_S, it must not fork: `fork_hazard`)."""
+    def spawn(self, args: list[str], env: dict[str, str] | None = None) -> WarmStep:
+        """Fork the entry point with `args` (this process's working folder and environment, plus `env`); OSError when
+        the server cannot (it has ended, it is not ready after READY_TIMEOUT_S, it must not fork: `fork_hazard`)."""
         if self.ready() is None:
             ended, self.broken = self.broken, True
             if ended:
                 raise BrokenPipeError("the warm start server ended")
             raise TimeoutError(f"the warm start server did not finish its imports in {READY_TIMEOUT_S:g} s")
         try:
-            _send(self.requests, {"args": [str(a) for a in args], "cwd": os.getcwd(), "env": dict(os.environ)})
+            _send(
+                self.requests,
+                {"args": [str(a) for a in args], "cwd": os.getcwd(), "env": {**os.environ, **(env or {})}},
+            )
             reply = self.replies.read()
         except OSError:  # it died since it was asked whether it is usable
             reply = None
