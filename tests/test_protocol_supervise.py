@@ -84,24 +84,33 @@ def test_what_a_step_that_ended_means_for_the_protocol():
 
 def test_a_group_left_by_a_killed_protocol_is_ended_only_when_it_is_ours():
     # a leader that has been running a while, as a killed protocol's step has: right after Popen returns, the child
-    # may still be inside execve, its /proc/PID/cmdline empty (12 of 300 tries here: CPython 3.11, Linux 6.18)
+    # may still be inside execve, its /proc/PID/cmdline empty (12 of 300 tries here: CPython 3.11, Linux 6.18).
+    # Besides a step of ours: a pid reused by another program, by this package run from a shell (a group of its own
+    # in the shell's session, as this protocol's re-run is), and by another step (another token)
     up = "import sys, time; print('up', flush=True); time.sleep(60)"
-    ours = subprocess.Popen(
-        [sys.executable, "-c", up, "tinyimagenet_resnet.main"], start_new_session=True, stdout=subprocess.PIPE
-    )
-    other = subprocess.Popen(["sleep", "60"], start_new_session=True)  # a pid reused by another program
+    cmd = [sys.executable, "-c", up, "tinyimagenet_resnet.main"]
+    ours = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE)
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    shell_job = subprocess.Popen(cmd, process_group=0, stdout=subprocess.PIPE)
+    env = {**os.environ, protocol_supervise.GROUP_TOKEN: "1" * 16}
+    another_step = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, env=env)
+    procs = (ours, other, shell_job, another_step)
     try:
-        assert ours.stdout.readline() == b"up\n"
+        assert all(p.stdout.readline() == b"up\n" for p in (ours, shell_job, another_step))
         deadline = time.monotonic() + 10  # `other` has exec'd (sleep says nothing)
         while b"sleep" not in (cmdline := Path(f"/proc/{other.pid}/cmdline").read_bytes()):
             assert time.monotonic() < deadline, cmdline
             time.sleep(0.01)
-        assert end_group(ours.pid) is True
+        assert end_group(ours.pid, "0" * 16) is True  # (a forked step shows no token: its server's environment)
         assert ours.wait(timeout=10) == -signal.SIGKILL
         assert end_group(other.pid) is False and other.poll() is None
+        assert end_group(shell_job.pid) is False and shell_job.poll() is None
+        assert end_group(another_step.pid, "0" * 16) is False and another_step.poll() is None
+        assert end_group(os.getpgid(0)) is False  # this process's own group, whatever runs it
         assert end_group(ours.pid) is False  # gone: nothing to end
+        assert end_group(another_step.pid, "1" * 16) is True and another_step.wait(timeout=10) == -signal.SIGKILL
     finally:
-        for proc in (ours, other):
+        for proc in procs:
             proc.kill()
             proc.communicate()
 
@@ -136,6 +145,7 @@ def test_the_workers_of_a_step_whose_leader_died_with_the_protocol_are_ended_by_
         assert group_ends(leader.pid)
     finally:
         leader.kill()
+        leader.wait()
         subprocess.run(["pkill", "-KILL", "-g", str(leader.pid)])
 
 

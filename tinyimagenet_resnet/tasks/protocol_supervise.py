@@ -117,9 +117,11 @@ def outcome(name: str, code: int, stopped: list[str], allow_failure: bool) -> st
 def end_group(pgid: int, token: str | None = None) -> bool:
     """SIGKILL what is left of process group `pgid` (a launcher's workers, or a child where the parent-death signal
     does not exist); whether it was ended. Only a group that is still one of ours, a pid can be reused by another
-    program: its leader runs this package, or, its leader gone (it dies with the protocol), a process of the group
-    carries the step's `token` in its environment (a launcher's worker started by the step)."""
-    if not (_leader_is_ours(pgid) or (token and _a_member_carries(pgid, f"{GROUP_TOKEN}={token}".encode()))):
+    program: its leader is a step (`_leader_is_ours`), or, its leader gone (it dies with the protocol), a process of
+    the group carries the step's `token` in its environment (a launcher's worker started by the step). While a member
+    lives, Linux does not give its group's number to a new process, and only the step's session can join its group."""
+    entry = f"{GROUP_TOKEN}={token}".encode() if token else None
+    if pgid == os.getpgid(0) or not (_leader_is_ours(pgid, entry) or (entry and _a_member_carries(pgid, entry))):
         return False  # gone, another program's, or no /proc (macOS): nothing we can safely end
     try:
         os.killpg(pgid, signal.SIGKILL)
@@ -136,14 +138,25 @@ def _proc_file(pid: int | str, name: str) -> bytes:
         return b""
 
 
-def _leader_is_ours(pgid: int) -> bool:
-    return b"tinyimagenet_resnet" in _proc_file(pgid, "cmdline")
+def _stat(pid: int | str) -> list[bytes]:
+    """/proc/PID/stat after "pid (comm)": state, ppid, pgrp, session, ... ([] for a process that is gone)."""
+    return _proc_file(pid, "stat").rpartition(b")")[2].split()
+
+
+def _leader_is_ours(pgid: int, entry: bytes | None) -> bool:
+    """Whether process `pgid` is a step: it runs this package, leads a session of its own (a command typed in a shell,
+    this protocol say, does not) and carries no other step's token (a forked step shows its server's environment)."""
+    stat, cmdline = _stat(pgid), _proc_file(pgid, "cmdline")
+    if len(stat) < 4 or stat[3] != str(pgid).encode() or b"tinyimagenet_resnet" not in cmdline:
+        return False
+    tokens = [e for e in _proc_file(pgid, "environ").split(b"\0") if e.startswith(f"{GROUP_TOKEN}=".encode())]
+    return entry is None or tokens in ([], [entry])
 
 
 def _a_member_carries(pgid: int, entry: bytes) -> bool:
     """Whether a process of group `pgid` has `entry` (NAME=value) in the environment it was started with."""
     for pid in (p.name for p in Path("/proc").glob("[0-9]*")):
-        fields = _proc_file(pid, "stat").rpartition(b")")[2].split()  # after "pid (comm)": state, ppid, pgrp, ...
+        fields = _stat(pid)
         if len(fields) > 2 and fields[2] == str(pgid).encode() and entry in _proc_file(pid, "environ").split(b"\0"):
             return True
     return False
