@@ -1,7 +1,8 @@
-# Aggregates py-spy's raw output (python3 spyagg.py spy.txt); raw lines whose command line holds newlines are joined.
+# Aggregates py-spy's raw output (python3 spyagg.py spy.txt), read by spyraw.py.
 import collections
 import re
-import sys
+
+from spyraw import samples
 
 self_lib = collections.Counter()
 incl = collections.Counter()
@@ -36,23 +37,8 @@ KEYS = {
 }
 
 
-def records():
-    buf = None
-    for line in open(sys.argv[1] if len(sys.argv) > 1 else "spy.txt"):
-        if line.startswith("process ") and buf is not None:
-            yield buf
-            buf = None
-        buf = line if buf is None else buf + line
-    if buf:
-        yield buf
-
-
-for line in records():
-    line = line.replace("\n", " ").rstrip()
-    stack, _, n = line.rpartition(" ")
-    n = int(n)
+for _, frames, n in samples():
     total += n
-    frames = [f for f in stack.split(";") if not f.startswith("process ")]
     if not frames:
         continue
     leaf = frames[-1]

@@ -1,19 +1,8 @@
-# Aggregates py-spy's raw output (python3 spyfork.py spy.txt); raw lines whose command line holds newlines are joined.
+# Aggregates py-spy's raw output (python3 spyfork.py spy.txt), read by spyraw.py.
 import collections
 import re
-import sys
 
-
-def records():
-    buf = None
-    for line in open(sys.argv[1] if len(sys.argv) > 1 else "spy.txt"):
-        if line.startswith("process ") and buf is not None:
-            yield buf
-            buf = None
-        buf = line if buf is None else buf + line
-    if buf:
-        yield buf
-
+from spyraw import samples
 
 CATS = [
     ("lr range_test", "range_test (tinyimagenet_resnet/training/lr_range.py"),
@@ -40,12 +29,7 @@ CATS = [
 tot = collections.Counter()
 n_all = 0
 first = collections.Counter()
-for rec in records():
-    rec = rec.replace("\n", " ").rstrip()
-    stack, _, n = rec.rpartition(" ")
-    n = int(n)
-    parts = stack.split(";")
-    frames = [p for p in parts if not p.startswith("process ")]
+for _, frames, n in samples():
     k = [i for i, f in enumerate(frames) if "_forked_entry_point" in f]
     if not k:
         continue

@@ -1,30 +1,13 @@
-# Aggregates py-spy's raw output (python3 spyimp.py spy.txt); raw lines whose command line holds newlines are joined.
+# Aggregates py-spy's raw output (python3 spyimp.py spy.txt), read by spyraw.py.
 import collections
 import re
-import sys
 
-
-def records():
-    buf = None
-    for line in open(sys.argv[1] if len(sys.argv) > 1 else "spy.txt"):
-        if line.startswith("process ") and buf is not None:
-            yield buf
-            buf = None
-        buf = line if buf is None else buf + line
-    if buf:
-        yield buf
-
+from spyraw import samples
 
 by_proc = collections.Counter()
 by_importer = collections.Counter()
 proc_total = collections.Counter()
-for rec in records():
-    rec = rec.replace("\n", " ").rstrip()
-    stack, _, n = rec.rpartition(" ")
-    n = int(n)
-    parts = stack.split(";")
-    procs = [p for p in parts if p.startswith("process ")]
-    frames = [p for p in parts if not p.startswith("process ")]
+for procs, frames, n in samples():
     last = procs[-1] if procs else ""
     cmd = re.sub(r'^process \d+:"', "", last)[:90]
     kind = (
